@@ -1,0 +1,1 @@
+"""Thin click wrappers, one module per ``srgan-mlx`` command, each exposing ``command``."""

@@ -1,0 +1,44 @@
+"""Layers shared by the networks: the convolution they all use, and pixel shuffle."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from .conv import conv2d_same
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` (weight ``(out, kh, kw, in)``, NHWC) with a faster path for large kernels.
+
+    Stride-1 square kernels of size 5 and up go through :func:`srgan_mlx.conv.conv2d_same`
+    (one matrix product plus shifted adds, with its own backward pass); the rest use
+    ``mx.conv2d``. Both compute the same convolution; parameters and their names are
+    those of ``nn.Conv2d``, so weights load either way.
+    """
+
+    def __call__(self, x: mx.array) -> mx.array:
+        _, kh, kw, _ = self.weight.shape
+        if (
+            kh == kw >= 5
+            and self.stride == (1, 1)
+            and self.dilation == 1
+            and self.groups == 1
+            and self.padding[0] == self.padding[1]
+        ):
+            y = conv2d_same(x, self.weight, self.padding[0])
+        else:
+            y = mx.conv2d(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
+        return y + self.bias if "bias" in self else y
+
+
+def pixel_shuffle(x: mx.array, r: int) -> mx.array:
+    """Depth-to-space in PyTorch's channel order: (N, H, W, C*r*r) -> (N, H*r, W*r, C).
+
+    Output channel ``c`` at sub-pixel ``(i, j)`` comes from input channel ``c*r*r + i*r + j``,
+    as in ``torch.nn.PixelShuffle``, so weights trained in PyTorch transfer unchanged.
+    """
+    n, h, w, crr = x.shape
+    c = crr // (r * r)
+    x = x.reshape(n, h, w, c, r, r).transpose(0, 1, 4, 2, 5, 3)
+    return x.reshape(n, h * r, w * r, c)

@@ -1,0 +1,46 @@
+"""SRGAN losses (Ledig et al. 2017, eq. 3-6), all on the networks' native ranges.
+
+Images from the generator and the HR targets are in [-1, 1]; the VGG loss maps
+them to [0, 1] before VGG's own ImageNet normalisation. Adversarial losses take
+logits and use ``softplus`` forms, so they stay finite for any logit.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from .vgg import VGG19Features
+
+VGG_RESCALE = 1 / 12.75  # the paper's rescaling of VGG feature maps
+
+
+def mse(a: mx.array, b: mx.array) -> mx.array:
+    """Pixel-wise MSE (SRResNet-MSE content loss)."""
+    return mx.mean(mx.square(a - b))
+
+
+class VGGLoss(nn.Module):
+    """MSE between VGG19 feature maps of SR and HR at ``layer`` (default relu5_4), scaled by 1/12.75."""
+
+    def __init__(self, vgg: VGG19Features, layer: str = "relu5_4", rescale: float = VGG_RESCALE):
+        super().__init__()
+        self.vgg = vgg
+        self.layer = layer
+        self.rescale = rescale
+        vgg(mx.zeros((1, 4, 4, 3)), (layer,))  # validates the layer name now
+
+    def __call__(self, sr: mx.array, hr: mx.array) -> mx.array:
+        both = self.vgg((mx.concatenate([sr, hr]) + 1) / 2, (self.layer,))[self.layer] * self.rescale
+        fake, real = mx.split(both, 2)
+        return mse(fake, mx.stop_gradient(real))
+
+
+def generator_adversarial_loss(fake_logits: mx.array) -> mx.array:
+    """-log D(G(x)), from logits: softplus(-logit)."""
+    return mx.mean(mx.logaddexp(0.0, -fake_logits))
+
+
+def discriminator_loss(real_logits: mx.array, fake_logits: mx.array) -> mx.array:
+    """Binary cross-entropy with real = 1, fake = 0, from logits."""
+    return mx.mean(mx.logaddexp(0.0, -real_logits)) + mx.mean(mx.logaddexp(0.0, fake_logits))

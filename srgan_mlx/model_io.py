@@ -1,0 +1,81 @@
+"""Saving and loading network weights as safetensors with their constructor config.
+
+A weights file holds the flattened parameters and BatchNorm statistics of one
+network and, in its metadata, ``format`` (``srgan-mlx/<kind>``), ``config``
+(the constructor arguments as JSON) and any extra fields. Loading is strict:
+every key and shape must match the network the config builds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten
+
+from .atomic import atomic_path
+from .errors import UserError
+from .generator import Generator
+
+GENERATOR_FILE = "generator.safetensors"
+
+
+def save_module(path: str | os.PathLike, module: nn.Module, kind: str, config: dict, **extra: str) -> None:
+    """Atomically write all arrays of ``module`` (parameters and BN statistics) to ``path``."""
+    arrays = dict(tree_flatten(module.parameters()))
+    metadata = {"format": f"srgan-mlx/{kind}", "config": json.dumps(config), **extra}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        mx.save_safetensors(str(tmp), arrays, metadata=metadata)
+
+
+def read_weights(path: str | os.PathLike, kind: str) -> tuple[dict[str, mx.array], dict]:
+    """Read a weights file written by :func:`save_module`; return (arrays, config)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such weights file")
+    try:
+        arrays, metadata = mx.load(str(path), return_metadata=True)
+    except Exception as exc:  # mlx raises RuntimeError/ValueError for bad files
+        raise UserError(f"{path}: not a readable safetensors file ({exc})") from None
+    if metadata.get("format") != f"srgan-mlx/{kind}":
+        raise UserError(f"{path}: not an srgan-mlx {kind} weights file (format {metadata.get('format')!r})")
+    return arrays, json.loads(metadata.get("config", "{}"))
+
+
+def load_into(module: nn.Module, arrays: dict[str, mx.array], source: str | os.PathLike) -> None:
+    """Strictly load ``arrays`` into ``module``: every key present, every shape equal."""
+    try:
+        module.load_weights(list(arrays.items()), strict=True)
+    except ValueError as exc:
+        raise UserError(f"{source}: weights do not fit the network ({exc})") from None
+    mx.eval(module.parameters())
+
+
+def resolve_generator_file(path: str | os.PathLike) -> Path:
+    """Accept a weights file, a checkpoint folder, or a training run folder (its best, else latest, checkpoint)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if (path / GENERATOR_FILE).is_file():
+        return path / GENERATOR_FILE
+    for name in ("best", "latest"):
+        pointer = path / "checkpoints" / name
+        if pointer.is_file():
+            return resolve_generator_file(path / "checkpoints" / pointer.read_text().strip())
+    raise UserError(f"{path}: no generator weights found (expected a .safetensors file, a checkpoint or a run folder)")
+
+
+def load_generator(path: str | os.PathLike) -> Generator:
+    """Build the generator a weights file describes, load it strictly, set eval mode."""
+    file = resolve_generator_file(path)
+    arrays, config = read_weights(file, "generator")
+    try:
+        generator = Generator(**config)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{file}: bad generator config {config} ({exc})") from None
+    load_into(generator, arrays, file)
+    generator.eval()
+    return generator
