@@ -1,6 +1,7 @@
 """The SRGAN discriminator, Ledig et al. 2017, Figure 4.
 
-Input: RGB in [-1, 1] (the generator's range), NHWC, ``input_size`` pixels square.
+Input: RGB in [-1, 1] (the generator's range), NHWC, ``input_size`` pixels square
+(any size; the paper's 96 gives 6x6x512 features before the dense layers).
 Output: one logit per image (no sigmoid; the losses work on logits so they never
 overflow). Eight 3x3 convs (64, 64, 128, 128, 256, 256, 512, 512 channels,
 strides 1, 2, 1, 2, ...), LeakyReLU 0.2, BatchNorm on all but the first, then
@@ -20,8 +21,6 @@ WIDTHS = (64, 64, 128, 128, 256, 256, 512, 512)
 class Discriminator(nn.Module):
     def __init__(self, input_size: int = 96, base_channels: int = 64):
         super().__init__()
-        if input_size % 16:
-            raise ValueError(f"discriminator input_size must be a multiple of 16, got {input_size}")
         self.input_size = input_size
         self.base_channels = base_channels
         widths = [w * base_channels // 64 for w in WIDTHS]
@@ -33,7 +32,10 @@ class Discriminator(nn.Module):
             if index:
                 self.norms.append(nn.BatchNorm(out_ch))
             in_ch = out_ch
-        features = (input_size // 16) ** 2 * in_ch
+        side = input_size
+        for _ in range(4):  # four stride-2 convs, padding 1: ceil(side / 2) each
+            side = (side + 1) // 2
+        features = side * side * in_ch
         self.fc1 = nn.Linear(features, 1024)
         self.fc2 = nn.Linear(1024, 1)
 

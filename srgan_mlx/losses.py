@@ -10,7 +10,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from .vgg import VGG19Features
+from .vgg import LAYER_NAMES, VGG19Features
 
 VGG_RESCALE = 1 / 12.75  # the paper's rescaling of VGG feature maps
 
@@ -25,10 +25,11 @@ class VGGLoss(nn.Module):
 
     def __init__(self, vgg: VGG19Features, layer: str = "relu5_4", rescale: float = VGG_RESCALE):
         super().__init__()
+        if layer not in LAYER_NAMES:
+            raise ValueError(f"unknown VGG19 layer {layer!r}; known: {', '.join(LAYER_NAMES)}")
         self.vgg = vgg
         self.layer = layer
         self.rescale = rescale
-        vgg(mx.zeros((1, 4, 4, 3)), (layer,))  # validates the layer name now
 
     def __call__(self, sr: mx.array, hr: mx.array) -> mx.array:
         both = self.vgg((mx.concatenate([sr, hr]) + 1) / 2, (self.layer,))[self.layer] * self.rescale

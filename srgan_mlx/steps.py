@@ -1,0 +1,100 @@
+"""Compiled training steps for the paper's two stages, built once per run.
+
+Each step captures the networks' state (parameters and BatchNorm statistics),
+the optimizers' state and MLX's random state, as ``mx.compile`` requires for
+functions that update them (STYLE.md). Call a step, then ``mx.eval`` its
+result and ``step.state`` once per iteration. With more than one process in
+``mx.distributed`` the gradients are averaged across ranks before each update.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+
+from .losses import discriminator_loss, generator_adversarial_loss, mse
+
+
+def _average(grads):
+    """Mean of the gradients over all ranks (a no-op with one process)."""
+    return nn.average_gradients(grads) if mx.distributed.init().size() > 1 else grads
+
+
+class SRResNetStep:
+    """One Adam update of the generator on pixel MSE: ``step(lr, hr) -> loss``."""
+
+    def __init__(self, generator: nn.Module, optimizer: optim.Optimizer):
+        self.state = [generator.state, optimizer.state, mx.random.state]
+
+        def loss_fn(lr, hr):
+            return mse(generator(lr), hr)
+
+        loss_and_grad = nn.value_and_grad(generator, loss_fn)
+
+        @partial(mx.compile, inputs=self.state, outputs=self.state)
+        def step(lr, hr):
+            loss, grads = loss_and_grad(lr, hr)
+            optimizer.update(generator, _average(grads))
+            return {"loss": loss}
+
+        self._step = step
+
+    def __call__(self, lr: mx.array, hr: mx.array) -> dict[str, mx.array]:
+        return self._step(lr, hr)
+
+
+class SRGANStep:
+    """One alternating SRGAN update (k = 1): the generator, then the discriminator.
+
+    Generator loss: ``content(sr, hr) + adversarial_weight * -log D(sr)``;
+    discriminator loss: binary cross-entropy on real HR (1) and the same step's
+    detached SR (0). Returns the loss terms and D's mean outputs on real and fake.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        content_loss: Callable[[mx.array, mx.array], mx.array],
+        opt_g: optim.Optimizer,
+        opt_d: optim.Optimizer,
+        adversarial_weight: float = 1e-3,
+    ):
+        self.state = [generator.state, discriminator.state, opt_g.state, opt_d.state, mx.random.state]
+
+        def g_loss_fn(lr, hr):
+            sr = generator(lr)
+            content = content_loss(sr, hr)
+            adversarial = generator_adversarial_loss(discriminator(sr))
+            return content + adversarial_weight * adversarial, (content, adversarial, sr)
+
+        def d_loss_fn(hr, sr):
+            real, fake = discriminator(hr), discriminator(sr)
+            return discriminator_loss(real, fake), (mx.sigmoid(real).mean(), mx.sigmoid(fake).mean())
+
+        g_grad = nn.value_and_grad(generator, g_loss_fn)
+        d_grad = nn.value_and_grad(discriminator, d_loss_fn)
+
+        @partial(mx.compile, inputs=self.state, outputs=self.state)
+        def step(lr, hr):
+            (g_total, (content, adversarial, sr)), grads = g_grad(lr, hr)
+            opt_g.update(generator, _average(grads))
+            (d_total, (d_real, d_fake)), grads = d_grad(hr, mx.stop_gradient(sr))
+            opt_d.update(discriminator, _average(grads))
+            return {
+                "loss": g_total,
+                "content": content,
+                "adversarial": adversarial,
+                "d_loss": d_total,
+                "d_real": d_real,
+                "d_fake": d_fake,
+            }
+
+        self._step = step
+
+    def __call__(self, lr: mx.array, hr: mx.array) -> dict[str, mx.array]:
+        return self._step(lr, hr)
