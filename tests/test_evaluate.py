@@ -1,0 +1,129 @@
+"""``srgan-mlx evaluate``: the paper's bicubic scores, the upscaler contract, one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from srgan_mlx.cli import main
+from srgan_mlx.errors import UserError
+from srgan_mlx.evaluate import evaluate
+from srgan_mlx.imresize import imresize
+from srgan_mlx.metrics import psnr, ssim
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["evaluate", *map(str, args)])
+
+
+def test_bicubic_set5_x4_matches_paper(data_dir, tmp_path):
+    out = tmp_path / "set5.json"
+    result = run("--hr", data_dir / "Set5" / "HR", "--bicubic", "--scale", 4, "--json", out)
+    assert result.exit_code == 0, result.output
+    assert "butterfly" in result.stdout and "mean" in result.stdout
+    results = json.loads(out.read_text())
+    assert [row["name"] for row in results["images"]] == ["baby", "bird", "butterfly", "head", "woman"]
+    assert results["mean"]["psnr"] == pytest.approx(28.43, abs=0.01)
+    # MATLAB ssim_index; the paper's 0.8211 came from another SSIM implementation (daala)
+    assert results["mean"]["ssim"] == pytest.approx(0.8111, abs=0.001)
+    assert results["method"] == "bicubic" and results["scale"] == 4
+
+
+def test_bicubic_set14_x4_from_lr_files_matches_paper(data_dir, tmp_path):
+    out = tmp_path / "set14.json"
+    lr_dir = data_dir / "Set14" / "LR_bicubic" / "X4"
+    result = run("--hr", data_dir / "Set14" / "HR", "--lr", lr_dir, "--bicubic", "--json", out)
+    assert result.exit_code == 0, result.output
+    results = json.loads(out.read_text())
+    assert len(results["images"]) == 14
+    assert results["mean"]["psnr"] == pytest.approx(25.99, abs=0.01)
+    assert results["mean"]["ssim"] == pytest.approx(0.7029, abs=0.001)
+
+
+def save_images(folder, images):
+    folder.mkdir()
+    for name, pixels in images.items():
+        Image.fromarray(pixels).save(folder / name)
+    return folder
+
+
+@pytest.fixture
+def small_hr(tmp_path):
+    rng = np.random.default_rng(0)
+    smooth = np.kron(rng.integers(0, 256, (9, 10, 3)), np.ones((4, 4, 1))).astype(np.uint8)
+    return save_images(tmp_path / "hr", {"a.png": smooth[:35, :38], "b.png": smooth[..., 1]})
+
+
+def nearest(lr):
+    return np.repeat(np.repeat(lr, 4, axis=0), 4, axis=1)
+
+
+def test_upscaler_contract_and_quantisation(small_hr):
+    seen = []
+
+    def upscaler(lr):
+        assert lr.dtype == np.float32 and lr.ndim == 3 and lr.shape[2] == 3 and 0 <= lr.min() <= lr.max() <= 1
+        seen.append(lr.shape)
+        return nearest(lr)
+
+    results = evaluate(small_hr, 4, upscaler=upscaler)
+    assert seen == [(8, 9, 3), (9, 10, 3)]  # a.png modcropped to 32x36
+    hr = np.asarray(Image.open(small_hr / "a.png"))[:32, :36]
+    sr = nearest(imresize(hr, 0.25))
+    assert results["images"][0] == {"name": "a", "psnr": psnr(hr, sr, 4), "ssim": ssim(hr, sr, 4)}
+    gray = np.asarray(Image.open(small_hr / "b.png"))
+    sr_gray = nearest(imresize(gray, 0.25)).astype(np.float64)
+    assert results["images"][1]["psnr"] == pytest.approx(psnr(gray, sr_gray, 4), rel=1e-12)
+    assert results["mean"]["psnr"] == pytest.approx((results["images"][0]["psnr"] + results["images"][1]["psnr"]) / 2)
+
+
+def test_upscaler_with_wrong_scale_is_a_user_error(small_hr):
+    with pytest.raises(UserError, match="a.png: upscaler returned shape"):
+        evaluate(small_hr, 4, upscaler=lambda lr: lr)
+
+
+def test_model_path(small_hr, tmp_path):
+    from srgan_mlx.generator import Generator
+    from srgan_mlx.model_io import save_module
+
+    config = {"scale": 4, "num_blocks": 1, "channels": 8}
+    weights = tmp_path / "g.safetensors"
+    save_module(weights, Generator(**config), "generator", config)
+    result = run("--hr", small_hr, "--model", weights, "--tile", 6)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith("mean")
+    result = run("--hr", small_hr, "--model", weights, "--scale", 2)
+    assert result.exit_code == 1
+    assert "generator upscales x4, but --scale is 2" in result.stderr
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_missing_folder(tmp_path):
+    assert_one_line_error(run("--hr", tmp_path / "nope", "--bicubic"), "nope: no such folder")
+
+
+def test_unreadable_image(small_hr):
+    (small_hr / "broken.png").write_bytes(b"not a png")
+    assert_one_line_error(run("--hr", small_hr, "--bicubic"), "broken.png: not a readable image")
+
+
+def test_missing_or_wrong_size_lr(small_hr, tmp_path):
+    lr_dir = save_images(tmp_path / "lr", {"ax4.png": np.zeros((8, 9, 3), np.uint8)})
+    assert_one_line_error(run("--hr", small_hr, "--lr", lr_dir, "--bicubic"), "no LR image for b.png")
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(lr_dir / "b.png")
+    assert_one_line_error(run("--hr", small_hr, "--lr", lr_dir, "--bicubic"), "b.png: size 5x5, expected 10x9")
+
+
+def test_needs_exactly_one_method(small_hr):
+    assert run("--hr", small_hr).exit_code == 2
+    assert run("--hr", small_hr, "--bicubic", "--model", "x").exit_code == 2
