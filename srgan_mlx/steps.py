@@ -4,7 +4,8 @@ Each step captures the networks' state (parameters and BatchNorm statistics),
 the optimizers' state and MLX's random state, as ``mx.compile`` requires for
 functions that update them (STYLE.md). Call a step, then ``mx.eval`` its
 result and ``step.state`` once per iteration. With more than one process in
-``mx.distributed`` the gradients are averaged across ranks before each update.
+``mx.distributed`` the gradients are averaged across ranks before each update
+and BatchNorm running statistics after it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,21 @@ def _average(grads):
     return nn.average_gradients(grads) if mx.distributed.init().size() > 1 else grads
 
 
+def _sync_batch_statistics(model: nn.Module) -> None:
+    """Average BatchNorm running statistics over ranks, so every rank holds the same model.
+
+    Each rank normalises with its own batch's statistics (as PyTorch DDP does without
+    SyncBatchNorm); only the running estimates used at inference are shared.
+    """
+    size = mx.distributed.init().size()
+    if size == 1:
+        return
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm) and module.track_running_stats:
+            module.running_mean = mx.distributed.all_sum(module.running_mean) / size
+            module.running_var = mx.distributed.all_sum(module.running_var) / size
+
+
 class SRResNetStep:
     """One Adam update of the generator on pixel MSE: ``step(lr, hr) -> loss``."""
 
@@ -39,6 +55,7 @@ class SRResNetStep:
         def step(lr, hr):
             loss, grads = loss_and_grad(lr, hr)
             optimizer.update(generator, _average(grads))
+            _sync_batch_statistics(generator)
             return {"loss": loss}
 
         self._step = step
@@ -85,6 +102,8 @@ class SRGANStep:
             opt_g.update(generator, _average(grads))
             (d_total, (d_real, d_fake)), grads = d_grad(hr, mx.stop_gradient(sr))
             opt_d.update(discriminator, _average(grads))
+            _sync_batch_statistics(generator)
+            _sync_batch_statistics(discriminator)
             return {
                 "loss": g_total,
                 "content": content,

@@ -1,0 +1,73 @@
+"""Training hyperparameters: the paper's values as defaults, plus named presets.
+
+The resolved :class:`TrainConfig` is saved (as JSON) with every checkpoint and
+restored by ``--resume``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+STAGES = ("srresnet", "srgan")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (Ledig et al. 2017, section 3.2)."""
+
+    stage: str = "srresnet"
+    data: list[str] = field(default_factory=list)
+    val: str | None = None
+    out: str = "runs/srgan-mlx"
+    scale: int = 4
+    crop: int = 96  # HR crop side; LR side is crop / scale
+    batch_size: int = 16
+    num_blocks: int = 16
+    channels: int = 64
+    steps: int | None = None  # None: the paper's 10^6 (SRResNet) or 2x10^5 (SRGAN)
+    lr: float = 1e-4
+    lr_final: float = 1e-5  # SRGAN: learning rate for the second half of the updates
+    beta1: float = 0.9
+    beta2: float = 0.999
+    adversarial_weight: float = 1e-3
+    vgg_layer: str = "relu5_4"
+    vgg_rescale: float = 1 / 12.75
+    vgg: str | None = None
+    init: str | None = None  # SRGAN: generator weights from an SRResNet run
+    seed: int = 0
+    workers: int = 2
+    log_every: int = 10
+    val_every: int = 1000
+    checkpoint_every: int = 1000
+    keep: int = 3  # last checkpoints kept, besides the best one
+
+    def total_steps(self) -> int:
+        if self.steps is not None:
+            return self.steps
+        return 1_000_000 if self.stage == "srresnet" else 200_000
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+PRESETS: dict[str, dict] = {
+    # the paper's networks and schedule (the defaults above)
+    "paper": {},
+    # a one-minute smoke run on a laptop CPU: small networks, small crops, few steps
+    "tiny": {
+        "num_blocks": 2,
+        "channels": 16,
+        "crop": 48,
+        "batch_size": 4,
+        "steps": 60,
+        "log_every": 5,
+        "val_every": 30,
+        "checkpoint_every": 30,
+    },
+}

@@ -1,0 +1,190 @@
+"""Training: learning, exact resume, crash-safe checkpoints, bad data, NaN stop, CLI errors."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import srgan_mlx  # noqa: F401
+import mlx.core as mx
+
+from srgan_mlx import checkpoint, model_io
+from srgan_mlx.cli import main
+from srgan_mlx.config import TrainConfig
+from srgan_mlx.errors import UserError
+from srgan_mlx.train import Trainer, TrainingError, train
+
+TINY = dict(scale=4, crop=24, batch_size=4, num_blocks=2, channels=16, workers=2, log_every=2)
+
+
+def smooth_image(rng, size):
+    """A smooth random RGB image (low-frequency content the tiny model can learn)."""
+    coarse = rng.integers(0, 256, (max(size // 16, 1), max(size // 16, 1), 3), dtype=np.uint8)
+    return Image.fromarray(coarse).resize((size, size), Image.BICUBIC)
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        smooth_image(rng, 64).save(folder / ("sub" if i % 2 else "") / f"img{i}.png")
+    smooth_image(rng, 16).save(folder / "too_small.png")
+    return folder
+
+
+def config(images, out, **kw):
+    return TrainConfig(data=[str(images)], out=str(out), **{**TINY, **kw})
+
+
+def generator_arrays(run, step):
+    arrays, _ = model_io.read_weights(run / "checkpoints" / f"step_{step:08d}" / "generator.safetensors", "generator")
+    return {k: np.array(v) for k, v in arrays.items()}
+
+
+def test_loss_falls(images, tmp_path):
+    out = train(config(images, tmp_path / "run", steps=40, checkpoint_every=40, lr=1e-3, log_every=5))
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert len(losses) == 8
+    assert np.mean(losses[-2:]) < 0.75 * np.mean(losses[:2]), losses
+    assert (out / "metrics.png").is_file()
+
+
+def test_resume_is_exact(images, tmp_path):
+    straight = train(config(images, tmp_path / "a", steps=6, checkpoint_every=3))
+    half = train(config(images, tmp_path / "b", steps=3, checkpoint_every=3))
+    resumed = train(TrainConfig(steps=6), resume=str(half))
+    a, b = generator_arrays(straight, 6), generator_arrays(resumed, 6)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    state_a = checkpoint.read_state(straight / "checkpoints" / "step_00000006")
+    state_b = checkpoint.read_state(resumed / "checkpoints" / "step_00000006")
+    assert state_a["sampler"] == state_b["sampler"]
+
+
+def test_interrupted_checkpoint_keeps_previous(images, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(config(images, run, steps=2, checkpoint_every=2))
+    real_save = model_io.save_module
+
+    def crash_midway(path, *args, **kw):
+        real_save(path, *args, **kw)
+        raise KeyboardInterrupt  # killed right after the first file of the new checkpoint
+
+    monkeypatch.setattr(checkpoint, "save_module", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(steps=4), resume=str(run))
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000002"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best", "latest", "step_00000002"] or sorted(
+        p.name for p in (run / "checkpoints").iterdir()
+    ) == ["latest", "step_00000002"]
+    generator = model_io.load_generator(run)
+    assert generator.config() == {"scale": 4, "num_blocks": 2, "channels": 16}
+
+
+def test_corrupt_image_skipped_with_warning(images, tmp_path, capfd):
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    trainer = Trainer(config(images, tmp_path / "run", steps=2))
+    err = capfd.readouterr().err
+    assert err.count("broken.png") == 1 and "warning" in err
+    assert trainer.data.unreadable == 1 and trainer.data.too_small == 1
+    assert len(trainer.data.files) == 6
+    trainer.run()
+
+
+def test_truncated_image_skipped_at_load(images, tmp_path, capfd):
+    data = (images / "img0.png").read_bytes()
+    (images / "img0.png").write_bytes(data[: len(data) // 2])
+    trainer = Trainer(config(images, tmp_path / "run", steps=4, batch_size=6))
+    trainer.run()
+    err = capfd.readouterr().err
+    assert err.count("img0.png") == 1
+    assert trainer.loader.unreadable == 1
+
+
+def test_empty_dataset_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no usable training images"):
+        Trainer(TrainConfig(data=[str(tmp_path / "empty")], out=str(tmp_path / "run"), **TINY))
+
+
+def test_nan_loss_stops_and_keeps_last_checkpoint(images, tmp_path):
+    trainer = Trainer(config(images, tmp_path / "run", steps=4, checkpoint_every=2))
+    real_step = trainer.train_step._step
+    calls = []
+
+    def poisoned(lr, hr):
+        calls.append(1)
+        out = real_step(lr, hr)
+        return {**out, "loss": out["loss"] * (math.nan if len(calls) == 3 else 1.0)}
+
+    trainer.train_step._step = poisoned
+    with pytest.raises(TrainingError, match="loss became nan at step 3"):
+        trainer.run()
+    assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == "step_00000002"
+
+
+def test_srgan_without_vgg_names_the_converter(images, tmp_path):
+    result = CliRunner().invoke(
+        main, ["train", "--stage", "srgan", "--preset", "tiny", "--data", str(images), "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 1
+    assert "convert.vgg19" in result.output and "Traceback" not in result.output
+
+
+def test_srgan_stage_runs_from_srresnet_init(images, tmp_path):
+    from srgan_mlx.model_io import save_module
+    from srgan_mlx.vgg import VGG19Features
+
+    vgg_file = tmp_path / "vgg19.safetensors"
+    save_module(vgg_file, VGG19Features(), "vgg19", {})
+    pre = train(config(images, tmp_path / "pre", steps=2, checkpoint_every=2))
+    out = train(config(images, tmp_path / "gan", stage="srgan", steps=4, checkpoint_every=2,
+                       init=str(pre), vgg=str(vgg_file), vgg_layer="relu2_2"))
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"content", "adversarial", "d_loss", "d_real", "d_fake"} <= rows[-1].keys()
+    assert (out / "checkpoints" / "step_00000004" / "discriminator.safetensors").is_file()
+    assert (out / "checkpoints" / "step_00000004" / "optimizer_d.safetensors").is_file()
+
+
+DIST_WORKER = """
+import sys, numpy as np
+import srgan_mlx, mlx.core as mx
+from mlx.utils import tree_flatten
+from srgan_mlx.config import TrainConfig
+from srgan_mlx.train import Trainer
+images, out = sys.argv[1], sys.argv[2]
+t = Trainer(TrainConfig(data=[images], out=out + "/run", steps=3, checkpoint_every=3, scale=4, crop=24,
+                        batch_size=2, num_blocks=2, channels=16, workers=1))
+t.run()
+rank = mx.distributed.init().rank()
+np.savez(f"{out}/rank{rank}.npz", **{k: np.array(v) for k, v in tree_flatten(t.generator.parameters())})
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="ring backend on localhost")
+def test_two_ranks_on_localhost_keep_identical_weights(images, tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(DIST_WORKER)
+    launcher = Path(sys.executable).with_name("mlx.launch")
+    result = subprocess.run(
+        [str(launcher), "-n", "2", "--", sys.executable, str(script), str(images), str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    a, b = np.load(tmp_path / "rank0.npz"), np.load(tmp_path / "rank1.npz")
+    for key in a.files:
+        assert np.array_equal(a[key], b[key]), key
+    initial = {k: v for k, v in a.items()}
+    assert (tmp_path / "run" / "checkpoints" / "step_00000003").is_dir()
+    assert any(not np.allclose(v, 0) for v in initial.values())
