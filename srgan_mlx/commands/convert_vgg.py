@@ -1,9 +1,5 @@
-"""Placeholder until the convert_vgg command lands."""
+"""``srgan-mlx convert-vgg``: the ``python -m convert.vgg19`` tool under the main command line."""
 
-import click
+from convert.vgg19 import command
 
-
-@click.command("convert-vgg")
-def command():
-    """Not implemented yet."""
-    raise click.UsageError("not implemented yet")
+__all__ = ["command"]

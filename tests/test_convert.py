@@ -1,0 +1,388 @@
+"""convert/: the torch-free .pth reader, its refusal to run code, and VGG19 conversion checked against torch.nn."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import io
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import srgan_mlx  # noqa: F401  (first: loads the BLAS before mlx)
+
+import mlx.core as mx
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from convert import vgg19 as converter
+from convert.pth import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, load_state_dict
+from srgan_mlx.model_io import load_into, read_weights
+from srgan_mlx.vgg import VGG19Features
+from torch_vgg import TorchVGG19
+
+REPO = Path(__file__).resolve().parents[1]
+LEGACY_SYS_INFO = {"protocol_version": LEGACY_PROTOCOL_VERSION, "little_endian": True, "type_sizes": {"long": 8}}
+
+
+def cli(*args) -> object:
+    """Run the converter's click command in-process."""
+    return CliRunner().invoke(converter.command, [str(a) for a in args])
+
+
+def assert_one_line_error(stderr: str, *fragments: str) -> None:
+    """The CLI's failure contract: a single ``error: ...`` line naming the problem, no traceback."""
+    assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr
+    for fragment in fragments:
+        assert fragment in stderr
+
+
+def write_legacy(path: Path, obj_pickle: bytes, keys: list[str] = (), data: bytes = b"") -> Path:
+    """A pre-1.6 ``torch.save`` stream: header pickles, ``obj_pickle``, storage keys, then storage data."""
+    with open(path, "wb") as out:
+        for header in (LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, LEGACY_SYS_INFO):
+            pickle.dump(header, out, protocol=2)
+        out.write(obj_pickle)
+        pickle.dump(list(keys), out, protocol=2)
+        out.write(data)
+    return path
+
+
+def save_like_2017(state: dict[str, torch.Tensor], path: Path, style: str = "reduce_build") -> Path:
+    """Write float32 ``state`` as PyTorch 0.1-0.3 did, like torchvision's ``vgg19-dcbb9e9d.pth``.
+
+    ``style`` ``reduce_build``: ``torch.FloatTensor()`` then BUILD; ``rebuild_tensor``:
+    ``torch._utils._rebuild_tensor(storage, offset, size, stride)``.
+    """
+
+    class Storage:
+        def __init__(self, key: str, numel: int):
+            self.key, self.numel = key, numel
+
+    class Tensor:
+        def __init__(self, storage: Storage, tensor: torch.Tensor):
+            self.storage, self.tensor = storage, tensor
+
+        def __reduce__(self):
+            layout = (self.storage, 0, tuple(self.tensor.shape), self.tensor.stride())
+            if style == "rebuild_tensor":
+                return torch._utils._rebuild_tensor, layout
+            return torch.FloatTensor, (), layout
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, Storage):
+                return ("storage", torch.FloatStorage, obj.key, "cpu", obj.numel, None)
+            return None
+
+    tensors = {name: t.detach().float().contiguous() for name, t in state.items()}
+    storages = {name: Storage(str(i), t.numel()) for i, (name, t) in enumerate(tensors.items())}
+    obj = io.BytesIO()
+    Pickler(obj, protocol=2).dump(collections.OrderedDict((n, Tensor(storages[n], t)) for n, t in tensors.items()))
+    data = b"".join(struct.pack("<q", t.numel()) + t.numpy().astype("<f4").tobytes() for t in tensors.values())
+    return write_legacy(path, obj.getvalue(), [s.key for s in storages.values()], data)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A random-weight torch.nn VGG19, its torchvision-style state dict, and that saved as zip and 2017 legacy."""
+    model = TorchVGG19()
+    model.init_random(seed=0)
+    state = collections.OrderedDict(model.state_dict())
+    state["classifier.6.weight"] = torch.randn(10, 4)  # stand-in classifier, to be ignored
+    state["classifier.6.bias"] = torch.zeros(10)
+    folder = tmp_path_factory.mktemp("reference")
+    torch.save(state, folder / "vgg19.pth")
+    save_like_2017(state, folder / "vgg19-legacy.pth")
+    return model, state, {"zip": folder / "vgg19.pth", "legacy": folder / "vgg19-legacy.pth"}
+
+
+@pytest.fixture(scope="module")
+def converted(reference):
+    """The zip-format reference converted in-process: (output path, click result)."""
+    pth = reference[2]["zip"]
+    dst = pth.with_name("vgg19.safetensors")
+    return dst, cli(pth, "-o", dst)
+
+
+def assert_same_file_arrays(got: Path, expected: Path) -> None:
+    got, expected = mx.load(str(got)), mx.load(str(expected))
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert mx.array_equal(got[key], expected[key]), key
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_reader_matches_torch(tmp_path, zip_format):
+    source = {
+        "plain": torch.randn(2, 3),
+        "transposed": torch.randn(3, 2).t(),
+        "offset_slice": torch.randn(10)[2:5],
+        "half": torch.randn(4).half(),
+        "bfloat16_strided": torch.randn(3, 4).bfloat16()[:, 1:3],
+        "int64": torch.arange(6).reshape(2, 3).t(),
+        "uint16_v3": torch.arange(5).to(torch.uint16),  # saved with _rebuild_tensor_v3 + UntypedStorage
+        "empty": torch.zeros(0, 3),
+        "scalar": torch.tensor(3.5),
+        "parameter": torch.nn.Parameter(torch.randn(3)),
+    }
+    source["shares_storage"] = source["plain"][1]
+    torch.save(source, tmp_path / "layouts.pth", _use_new_zipfile_serialization=zip_format)
+    loaded = load_state_dict(tmp_path / "layouts.pth")
+    assert loaded.keys() == source.keys()
+    for key, tensor in source.items():
+        want = tensor.detach().float() if tensor.dtype == torch.bfloat16 else tensor.detach()
+        assert loaded[key].dtype == want.numpy().dtype, key
+        np.testing.assert_array_equal(loaded[key], want.numpy(), err_msg=key)
+
+
+@pytest.mark.parametrize("style", ["reduce_build", "rebuild_tensor"])
+def test_reader_reads_2017_files(tmp_path, style):
+    state = {"features.0.weight": torch.randn(4, 3, 3, 3), "features.0.bias": torch.randn(4)}
+    path = save_like_2017(state, tmp_path / "old.pth", style)
+    by_torch = torch.load(path, weights_only=True)  # the stand-in file is one torch itself reads
+    loaded = load_state_dict(path)
+    for key, tensor in state.items():
+        assert torch.equal(by_torch[key], tensor)
+        np.testing.assert_array_equal(loaded[key], tensor.numpy())
+
+
+def test_converted_features_match_torch(reference, converted):
+    model = reference[0]
+    dst, result = converted
+    assert result.exit_code == 0, result.output
+    arrays, _ = read_weights(dst, "vgg19")
+    vgg = VGG19Features()
+    load_into(vgg, arrays, dst)
+    x = np.random.default_rng(0).random((1, 32, 32, 3), dtype=np.float32)
+    layers = ("relu2_2", "relu5_4")
+    got = vgg(mx.array(x), layers)
+    want = model.activations(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), layers)
+    for name in layers:
+        ref = want[name].numpy().transpose(0, 2, 3, 1)
+        assert np.abs(ref).max() > 0.1, f"{name}: degenerate reference activations"
+        err = np.abs(np.array(got[name]) - ref).max()
+        assert err <= 1e-4 * max(1.0, np.abs(ref).max()), f"{name}: max abs error {err}"
+
+
+def test_metadata_hash_and_warning(reference, converted):
+    pth = reference[2]["zip"]
+    dst, result = converted
+    sha256 = hashlib.sha256(pth.read_bytes()).hexdigest()
+    _, metadata = mx.load(str(dst), return_metadata=True)
+    assert metadata["format"] == "srgan-mlx/vgg19"
+    assert metadata["source"] == "vgg19.pth"
+    assert metadata["sha256"] == sha256
+    assert metadata["converter_version"] == converter.CONVERTER_VERSION
+    assert f"SHA-256 {sha256}" in result.stdout
+    assert result.stderr.startswith("warning:") and "dcbb9e9d" in result.stderr
+
+
+def test_legacy_file_converts_the_same(reference, converted, tmp_path):
+    result = cli(reference[2]["legacy"], "-o", tmp_path / "legacy.safetensors")
+    assert result.exit_code == 0, result.output
+    assert_same_file_arrays(tmp_path / "legacy.safetensors", converted[0])
+
+
+@pytest.mark.parametrize(
+    "launcher, fmt",
+    [(["-m", "convert.vgg19"], "zip"), ([str(REPO / "convert/vgg19.py")], "legacy")],
+    ids=["-m-zip", "script-legacy"],
+)
+def test_converts_without_torch(reference, converted, tmp_path, launcher, fmt):
+    blocker = tmp_path / "no_torch"
+    blocker.mkdir()
+    (blocker / "torch.py").write_text('raise ImportError("torch is blocked in this test")\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(blocker), os.environ.get("PYTHONPATH")]))}
+    assert subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True).returncode != 0
+    out = tmp_path / "vgg19.safetensors"
+    proc = subprocess.run(
+        [sys.executable, *launcher, str(reference[2][fmt]), "-o", str(out)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert_same_file_arrays(out, converted[0])
+
+
+def test_safetensors_bfloat16_source(reference, tmp_path):
+    arrays = {k: mx.array(v.numpy()).astype(mx.bfloat16) for k, v in reference[1].items()}
+    arrays["head.fc.weight"] = mx.zeros((2, 3))  # timm's classifier naming, to be ignored
+    src = tmp_path / "model.safetensors"
+    mx.save_safetensors(str(src), arrays)
+    result = cli(src, "-o", tmp_path / "out.safetensors")
+    assert result.exit_code == 0, result.output
+    for name, value in mx.load(str(tmp_path / "out.safetensors")).items():
+        want = np.array(arrays[converter.torch_key(name)].astype(mx.float32))
+        assert value.dtype == mx.float32
+        np.testing.assert_array_equal(np.array(value), want.transpose(0, 2, 3, 1) if want.ndim == 4 else want)
+
+
+class Call:
+    """Pickles as the call ``func(*args)``: what a malicious .pth runs when unpickled."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+PAYLOADS = {
+    "os.system": lambda marker: Call(os.system, f"touch {marker}"),
+    "builtins.eval": lambda marker: Call(eval, f"open({str(marker)!r}, 'w').close()"),
+    "builtins.exec": lambda marker: Call(exec, f"open({str(marker)!r}, 'w').close()"),
+    "subprocess.run": lambda marker: Call(subprocess.run, ["touch", str(marker)]),
+    "inside_state_dict": lambda marker: {"features.0.bias": Call(os.system, f"touch {marker}")},
+}
+
+
+def write_zip(path: Path, obj_pickle: bytes) -> Path:
+    """A zip laid out like ``torch.save``'s, holding ``obj_pickle`` as its data.pkl."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", obj_pickle)
+        archive.writestr("archive/byteorder", "little")
+    return path
+
+
+@pytest.mark.parametrize("write", [write_zip, write_legacy], ids=["zip", "legacy"])
+@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_refuses_code_in_pickle(tmp_path, payload, protocol, write):
+    marker = tmp_path / "pwned"
+    pickled = pickle.dumps(PAYLOADS[payload](marker), protocol=protocol)
+    result = cli(write(tmp_path / "evil.pth", pickled), "-o", tmp_path / "out.safetensors")
+    assert result.exit_code == 1
+    assert_one_line_error(result.stderr, "refusing to load global")
+    assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
+    pickle.loads(pickled)  # the payload is real: plain pickle runs it
+    assert marker.exists()
+
+
+def test_refuses_code_through_installed_cli(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = write_zip(tmp_path / "evil.pth", pickle.dumps(Call(os.system, f"touch {marker}"), protocol=2))
+    srgan_mlx_exe = Path(sys.executable).with_name("srgan-mlx")
+    proc = subprocess.run(
+        [str(srgan_mlx_exe), "convert-vgg", str(evil), "-o", str(tmp_path / "out.safetensors")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert_one_line_error(proc.stderr, "refusing to load global posix.system")
+    assert not marker.exists()
+
+
+SMALL = {"features.0.bias": torch.arange(64, dtype=torch.float32)}
+
+
+def _cut_storage(path: Path) -> None:
+    """A zip-format .pth whose storage record holds 2 of the tensor's 64 floats."""
+    torch.save(SMALL, path.with_name("whole.pth"))
+    with zipfile.ZipFile(path.with_name("whole.pth")) as whole, zipfile.ZipFile(path, "w") as cut:
+        for item in whole.infolist():
+            data = whole.read(item)
+            cut.writestr(item.filename, data[:8] if item.filename.endswith("data/0") else data)
+
+
+def _truncate(path: Path, size: int) -> None:
+    path.write_bytes(path.read_bytes()[:size])
+
+
+def _edited(state: dict, edit) -> dict:
+    state = collections.OrderedDict(state)
+    edit(state)
+    return state
+
+
+def _save_edited(edit):
+    return lambda p, s: torch.save(_edited(s, edit), p)
+
+
+BROKEN_FILES = {
+    "truncated_zip": ("vgg19.pth", lambda p, s: [torch.save(SMALL, p), _truncate(p, 400)], "truncated or corrupt zip"),
+    "truncated_legacy": (
+        "vgg19.pth",
+        lambda p, s: [save_like_2017(SMALL, p), _truncate(p, p.stat().st_size - 100)],
+        "runs past the end of the file (truncated)",
+    ),
+    "not_torch": ("vgg19.pth", lambda p, s: p.write_text("hello"), "not a torch.save file"),
+    "other_format": ("vgg19.h5", lambda p, s: p.write_bytes(b"\x89HDF"), "unsupported file type"),
+    "bad_safetensors": ("vgg19.safetensors", lambda p, s: p.write_bytes(b"\x00" * 32), "not a readable safetensors"),
+    "pickled_module": ("vgg19.pth", lambda p, s: torch.save(torch.nn.Linear(2, 2), p), "refusing to load global torch"),
+    "storage_cut_short": ("vgg19.pth", lambda p, s: _cut_storage(p), "more elements than its storage"),
+    "missing_layers": (
+        "vgg19.pth",
+        _save_edited(lambda d: [d.pop("features.34.weight"), d.pop("features.34.bias")]),
+        "missing VGG19 weights features.34.weight, features.34.bias",
+    ),
+    "wrong_shape": (
+        "vgg19.pth",
+        _save_edited(lambda d: d.update({"features.0.weight": torch.zeros(64, 3, 5, 5)})),
+        "features.0.weight has shape (64, 3, 5, 5); torchvision's VGG19 has (64, 3, 3, 3)",
+    ),
+    "int_dtype": (
+        "vgg19.pth",
+        _save_edited(lambda d: d.update({"features.2.weight": d["features.2.weight"].int()})),
+        "features.2.weight has dtype int32",
+    ),
+    "float64": (
+        "vgg19.pth",
+        _save_edited(lambda d: d.update({"features.0.bias": d["features.0.bias"].double()})),
+        "features.0.bias has dtype float64",
+    ),
+    "vgg19_bn": (
+        "vgg19.pth",
+        _save_edited(lambda d: d.update({"features.1.running_mean": torch.zeros(64)})),
+        "unexpected weights features.1.running_mean",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_FILES)
+def test_broken_sources_give_one_line_errors(reference, tmp_path, case):
+    name, make, message = BROKEN_FILES[case]
+    src = tmp_path / name
+    make(src, reference[1])
+    result = cli(src, "-o", tmp_path / "out.safetensors")
+    assert result.exit_code == 1, result.output
+    assert_one_line_error(result.stderr, message)
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_download_is_verified(tmp_path, monkeypatch):
+    payload = io.BytesIO()
+    torch.save(SMALL, payload)
+    requested = []
+
+    class Response(io.BytesIO):
+        headers = {"Content-Length": str(len(payload.getvalue()))}
+
+    def urlopen(url, timeout):
+        requested.append(url)
+        return Response(payload.getvalue())
+
+    monkeypatch.setattr(converter.urllib.request, "urlopen", urlopen)
+    result = cli("--download", "-o", tmp_path / "vgg19.safetensors")
+    assert requested == [converter.OFFICIAL_URL]
+    assert (tmp_path / "vgg19-dcbb9e9d.pth").read_bytes() == payload.getvalue()
+    assert result.exit_code == 1
+    last_line = result.stderr.splitlines()[-1] + "\n"  # tqdm's progress bar comes first
+    assert_one_line_error(last_line, "SHA-256 is not torchvision's (dcbb9e9d...)")
+
+
+def test_srgan_mlx_alias(tmp_path):
+    from srgan_mlx.cli import main
+
+    args = ["convert-vgg", str(tmp_path / "absent.pth"), "-o", str(tmp_path / "o.safetensors")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert_one_line_error(result.stderr, "absent.pth: no such file")
