@@ -95,3 +95,52 @@ def test_discriminator_train_and_eval(size):
 def test_discriminator_rejects_wrong_size():
     with pytest.raises(ValueError, match="expects 96x96"):
         Discriminator(96)(mx.zeros((1, 64, 64, 3)))
+
+
+def test_vgg19_features_at_every_named_layer():
+    from torch_vgg import TorchVGG19
+
+    from srgan_mlx.vgg import LAYER_NAMES, VGG19Features
+
+    torch_vgg = TorchVGG19()
+    torch_vgg.init_random(seed=5)
+    vgg = VGG19Features()
+    arrays = {}
+    for name, layer in zip(LAYER_NAMES, torch_vgg.features):
+        if name.startswith("conv"):
+            arrays[f"{name}.weight"] = mx.array(layer.weight.detach().numpy().transpose(0, 2, 3, 1))
+            arrays[f"{name}.bias"] = mx.array(layer.bias.detach().numpy())
+    vgg.load_weights(list(arrays.items()), strict=True)
+    x = mx.random.uniform(shape=(2, 32, 32, 3), key=mx.random.key(5))
+    ours = vgg(x, LAYER_NAMES)
+    theirs = torch_vgg.activations(ref.nchw(x), LAYER_NAMES)
+    assert ours.keys() == theirs.keys() == set(LAYER_NAMES)
+    for name in LAYER_NAMES:
+        assert_close(ours[name], ref.nhwc(theirs[name]))
+    assert tree_flatten(vgg.trainable_parameters()) == []  # frozen
+
+
+def test_vgg_loss_uses_named_layer_and_rescale():
+    from srgan_mlx.losses import VGGLoss
+    from srgan_mlx.vgg import VGG19Features
+
+    vgg = VGG19Features()
+    sr = mx.random.uniform(-1, 1, (1, 16, 16, 3), key=mx.random.key(1))
+    hr = mx.random.uniform(-1, 1, (1, 16, 16, 3), key=mx.random.key(2))
+    f = vgg(mx.concatenate([sr, hr]) * 0.5 + 0.5, ("relu2_2",))["relu2_2"]
+    expected = mx.mean(mx.square((f[0] - f[1]) / 12.75))
+    assert_close(VGGLoss(vgg, "relu2_2")(sr, hr), expected, tol=1e-6)
+    with pytest.raises(ValueError, match="unknown VGG19 layer"):
+        VGGLoss(vgg, "relu9_9")
+
+
+def test_adversarial_losses_are_finite_for_extreme_logits():
+    from srgan_mlx.losses import discriminator_loss, generator_adversarial_loss
+
+    logits = mx.array([-1e4, -30.0, 0.0, 30.0, 1e4])
+    assert np.isfinite(generator_adversarial_loss(logits).item())
+    assert np.isfinite(discriminator_loss(logits, logits).item())
+    assert_close(generator_adversarial_loss(mx.array([0.0])), np.log(2.0), tol=1e-6)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor([2.0, -1.0]), torch.ones(2))
+    expected += torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor([0.5, 3.0]), torch.zeros(2))
+    assert_close(discriminator_loss(mx.array([2.0, -1.0]), mx.array([0.5, 3.0])), expected.item(), tol=1e-6)
