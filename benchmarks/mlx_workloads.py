@@ -1,0 +1,107 @@
+"""The srgan-mlx side: the package's own networks and compiled training steps.
+
+* ``a``: Generator() (x4, pixel shuffle), Discriminator(input_size=100),
+  VGGLoss(VGG19Features(), layer="relu3_4"), SRGANStep with Adam 1e-3 for both
+  (the seed's optimizer settings), on 25->100, batch 10.
+* ``b_srresnet``: SRResNetStep(Generator(), Adam(1e-4)), 24->96, batch 16.
+* ``b_srgan``: SRGANStep(Generator(), Discriminator(96), VGGLoss(relu5_4), Adam 1e-4 x2).
+* ``c``: Generator().eval() on one 1x256x256x3 image, whole (no tiles).
+
+Each step is followed by ``mx.eval`` of its outputs and state, so the timing covers the work.
+"""
+
+from __future__ import annotations
+
+import srgan_mlx  # noqa: F401 -- loads the optimized BLAS; must come before mlx
+from srgan_mlx.blas import active_blas
+
+import mlx.core as mx  # noqa: E402
+import mlx.optimizers as optim  # noqa: E402
+from mlx.utils import tree_flatten  # noqa: E402
+
+from srgan_mlx.discriminator import Discriminator  # noqa: E402
+from srgan_mlx.generator import Generator  # noqa: E402
+from srgan_mlx.losses import VGGLoss  # noqa: E402
+from srgan_mlx.steps import SRGANStep, SRResNetStep  # noqa: E402
+from srgan_mlx.vgg import LAYER_NAMES, VGG19Features  # noqa: E402
+
+from common import ADVERSARIAL_WEIGHT, Spec, Workload, random_batch  # noqa: E402
+
+
+def configure_threads(threads: int) -> None:
+    """Nothing to set in-process: MLX's CPU ops run one at a time on its stream thread, and the
+    BLAS (MKL) takes ``MKL_NUM_THREADS`` / ``OMP_NUM_THREADS``, which run.py sets for the worker."""
+
+
+def versions() -> dict:
+    from importlib.metadata import version
+
+    return {"mlx": version("mlx"), "srgan_mlx": srgan_mlx.__version__, "blas": active_blas()}
+
+
+def _size(tree) -> int:
+    return sum(v.size for _, v in tree_flatten(tree))
+
+
+def count(model) -> dict[str, int]:
+    return {"total": _size(model.parameters()), "trainable": _size(model.trainable_parameters())}
+
+
+def count_vgg(vgg: VGG19Features, layer: str) -> dict[str, int]:
+    """Parameters of the convs a loss at ``layer`` uses (VGG19Features holds all 16)."""
+    used = LAYER_NAMES[: LAYER_NAMES.index(layer) + 1]
+    total = sum(_size(getattr(vgg, name).parameters()) for name in used if name.startswith("conv"))
+    return {"total": total, "trainable": 0}
+
+
+def _peak() -> dict:
+    return {"mlx_peak_memory_bytes": int(mx.get_peak_memory())}
+
+
+def _srgan(spec, batch: int) -> Workload:
+    learning_rate = 1e-3 if spec.name == "a" else 1e-4
+    G, D = Generator(scale=spec.scale), Discriminator(input_size=spec.hr_size)
+    vgg = VGG19Features()
+    content = VGGLoss(vgg, layer=spec.vgg_layer)
+    step_fn = SRGANStep(
+        G, D, content, optim.Adam(learning_rate), optim.Adam(learning_rate), adversarial_weight=ADVERSARIAL_WEIGHT
+    )
+    lr, hr = (mx.array(a) for a in random_batch(spec, batch))
+
+    def step():
+        out = step_fn(lr, hr)
+        mx.eval(out, step_fn.state)
+
+    params = {"generator": count(G), "discriminator": count(D), "vgg": count_vgg(vgg, spec.vgg_layer)}
+    return Workload(step, batch, params, extra=_peak)
+
+
+def _srresnet(spec, batch: int) -> Workload:
+    G = Generator(scale=spec.scale)
+    step_fn = SRResNetStep(G, optim.Adam(1e-4))
+    lr, hr = (mx.array(a) for a in random_batch(spec, batch))
+
+    def step():
+        out = step_fn(lr, hr)
+        mx.eval(out, step_fn.state)
+
+    return Workload(step, batch, {"generator": count(G)}, extra=_peak)
+
+
+def _inference(spec, batch: int) -> Workload:
+    G = Generator(scale=spec.scale)
+    G.eval()
+    mx.eval(G.parameters())
+    x = mx.array(random_batch(spec, batch)[0])
+
+    def step():
+        mx.eval(G(x))
+
+    return Workload(step, batch, {"generator": count(G)}, extra=_peak)
+
+
+BUILDERS = {"a": _srgan, "b_srresnet": _srresnet, "b_srgan": _srgan, "c": _inference}
+
+
+def build(spec: Spec, batch: int) -> Workload:
+    return BUILDERS[spec.name](spec, batch)

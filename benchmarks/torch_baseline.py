@@ -1,0 +1,169 @@
+"""Optional third column: the same networks and steps as srgan-mlx, in PyTorch (CPU, NCHW).
+
+Written for this benchmark (no torchvision: VGG19's 16 convs are listed here). Every
+workload mirrors the srgan-mlx side: paper generator with pixel shuffle, discriminator
+returning logits, VGG19 features to relu3_4 (workload a) or relu5_4 (b) with ImageNet
+normalisation, one Adam update of G then one of D per SRGAN step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from common import ADVERSARIAL_WEIGHT, IMAGENET_MEAN, IMAGENET_STD, VGG_RESCALE, Spec, Workload, random_batch
+
+VGG_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
+
+
+def configure_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+
+
+def versions() -> dict:
+    return {"torch": torch.__version__}
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(ch, ch, 3, padding=1), nn.BatchNorm2d(ch), nn.PReLU(ch),
+            nn.Conv2d(ch, ch, 3, padding=1), nn.BatchNorm2d(ch),
+        )
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class Generator(nn.Module):
+    def __init__(self, blocks: int = 16, ch: int = 64):
+        super().__init__()
+        self.head = nn.Sequential(nn.Conv2d(3, ch, 9, padding=4), nn.PReLU(ch))
+        self.blocks = nn.Sequential(*[ResidualBlock(ch) for _ in range(blocks)])
+        self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1), nn.BatchNorm2d(ch))
+        self.upsample = nn.Sequential(*[
+            layer for _ in range(2) for layer in (nn.Conv2d(ch, ch * 4, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(ch))
+        ])
+        self.tail = nn.Conv2d(ch, 3, 9, padding=4)
+
+    def forward(self, x):
+        skip = self.head(x)
+        return self.tail(self.upsample(skip + self.body(self.blocks(skip))))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, size: int):
+        super().__init__()
+        layers, in_ch = [], 3
+        for index, width in enumerate((64, 64, 128, 128, 256, 256, 512, 512)):
+            layers.append(nn.Conv2d(in_ch, width, 3, stride=1 + index % 2, padding=1))
+            if index:
+                layers.append(nn.BatchNorm2d(width))
+            layers.append(nn.LeakyReLU(0.2))
+            in_ch = width
+            if index % 2:
+                size = (size + 1) // 2
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(size * size * in_ch, 1024), nn.LeakyReLU(0.2), nn.Linear(1024, 1))
+
+    def forward(self, x):
+        return self.head(self.features(x)).squeeze(-1)
+
+
+class VGG19Features(nn.Module):
+    """VGG19 convs up to and including ``layer`` (``reluB_I``), frozen."""
+
+    def __init__(self, layer: str):
+        super().__init__()
+        last_block, last_conv = (int(v) for v in layer.removeprefix("relu").split("_"))
+        mods, in_ch = [], 3
+        for block, convs, ch in VGG_BLOCKS:
+            for i in range(1, convs + 1):
+                mods += [nn.Conv2d(in_ch, ch, 3, padding=1), nn.ReLU()]
+                in_ch = ch
+                if (block, i) == (last_block, last_conv):
+                    break
+            if block == last_block:
+                break
+            mods.append(nn.MaxPool2d(2, 2))
+        self.features = nn.Sequential(*mods)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+
+    def forward(self, x):
+        return self.features((x - self.mean) / self.std)
+
+
+def count(model: nn.Module) -> dict[str, int]:
+    """Parameters plus BatchNorm running statistics (as Keras and MLX count them)."""
+    stats = sum(b.numel() for name, b in model.named_buffers() if name.endswith(("running_mean", "running_var")))
+    total = sum(p.numel() for p in model.parameters()) + stats
+    return {"total": total, "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+
+
+def _tensors(spec, batch):
+    lr, hr = random_batch(spec, batch)
+    return (torch.from_numpy(a).permute(0, 3, 1, 2).contiguous() for a in (lr, hr))
+
+
+def _srgan(spec, batch: int) -> Workload:
+    learning_rate = 1e-3 if spec.name == "a" else 1e-4
+    G, D, vgg = Generator(), Discriminator(spec.hr_size), VGG19Features(spec.vgg_layer)
+    opt_g = torch.optim.Adam(G.parameters(), learning_rate)
+    opt_d = torch.optim.Adam(D.parameters(), learning_rate)
+    lr, hr = _tensors(spec, batch)
+
+    def step():
+        G.train(), D.train()
+        D.requires_grad_(False)
+        sr = G(lr)
+        features = vgg((torch.cat([sr, hr]) + 1) / 2) * VGG_RESCALE
+        fake_f, real_f = features.chunk(2)
+        content = F.mse_loss(fake_f, real_f.detach())
+        g_loss = content + ADVERSARIAL_WEIGHT * F.softplus(-D(sr)).mean()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        D.requires_grad_(True)
+        d_loss = F.softplus(-D(hr)).mean() + F.softplus(D(sr.detach())).mean()
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+    return Workload(step, batch, {"generator": count(G), "discriminator": count(D), "vgg": count(vgg)})
+
+
+def _srresnet(spec, batch: int) -> Workload:
+    G = Generator()
+    opt = torch.optim.Adam(G.parameters(), 1e-4)
+    lr, hr = _tensors(spec, batch)
+
+    def step():
+        loss = F.mse_loss(G(lr), hr)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return Workload(step, batch, {"generator": count(G)})
+
+
+def _inference(spec, batch: int) -> Workload:
+    G = Generator().eval()
+    x, _ = _tensors(spec, batch)
+
+    def step():
+        with torch.inference_mode():
+            G(x)
+
+    return Workload(step, batch, {"generator": count(G)})
+
+
+BUILDERS = {"a": _srgan, "b_srresnet": _srresnet, "b_srgan": _srgan, "c": _inference}
+
+
+def build(spec: Spec, batch: int) -> Workload:
+    return BUILDERS[spec.name](spec, batch)
