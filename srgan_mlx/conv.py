@@ -1,17 +1,20 @@
-"""Stride-1 convolution as im2col/col2im plus one matrix product, with its own VJP.
+"""Stride-1 convolution with large kernels as one matrix product plus shifted copies or adds.
 
-MLX's CPU ``conv2d`` materialises an (N*H*W) x (kh*kw*C_in) im2col matrix and
-its backward pass is slow; the generator's 9x9 64->3 output layer alone takes
-seconds per training step. Here a convolution is written two ways that give
-the same result:
+MLX's CPU ``conv2d`` materialises an (N*H*W) x (k*k*C_in) im2col matrix and its
+backward pass is slow; for the generator's 9x9 convolutions that is most of a
+training step (the 64->3 output layer at 96x96 alone took seconds). Here a
+convolution is computed through the side with fewer channels, kept *planar*
+(channels first, ``(C, N, H, W)``) so that every shifted slice is a block of
+contiguous rows:
 
-* input-columns: ``im2col(x) @ W`` -- memory per pixel k*k*C_in;
-* output-columns: ``col2im(x @ W')`` -- each input pixel's contribution to
-  all k*k output offsets is one matrix product, then k*k shifted adds --
+* few input channels (the 3->64 head): columns of the input, ``cols(x)^T @ W``;
+  memory per pixel k*k*C_in;
+* few output channels (the 64->3 tail): each input pixel's contribution to all
+  k*k output offsets is one matrix product ``W'^T @ x^T``, then k*k shifted adds;
   memory per pixel k*k*C_out.
 
-The cheaper one (the smaller of C_in and C_out) is used, forward and backward.
-Everything is plain MLX ops, so it runs on Metal as well as on the CPU.
+The backward pass (a custom VJP) is the same two formulations with the kernel
+flipped in space. Everything is plain MLX ops, so it runs on Metal as well.
 """
 
 from __future__ import annotations
@@ -21,56 +24,56 @@ from functools import lru_cache
 import mlx.core as mx
 
 
-def im2col(x: mx.array, k: int, pad_lo: int, out_h: int, out_w: int) -> mx.array:
-    """(N, H, W, C) -> (N, out_h, out_w, k*k*C), column order (ki, kj, c)."""
-    n, h, w, _ = x.shape
-    pad_hi_h = out_h + k - 1 - h - pad_lo
-    pad_hi_w = out_w + k - 1 - w - pad_lo
-    xp = mx.pad(x, [(0, 0), (pad_lo, max(pad_hi_h, 0)), (pad_lo, max(pad_hi_w, 0)), (0, 0)])
-    return mx.concatenate(
-        [xp[:, i : i + out_h, j : j + out_w, :] for i in range(k) for j in range(k)], axis=-1
-    )
+def _pad_hw(p: mx.array, lo: int, out_h: int, out_w: int, k: int) -> mx.array:
+    """Zero-pad the last two axes of a planar array for a k x k window giving out_h x out_w."""
+    h, w = p.shape[-2:]
+    widths = [(0, 0)] * (p.ndim - 2)
+    return mx.pad(p, widths + [(lo, max(out_h + k - 1 - h - lo, 0)), (lo, max(out_w + k - 1 - w - lo, 0))])
 
 
-def col2im(z: mx.array, k: int, pad_lo: int, out_h: int, out_w: int) -> mx.array:
-    """(N, H, W, k*k*C) contributions -> (N, out_h, out_w, C): out[p] = sum_ij z_ij[p + i - pad_lo]."""
-    n, h, w, kkc = z.shape
-    c = kkc // (k * k)
-    z = z.reshape(n, h, w, k * k, c)
-    pad_hi_h = max(out_h + k - 1 - h - pad_lo, 0)
-    pad_hi_w = max(out_w + k - 1 - w - pad_lo, 0)
-    zp = mx.pad(z, [(0, 0), (pad_lo, pad_hi_h), (pad_lo, pad_hi_w), (0, 0), (0, 0)])
+def planar_im2col(p: mx.array, k: int, pad_lo: int, out_h: int, out_w: int) -> mx.array:
+    """(C, N, H, W) -> (k*k*C, N*out_h*out_w), rows ordered (ki, kj, c)."""
+    c, n = p.shape[:2]
+    pp = _pad_hw(p, pad_lo, out_h, out_w, k)
+    taps = [pp[..., i : i + out_h, j : j + out_w] for i in range(k) for j in range(k)]
+    return mx.stack(taps).reshape(k * k * c, n * out_h * out_w)
+
+
+def planar_col2im(z: mx.array, k: int, pad_lo: int, out_h: int, out_w: int) -> mx.array:
+    """Contributions (k*k, C, N, H, W) -> (C, N, out_h, out_w): out[p] = sum_ij z_ij[p + i - pad_lo]."""
+    zp = _pad_hw(z, pad_lo, out_h, out_w, k)
     out = None
     for i in range(k):
         for j in range(k):
-            term = zp[:, i : i + out_h, j : j + out_w, i * k + j, :]
+            term = zp[i * k + j, ..., i : i + out_h, j : j + out_w]
             out = term if out is None else out + term
     return out
 
 
-def _matmul_last(a: mx.array, b: mx.array) -> mx.array:
-    """(..., K) @ (K, M) -> (..., M)."""
-    return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
+def _planar(x: mx.array) -> mx.array:
+    """NHWC -> (C, N, H, W)."""
+    return x.transpose(3, 0, 1, 2)
 
 
-def _weight_grad(x: mx.array, g: mx.array) -> mx.array:
-    """sum over pixels of x^T g: (N,H,W,A), (N,H,W,B) -> (A, B)."""
-    return x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+def _pixels(x: mx.array) -> mx.array:
+    """NHWC -> (N*H*W, C), no copy."""
+    return x.reshape(-1, x.shape[-1])
 
 
 @lru_cache(maxsize=None)
-def _conv_fn(k: int, pad: int, output_columns: bool):
-    """A stride-1 conv with zero padding ``pad`` and custom VJP, for one shape family."""
+def _conv_fn(k: int, pad: int, few_outputs: bool):
+    """A stride-1 conv with zero padding ``pad`` and custom VJP, for one formulation."""
 
     def forward(x, w):
-        _, h, wd, _ = x.shape
+        n, h, wd, _ = x.shape
         o, _, _, i = w.shape
         ho, wo = h + 2 * pad - k + 1, wd + 2 * pad - k + 1
-        if output_columns:
-            wz = w.transpose(3, 1, 2, 0).reshape(i, k * k * o)
-            return col2im(_matmul_last(x, wz), k, pad, ho, wo)
-        wm = w.transpose(1, 2, 3, 0).reshape(k * k * i, o)
-        return _matmul_last(im2col(x, k, pad, ho, wo), wm)
+        if few_outputs:
+            contributions = w.transpose(1, 2, 0, 3).reshape(k * k * o, i) @ _pixels(x).T
+            out = planar_col2im(contributions.reshape(k * k, o, n, h, wd), k, pad, ho, wo)
+            return out.transpose(1, 2, 3, 0)
+        cols = planar_im2col(_planar(x), k, pad, ho, wo)
+        return (cols.T @ w.transpose(1, 2, 3, 0).reshape(k * k * i, o)).reshape(n, ho, wo, o)
 
     conv = mx.custom_function(forward)
 
@@ -78,21 +81,21 @@ def _conv_fn(k: int, pad: int, output_columns: bool):
     def conv_vjp(primals, cotangent, output):
         x, w = primals
         g = cotangent
-        _, h, wd, _ = x.shape
+        n, h, wd, _ = x.shape
         o, _, _, i = w.shape
-        # x-pixel a feeds output p = a - ki + pad, so dL/dz_ij[a] = g[a + pad - ki]
-        back_pad = k - 1 - pad
-        # the backward pass is the same sum with the kernel flipped in space
+        ho, wo = g.shape[1], g.shape[2]
+        back_pad = k - 1 - pad  # input pixel a feeds output a + pad - ki
         w_flipped = w[:, ::-1, ::-1, :]
-        if output_columns:
-            gcols = im2col(g, k, back_pad, h, wd)
-            dx = _matmul_last(gcols, w_flipped.transpose(1, 2, 0, 3).reshape(k * k * o, i))
-            dw = _weight_grad(x, gcols).reshape(i, k, k, o)[:, ::-1, ::-1, :].transpose(3, 1, 2, 0)
+        if few_outputs:
+            gcols = planar_im2col(_planar(g), k, back_pad, h, wd)  # (k*k*o, n*h*w)
+            dx = (gcols.T @ w_flipped.transpose(1, 2, 0, 3).reshape(k * k * o, i)).reshape(n, h, wd, i)
+            dw = (_pixels(x).T @ gcols.T).reshape(i, k, k, o)[:, ::-1, ::-1, :].transpose(3, 1, 2, 0)
         else:
-            ho, wo = g.shape[1], g.shape[2]
-            contributions = _matmul_last(g, w_flipped.reshape(o, k * k * i))
-            dx = col2im(contributions, k, back_pad, h, wd)
-            dw = _weight_grad(im2col(x, k, pad, ho, wo), g).reshape(k, k, i, o).transpose(3, 0, 1, 2)
+            contributions = w_flipped.reshape(o, k * k * i).T @ _pixels(g).T  # (k*k*i, n*ho*wo)
+            dx = planar_col2im(contributions.reshape(k * k, i, n, ho, wo), k, back_pad, h, wd)
+            dx = dx.transpose(1, 2, 3, 0)
+            cols = planar_im2col(_planar(x), k, pad, ho, wo)
+            dw = (cols @ _pixels(g)).reshape(k, k, i, o).transpose(3, 0, 1, 2)
         return dx, dw
 
     return conv
