@@ -10,7 +10,7 @@ import click
 from . import __version__
 from .errors import UserError
 
-COMMANDS = ("info", "train", "upscale", "evaluate", "convert_vgg")
+COMMANDS = ("info", "train", "upscale", "evaluate", "export", "convert_vgg")
 
 
 class Group(click.Group):

@@ -21,6 +21,10 @@ from .errors import UserError
 from .generator import Generator
 
 GENERATOR_FILE = "generator.safetensors"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+# weights that ship inside the package, by name (see README, "Shipped weights")
+BUNDLED = {"srresnet": "srresnet_x4.safetensors", "srgan": "srgan_x4.safetensors"}
+DEFAULT_MODEL = "srresnet"
 
 
 def save_module(path: str | os.PathLike, module: nn.Module, kind: str, config: dict, **extra: str) -> None:
@@ -42,6 +46,8 @@ def read_weights(path: str | os.PathLike, kind: str) -> tuple[dict[str, mx.array
         raise UserError(f"{path}: not a readable safetensors file ({exc})") from None
     if metadata.get("format") != f"srgan-mlx/{kind}":
         raise UserError(f"{path}: not an srgan-mlx {kind} weights file (format {metadata.get('format')!r})")
+    # weights may be stored in float16 (the bundled ones are); networks compute in float32
+    arrays = {k: v.astype(mx.float32) if mx.issubdtype(v.dtype, mx.floating) else v for k, v in arrays.items()}
     return arrays, json.loads(metadata.get("config", "{}"))
 
 
@@ -55,7 +61,13 @@ def load_into(module: nn.Module, arrays: dict[str, mx.array], source: str | os.P
 
 
 def resolve_generator_file(path: str | os.PathLike) -> Path:
-    """Accept a weights file, a checkpoint folder, or a training run folder (its best, else latest, checkpoint)."""
+    """Accept a bundled model's name, a weights file, a checkpoint folder, or a run folder (best, else latest)."""
+    if str(path) in BUNDLED:
+        file = WEIGHTS_DIR / BUNDLED[str(path)]
+        if not file.is_file():
+            shipped = ", ".join(name for name, f in BUNDLED.items() if (WEIGHTS_DIR / f).is_file()) or "none"
+            raise UserError(f"model {path!r} is not shipped with this version (shipped: {shipped}); pass --model PATH")
+        return file
     path = Path(path)
     if path.is_file():
         return path
@@ -79,3 +91,15 @@ def load_generator(path: str | os.PathLike) -> Generator:
     load_into(generator, arrays, file)
     generator.eval()
     return generator
+
+
+def export_generator(source: str | os.PathLike, target: str | os.PathLike, float16: bool = False, **extra: str) -> Path:
+    """Write the generator of a checkpoint or run as a standalone weights file (optionally float16)."""
+    file = resolve_generator_file(source)
+    arrays, config = read_weights(file, "generator")
+    if float16:
+        arrays = {k: v.astype(mx.float16) for k, v in arrays.items()}
+    metadata = {"format": "srgan-mlx/generator", "config": json.dumps(config), **extra}
+    with atomic_path(target, suffix=".safetensors") as tmp:
+        mx.save_safetensors(str(tmp), arrays, metadata=metadata)
+    return Path(target)

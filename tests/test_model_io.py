@@ -1,0 +1,75 @@
+"""Weights files: strict loading, one-line errors, export, and the weights shipped in the package."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import srgan_mlx  # noqa: F401
+import mlx.core as mx
+from mlx.utils import tree_flatten
+
+from srgan_mlx.cli import main
+from srgan_mlx.errors import UserError
+from srgan_mlx.generator import Generator
+from srgan_mlx.model_io import load_generator, save_module
+
+
+def tiny(tmp_path, **kw):
+    generator = Generator(num_blocks=2, channels=16, **kw)
+    path = tmp_path / "g.safetensors"
+    save_module(path, generator, "generator", generator.config())
+    return generator, path
+
+
+def test_round_trip_is_exact(tmp_path):
+    generator, path = tiny(tmp_path, scale=2)
+    loaded = load_generator(path)
+    assert loaded.config() == {"scale": 2, "num_blocks": 2, "channels": 16} and not loaded.training
+    for (k, a), (_, b) in zip(tree_flatten(generator.parameters()), tree_flatten(loaded.parameters())):
+        assert np.array_equal(np.array(a), np.array(b)), k
+
+
+def test_export_float16_keeps_config_and_values(tmp_path):
+    generator, path = tiny(tmp_path)
+    out = tmp_path / "half.safetensors"
+    result = CliRunner().invoke(main, ["export", str(path), "-o", str(out), "--float16", "--note", "test"])
+    assert result.exit_code == 0, result.output
+    arrays, metadata = mx.load(str(out), return_metadata=True)
+    assert all(v.dtype == mx.float16 for v in arrays.values()) and metadata["note"] == "test"
+    loaded = load_generator(out)
+    for (k, a), (_, b) in zip(tree_flatten(generator.parameters()), tree_flatten(loaded.parameters())):
+        assert b.dtype == mx.float32
+        assert np.allclose(np.array(a), np.array(b), rtol=1e-3, atol=1e-4), k
+
+
+def test_errors_are_one_line(tmp_path):
+    (tmp_path / "junk.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(UserError, match="not a readable safetensors file"):
+        load_generator(tmp_path / "junk.safetensors")
+    d = Generator(num_blocks=1, channels=8)
+    save_module(tmp_path / "other.safetensors", d, "discriminator", {})
+    with pytest.raises(UserError, match="not an srgan-mlx generator weights file"):
+        load_generator(tmp_path / "other.safetensors")
+    with pytest.raises(UserError, match="no generator weights found"):
+        load_generator(tmp_path)
+    arrays, _ = mx.load(str(tiny(tmp_path)[1]), return_metadata=True)
+    arrays.pop("tail.bias")
+    mx.save_safetensors(str(tmp_path / "cut.safetensors"), arrays,
+                        metadata={"format": "srgan-mlx/generator", "config": '{"num_blocks": 2, "channels": 16}'})
+    with pytest.raises(UserError, match="do not fit the network"):
+        load_generator(tmp_path / "cut.safetensors")
+
+
+def test_shipped_srresnet_loads_and_upscales():
+    generator = load_generator("srresnet")
+    assert generator.config() == {"scale": 4, "num_blocks": 16, "channels": 64}
+    x = mx.full((1, 8, 8, 3), 0.5)
+    y = np.array(generator(x))
+    assert y.shape == (1, 32, 32, 3)
+    # a flat grey input stays a flat grey output, near the same level (in [-1, 1]: 0.0)
+    assert abs(float(y[:, 8:24, 8:24].mean())) < 0.05
+
+
+def test_unshipped_model_name_is_a_clear_error():
+    with pytest.raises(UserError, match="'srgan' is not shipped"):
+        load_generator("srgan")
