@@ -58,7 +58,7 @@ def model_upscaler(model: str, scale: int, tile: int | None):
     metavar="DIR",
     help="Folder of LR inputs (<name>x<scale>.png or same name); default: MATLAB bicubic from HR.",
 )
-@click.option("--model", metavar="PATH", help="Generator weights file, checkpoint or run folder.")
+@click.option("--model", metavar="NAME|PATH", help="Shipped model (srresnet), generator weights file, checkpoint or run folder.")
 @click.option("--bicubic", is_flag=True, help="Evaluate MATLAB bicubic upscaling instead of a model.")
 @click.option(
     "--scale",
