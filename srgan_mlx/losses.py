@@ -32,9 +32,10 @@ class VGGLoss(nn.Module):
         self.rescale = rescale
 
     def __call__(self, sr: mx.array, hr: mx.array) -> mx.array:
-        both = self.vgg((mx.concatenate([sr, hr]) + 1) / 2, (self.layer,))[self.layer] * self.rescale
-        fake, real = mx.split(both, 2)
-        return mse(fake, mx.stop_gradient(real))
+        # two passes rather than one on the concatenation: the HR half then needs no backward pass
+        fake = self.vgg((sr + 1) / 2, (self.layer,))[self.layer]
+        real = mx.stop_gradient(self.vgg((hr + 1) / 2, (self.layer,))[self.layer])
+        return mse(fake * self.rescale, real * self.rescale)
 
 
 def generator_adversarial_loss(fake_logits: mx.array) -> mx.array:
