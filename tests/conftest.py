@@ -13,3 +13,26 @@ def data_dir() -> Path:
     if not DATA_DIR.is_dir():
         pytest.skip(f"benchmark data not found at {DATA_DIR} (research data, not in the repository)")
     return DATA_DIR
+
+
+@pytest.fixture
+def tiny_generator():
+    """Factory ``make(scale=4, seed=0)``: a 2-block, 16-channel generator in eval mode with
+    random weights and random BatchNorm running statistics (so eval mode matters)."""
+    import srgan_mlx  # noqa: F401  (before mlx: loads the fast BLAS)
+    import mlx.core as mx
+
+    from srgan_mlx.generator import Generator
+
+    def make(scale: int = 4, seed: int = 0) -> Generator:
+        mx.random.seed(seed)
+        generator = Generator(scale, num_blocks=2, channels=16)
+        norms = [bn for block in generator.blocks for bn in (block.bn1, block.bn2)] + [generator.body_bn]
+        for bn in norms:
+            bn.running_mean = 0.1 * mx.random.normal(bn.running_mean.shape)
+            bn.running_var = mx.random.uniform(0.5, 2.0, bn.running_var.shape)
+        generator.eval()
+        mx.eval(generator.parameters())
+        return generator
+
+    return make

@@ -1,9 +1,84 @@
-"""Placeholder until the upscale command lands."""
+"""``srgan-mlx upscale``: super-resolve image files, folders and globs in bounded memory."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import click
 
+from ..model_io import DEFAULT_MODEL
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+class Size(click.ParamType):
+    """A byte count such as ``2GB``, ``512M`` or ``1.5GiB`` (K, M, G, T are powers of 1024)."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(value), re.IGNORECASE)
+        if not match:
+            self.fail(f"{value!r} is not a size like 2GB or 512MB", param, ctx)
+        size = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+        if size <= 0:
+            self.fail(f"{value!r} must be more than 0 bytes", param, ctx)
+        return size
+
 
 @click.command("upscale")
-def command():
-    """Not implemented yet."""
-    raise click.UsageError("not implemented yet")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path),
+    help="Output file (one input) or folder. Default: next to each input as <name>_x<scale>.png.",
+)
+@click.option(
+    "--model", default=DEFAULT_MODEL, show_default=True, metavar="NAME|PATH",
+    help="A shipped model (srresnet; srgan is not shipped yet), generator weights, a checkpoint or a run folder.",
+)
+@click.option(
+    "--tile", type=click.IntRange(min=1),
+    help="Tile side in input pixels (plus the receptive-field margin). Default: the largest that fits --max-memory.",
+)
+@click.option(
+    "--max-memory", type=Size(),
+    help="Memory budget of one tile's forward pass, e.g. 2GB (the default; K, M, G are powers of 1024).",
+)
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["png", "jpg", "webp"]),
+    help="Format of outputs named for you (default png); with -o FILE the extension decides.",
+)
+@click.option("--skip-existing", is_flag=True, help="Leave inputs whose output already exists.")
+@click.option("--compare", is_flag=True, help="Also write <output>_compare.png: bicubic | super-resolved.")
+@click.option(
+    "--alpha", type=click.Choice(["bicubic", "model"]), default="bicubic", show_default=True,
+    help="How to upscale an alpha channel.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def command(inputs, output, model, tile, max_memory, quality, fmt, skip_existing, compare, alpha, quiet):
+    """Upscale INPUTS (image files, folders of images, glob patterns) with the generator.
+
+    A file that cannot be read or written is reported and the others go on; the
+    exit status is 1 if any failed.
+    """
+    from ..model_io import load_generator
+    from ..upscale import Options, run
+
+    generator = load_generator(model)
+    options = Options(
+        output=output, format=fmt, quality=quality, tile=tile, max_memory=max_memory,
+        skip_existing=skip_existing, compare=compare, alpha=alpha,
+    )
+    summary = run(generator, list(inputs), options, progress=not quiet)
+    counts = [f"{len(summary.written)} written", f"{len(summary.failed)} failed"]
+    if summary.skipped:
+        counts.append(f"{len(summary.skipped)} skipped (output exists)")
+    click.echo(", ".join(counts))
+    for reason in summary.failed:
+        click.echo(f"  failed: {reason}", err=True)
+    if summary.failed:
+        raise SystemExit(1)

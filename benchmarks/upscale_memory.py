@@ -1,0 +1,81 @@
+"""Peak memory and time of ``srgan-mlx upscale`` on a large image, in a fresh process.
+
+Writes a full-size x4 generator with random weights and a SIZE x SIZE RGB PNG
+to a temporary folder, runs ``srgan-mlx upscale`` on it in a subprocess, and
+reports the subprocess's peak resident set size (``resource.getrusage``,
+RUSAGE_CHILDREN), its wall time and the tile size the memory budget gives.
+
+    python benchmarks/upscale_memory.py                  # 2000x2000 -> 8000x8000, 2GB budget
+    python benchmarks/upscale_memory.py --size 500 --max-memory 512MB
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import srgan_mlx  # noqa: F401  (before mlx)
+import numpy as np
+from PIL import Image
+
+from srgan_mlx.commands.upscale import Size
+from srgan_mlx.generator import Generator
+from srgan_mlx.inference import DEFAULT_MAX_MEMORY, auto_tile, bytes_per_pixel, receptive_field_radius
+from srgan_mlx.model_io import save_module
+
+
+def test_image(size: int, seed: int = 0) -> Image.Image:
+    """A smooth random RGB image (noise bicubically enlarged 8x), like a photo more than white noise."""
+    noise = np.random.default_rng(seed).integers(0, 256, (size // 8 + 1, size // 8 + 1, 3), dtype=np.uint8)
+    return Image.fromarray(noise).resize((size, size), Image.Resampling.BICUBIC)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=2000, help="input side in pixels (default 2000)")
+    parser.add_argument("--max-memory", default=None, help="budget passed to --max-memory (default: the CLI's, 2GB)")
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--blocks", type=int, default=16)
+    parser.add_argument("--channels", type=int, default=64)
+    args = parser.parse_args()
+
+    generator = Generator(args.scale, args.blocks, args.channels)
+    generator.eval()
+    budget = DEFAULT_MAX_MEMORY if args.max_memory is None else Size().convert(args.max_memory, None, None)
+    tile = auto_tile(generator, args.size, args.size, budget)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        save_module(folder / "g.safetensors", generator, "generator", generator.config())
+        test_image(args.size).save(folder / "in.png")
+        command = [sys.executable, "-c", "from srgan_mlx.cli import main; main()", "upscale", str(folder / "in.png"),
+                   "-o", str(folder / "out.png"), "--model", str(folder / "g.safetensors")]
+        if args.max_memory is not None:
+            command += ["--max-memory", args.max_memory]
+        start = time.perf_counter()
+        subprocess.run(command, check=True)
+        wall = time.perf_counter() - start
+        peak_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: KiB
+        with Image.open(folder / "out.png") as out:
+            out_size = out.size
+    result = {
+        "input": f"{args.size}x{args.size}",
+        "output": f"{out_size[0]}x{out_size[1]}",
+        "generator": generator.config(),
+        "max_memory_bytes": budget,
+        "bytes_per_lr_pixel": bytes_per_pixel(generator),
+        "tile": tile,
+        "tile_with_margins": tile + 2 * receptive_field_radius(generator),
+        "peak_rss_gib": round(peak_rss / 1024**3, 3),
+        "wall_s": round(wall, 1),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

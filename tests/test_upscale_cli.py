@@ -1,0 +1,135 @@
+"""``srgan-mlx upscale`` end to end on a tiny random generator."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from test_image_io import make_inputs, srgb_profile
+
+from srgan_mlx import upscale
+from srgan_mlx.cli import main
+from srgan_mlx.model_io import save_module
+
+
+@pytest.fixture
+def model(tmp_path, tiny_generator):
+    """A saved x4 generator (2 blocks, 16 channels)."""
+    generator = tiny_generator(4)
+    path = tmp_path / "model" / "g.safetensors"
+    save_module(path, generator, "generator", generator.config())
+    return str(path)
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["upscale", *map(str, args)])
+
+
+def _rgba(folder, name="a.png", size=(16, 12)):
+    pixels = np.zeros((size[1], size[0], 4), np.uint8)
+    pixels[..., :3] = 128
+    pixels[:, size[0] // 2 :, 3] = 255
+    Image.fromarray(pixels).save(folder / name)
+    return folder / name
+
+
+def test_every_mode_and_a_corrupt_file(tmp_path, model):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    expected = make_inputs(folder)
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    result = run(folder, "--model", model)
+    assert result.exit_code == 1, result.output
+    assert "8 written, 1 failed" in result.output
+    assert f"failed: {folder / 'corrupt.png'}: " in result.output
+    for name, ((width, height), mode) in expected.items():
+        with Image.open(folder / f"{name.rsplit('.', 1)[0]}_x4.png") as out:
+            assert out.size == (4 * width, 4 * height), name
+            assert out.mode == mode, name
+            if name == "rgb.png":
+                assert out.info.get("icc_profile") == srgb_profile()
+            if name == "gray16.png":
+                assert np.asarray(out).max() > 255
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert not (folder / "corrupt_x4.png").exists()
+
+
+def test_alpha_upscaled_separately(tmp_path, model):
+    src = _rgba(tmp_path)
+    assert run(src, "--model", model, "-o", tmp_path / "bicubic.png").exit_code == 0
+    with Image.open(tmp_path / "bicubic.png") as out:
+        alpha = np.asarray(out)[..., 3]
+    assert alpha.shape == (48, 64)
+    assert alpha[:, :24].max() == 0 and alpha[:, 40:].min() == 255
+    assert run(src, "--model", model, "-o", tmp_path / "model.png", "--alpha", "model").exit_code == 0
+    with Image.open(tmp_path / "model.png") as out:
+        assert (out.mode, out.size) == ("RGBA", (64, 48))
+
+
+def test_output_names_formats_and_compare(tmp_path, model):
+    src = _rgba(tmp_path, "pic.png")
+    result = run(src, "--model", model, "-o", tmp_path / "out", "--format", "webp", "--compare", "--quiet")
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "out" / "pic_x4.webp") as out:
+        assert (out.format, out.size) == ("WEBP", (64, 48))
+    with Image.open(tmp_path / "out" / "pic_x4_compare.png") as out:
+        assert out.size == (128, 48)
+    assert run(src, "--model", model, "-o", tmp_path / "one.jpg", "--quality", "80").exit_code == 0
+    with Image.open(tmp_path / "one.jpg") as out:
+        assert (out.format, out.mode, out.size) == ("JPEG", "RGB", (64, 48))
+    result = run(src, "--model", model, "-o", tmp_path / "x.png", "--format", "jpg")
+    assert result.exit_code == 1 and "does not match --format jpg" in result.output
+    result = run(src, src.with_name("b.png"), "--model", model, "-o", tmp_path / "x.png")
+    assert result.exit_code == 1
+
+
+def test_never_overwrites_an_input(tmp_path, model):
+    src = _rgba(tmp_path)
+    before = src.read_bytes()
+    result = run(src, "--model", model, "-o", src)
+    assert result.exit_code == 1 and "would overwrite an input" in result.output
+    assert src.read_bytes() == before
+
+
+def test_skip_existing_and_own_outputs_not_reprocessed(tmp_path, model):
+    _rgba(tmp_path)
+    assert run(tmp_path, "--model", model, "--quiet").exit_code == 0
+    output = tmp_path / "a_x4.png"
+    stamp = output.stat().st_mtime_ns
+    result = run(tmp_path, "--model", model, "--skip-existing", "--quiet")
+    assert result.exit_code == 0 and "0 written, 0 failed, 1 skipped" in result.output
+    assert output.stat().st_mtime_ns == stamp
+    assert not (tmp_path / "a_x4_x4.png").exists()
+
+
+def test_globs_and_missing_inputs(tmp_path, model):
+    _rgba(tmp_path, "one.png")
+    _rgba(tmp_path, "two.png")
+    result = run(tmp_path / "*.png", tmp_path / "nothing.png", "--model", model, "--quiet")
+    assert result.exit_code == 1
+    assert "2 written, 1 failed" in result.output and "nothing.png: no such file" in result.output
+
+
+def test_memory_budget_tiles_match_whole_image(tmp_path, model):
+    pixels = np.random.default_rng(1).integers(0, 256, (40, 44, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    assert run(tmp_path / "a.png", "--model", model, "--tile", "1000", "-o", tmp_path / "whole.png").exit_code == 0
+    assert run(tmp_path / "a.png", "--model", model, "--max-memory", "40MB", "-o", tmp_path / "tiled.png").exit_code == 0
+    with Image.open(tmp_path / "whole.png") as whole, Image.open(tmp_path / "tiled.png") as tiled:
+        difference = np.abs(np.asarray(whole, np.int16) - np.asarray(tiled, np.int16))
+    assert difference.max() <= 1
+    result = run(tmp_path / "a.png", "--model", model, "--max-memory", "2XB")
+    assert result.exit_code == 2 and "not a size" in result.output
+
+
+def test_shipped_model_is_the_default(tmp_path):
+    Image.fromarray(np.full((12, 10, 3), 128, np.uint8)).save(tmp_path / "grey.png")
+    result = run(tmp_path / "grey.png")
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "grey_x4.png") as out:
+        assert out.size == (40, 48) and out.mode == "RGB"
+        assert abs(float(np.asarray(out, np.float32)[8:40, 8:32].mean()) - 128) < 6
+
+
+def test_unshipped_model_is_a_one_line_error(tmp_path):
+    result = run(_rgba(tmp_path), "--model", "srgan")
+    assert result.exit_code == 1 and "'srgan' is not shipped" in result.output
