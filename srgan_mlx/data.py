@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .evaluate import IMAGE_SUFFIXES, READ_ERRORS, load_image, read_header
+from .image_io import IMAGE_SUFFIXES, READ_ERRORS, load_image, read_header
 from .imresize import imresize
 
 CACHE_BYTES = 2 << 30  # decoded images kept in memory, at most

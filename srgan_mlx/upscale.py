@@ -21,10 +21,9 @@ from tqdm import tqdm
 
 from .errors import UserError
 from .generator import Generator
-from .image_io import FORMATS, Picture, gray_to_rgb, read_picture, resize_bicubic, to_gray, write_picture
+from .image_io import FORMATS, IMAGE_SUFFIXES, Picture, gray_to_rgb, read_picture, resize_bicubic, to_gray, write_picture
 from .inference import super_resolve
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 """Files picked up from folders and globs."""
 
 """Where the default generator ships (``weights/generator.safetensors``)."""
