@@ -144,3 +144,24 @@ def test_adversarial_losses_are_finite_for_extreme_logits():
     expected = torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor([2.0, -1.0]), torch.ones(2))
     expected += torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor([0.5, 3.0]), torch.zeros(2))
     assert_close(discriminator_loss(mx.array([2.0, -1.0]), mx.array([0.5, 3.0])), expected.item(), tol=1e-6)
+
+
+def test_discriminator_gradients_match_torch():
+    torch_d = ref.randomize(ref.Discriminator(32), seed=11).train()
+    d = Discriminator(32)
+    ref.copy_to_mlx(torch_d, d)
+    d.train()
+    x = mx.random.uniform(-1, 1, shape=(2, 32, 32, 3), key=mx.random.key(11))
+    value_and_grad = nn.value_and_grad(d, lambda x: d(x).sum())
+    (_, grads), x_grad = value_and_grad(x), mx.grad(lambda x: d(x).sum())(x)
+    tx = ref.nchw(x).requires_grad_(True)
+    torch_d(tx).sum().backward()
+    assert_close(x_grad, ref.nhwc(tx.grad))
+    torch_grads = {n: p.grad for n, p in torch_d.named_parameters()}
+    for name, grad in tree_flatten(grads):
+        expected = torch_grads[name].numpy()
+        if expected.ndim == 4:
+            expected = expected.transpose(0, 2, 3, 1)
+        if name == "fc1.weight":
+            expected = expected.reshape(-1, 512, 2, 2).transpose(0, 2, 3, 1).reshape(expected.shape[0], -1)
+        assert_close(grad, expected)
