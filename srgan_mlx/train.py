@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .config import TrainConfig
-from .data import BatchLoader, BatchSampler, DataSet, warn
+from .data import BatchLoader, BatchSampler, DataSet
 from .discriminator import Discriminator
 from .errors import UserError
 from .evaluate import evaluate, list_images

@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import srgan_mlx  # noqa: F401
-import mlx.core as mx
-
+import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 from srgan_mlx import checkpoint, model_io
 from srgan_mlx.cli import main
 from srgan_mlx.config import TrainConfig
@@ -85,9 +82,8 @@ def test_interrupted_checkpoint_keeps_previous(images, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train(TrainConfig(steps=4), resume=str(run))
     assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000002"
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best", "latest", "step_00000002"] or sorted(
-        p.name for p in (run / "checkpoints").iterdir()
-    ) == ["latest", "step_00000002"]
+    # no half-written checkpoint folder is left behind either
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_00000002"]
     generator = model_io.load_generator(run)
     assert generator.config() == {"scale": 4, "num_blocks": 2, "channels": 16}
 

@@ -6,7 +6,6 @@ from click.testing import CliRunner
 from PIL import Image
 from test_image_io import make_inputs, srgb_profile
 
-from srgan_mlx import upscale
 from srgan_mlx.cli import main
 from srgan_mlx.model_io import save_module
 
