@@ -21,6 +21,8 @@ import os
 import sys
 import sysconfig
 
+from .errors import warn
+
 _loaded: str | None = None
 
 
@@ -53,7 +55,7 @@ def load_optimized_blas() -> str | None:
     if _loaded is not None or not sys.platform.startswith("linux"):
         return _loaded
     if "mlx.core" in sys.modules:
-        _warn("mlx was imported before srgan_mlx, so the optimized BLAS cannot take effect")
+        warn("mlx was imported before srgan_mlx, so the optimized BLAS cannot take effect")
         return None
     errors = []
     for path in _candidates():
@@ -67,16 +69,12 @@ def load_optimized_blas() -> str | None:
         return path
     if os.environ.get("SRGAN_MLX_BLAS", "").lower() != "none":
         detail = f" ({'; '.join(errors)})" if errors else ""
-        _warn(
+        warn(
             "no optimized BLAS found, MLX's CPU backend stays on its slow reference BLAS; "
             f"`pip install mkl` (x86_64) or `apt-get install libopenblas0-pthread` fixes this{detail}"
         )
     return None
 
-
-def _warn(message: str) -> None:
-    """One line on stderr (``warnings.warn`` would add a second line of source)."""
-    print(f"srgan-mlx: warning: {message}", file=sys.stderr)
 
 
 class _DlInfo(ctypes.Structure):

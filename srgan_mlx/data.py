@@ -10,7 +10,6 @@ slice of it: the data is sharded, and the sampler state is the same everywhere.
 
 from __future__ import annotations
 
-import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .image_io import IMAGE_SUFFIXES, READ_ERRORS, load_image, read_header
+from .errors import warn
+from .image_io import IMAGE_SUFFIXES, READ_ERRORS, is_image_file, load_image, read_header
 from .imresize import imresize
 
 CACHE_BYTES = 2 << 30  # decoded images kept in memory, at most
@@ -32,15 +32,8 @@ def find_images(folders: list[str]) -> list[Path]:
         root = Path(folder)
         if not root.is_dir():
             raise UserError(f"{root}: no such data folder")
-        files += sorted(
-            p for p in root.rglob("*")
-            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
-        )
+        files += sorted(p for p in root.rglob("*") if is_image_file(p))
     return files
-
-
-def warn(message: str) -> None:
-    print(f"srgan-mlx: warning: {message}", file=sys.stderr)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import UserError
-from .image_io import IMAGE_SUFFIXES, load_image, read_header
+from .image_io import IMAGE_SUFFIXES, is_image_file, load_image, read_header
 from .imresize import imresize, modcrop, to_uint8
 from .metrics import SSIM_WINDOW, psnr, rgb_to_gray, ssim
 
@@ -32,9 +32,7 @@ def list_images(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, sorted by name; hidden files are skipped."""
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
-    files = sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
-    )
+    files = sorted(p for p in folder.iterdir() if is_image_file(p))
     if not files:
         raise UserError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
     return files

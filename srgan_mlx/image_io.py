@@ -189,6 +189,11 @@ def write_picture(path: str | os.PathLike, picture: Picture, quality: int = 95) 
 # 8-bit RGB pixels, as the measurement protocol and the training data use them
 
 
+def is_image_file(path: Path) -> bool:
+    """A visible regular file with an image extension (:data:`IMAGE_SUFFIXES`)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
+
 def unreadable(path: Path, exc: Exception) -> UserError:
     """The one-line error for an image PIL cannot read (PIL's own message when it adds something)."""
     detail = "" if isinstance(exc, UnidentifiedImageError) else f" ({exc})"

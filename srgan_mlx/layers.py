@@ -25,21 +25,16 @@ class Conv2d(nn.Conv2d):
 
     def __call__(self, x: mx.array) -> mx.array:
         out_ch, kh, kw, in_ch = self.weight.shape
-        if (
+        symmetric = (
             kh == kw
-            and (kh >= 5 or 4 * min(in_ch, out_ch) <= max(in_ch, out_ch))
-            and self.stride == (1, 1)
+            and self.stride[0] == self.stride[1]
+            and self.padding[0] == self.padding[1]
             and self.dilation == 1
             and self.groups == 1
-            and self.padding[0] == self.padding[1]
-        ):
+        )
+        if symmetric and self.stride[0] == 1 and (kh >= 5 or 4 * min(in_ch, out_ch) <= max(in_ch, out_ch)):
             y = conv2d_same(x, self.weight, self.padding[0])
-        elif (
-            self.stride[0] == self.stride[1] > 1
-            and self.padding[0] == self.padding[1]
-            and self.dilation == 1
-            and self.groups == 1
-        ):
+        elif symmetric and self.stride[0] > 1:
             # MLX's own input gradient of a strided conv is ~40x slower than its forward pass
             y = conv2d_strided(x, self.weight, self.stride[0], self.padding[0])
         elif x.shape[0] > 1 and x.shape[1] * x.shape[2] * kh * kw * in_ch * 4 > IM2COL_CHUNK_BYTES:

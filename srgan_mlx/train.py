@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from . import checkpoint
-from .config import TrainConfig
+from .config import STAGES, TrainConfig
 from .data import BatchLoader, BatchSampler, DataSet
 from .discriminator import Discriminator
 from .errors import UserError
@@ -94,7 +94,7 @@ class Trainer:
             config = TrainConfig.from_dict({**state["config"], "steps": config.steps or state["config"]["steps"]})
         self.config = config
         self.out = Path(config.out)
-        if config.stage not in ("srresnet", "srgan"):
+        if config.stage not in STAGES:
             raise UserError(f"unknown stage {config.stage!r}")
         if config.crop % config.scale:
             raise UserError(f"--crop {config.crop} must be a multiple of --scale {config.scale}")
@@ -199,6 +199,10 @@ class Trainer:
         row = {"step": self.step, **{k: float(np.mean([w[k] for w in window])) for k in window[0]}}
         row["images_per_s"] = images / row["seconds"]
         row["unreadable_images"] = self.loader.unreadable
+        self.append_history(row)
+
+    def append_history(self, row: dict) -> None:
+        """Keep ``row``, append it to ``metrics.jsonl`` and redraw ``metrics.png``."""
         self.history.append(row)
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -230,10 +234,7 @@ class Trainer:
         finally:
             self.generator.train()
         psnr, ssim = result["mean"]["psnr"], result["mean"]["ssim"]
-        self.history.append({"step": self.step, "val_psnr": psnr, "val_ssim": ssim})
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(self.history[-1]) + "\n")
-        plot_history(self.history, self.out / "metrics.png")
+        self.append_history({"step": self.step, "val_psnr": psnr, "val_ssim": ssim})
         best = psnr > self.best_psnr
         self.best_psnr = max(self.best_psnr, psnr)
         self.log(f"step {self.step}: validation PSNR {psnr:.2f} dB, SSIM {ssim:.4f}{' (best)' if best else ''}")

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .errors import UserError
 from .generator import Generator
-from .image_io import FORMATS, IMAGE_SUFFIXES, Picture, gray_to_rgb, read_picture, resize_bicubic, to_gray, write_picture
+from .image_io import FORMATS, is_image_file, Picture, gray_to_rgb, read_picture, resize_bicubic, to_gray, write_picture
 from .inference import super_resolve
 
 """Files picked up from folders and globs."""
@@ -58,7 +58,7 @@ class Summary:
 
 
 def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not _OWN_OUTPUT.search(path.stem)
+    return is_image_file(path) and not _OWN_OUTPUT.search(path.stem)
 
 
 def find_inputs(specs: list[str]) -> tuple[list[Path], list[str]]:
