@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import re
 import sys
 import sysconfig
 
@@ -103,11 +104,11 @@ def _bundled_blas() -> str | None:
     with open("/proc/self/maps") as maps:
         for line in maps:
             path = line.split()[-1]
-            if "mlx_cpu.libs" in path and "blas" in os.path.basename(path):
+            if is_reference_blas(path) and "blas" in os.path.basename(path):
                 return path
     return None
 
 
 def is_reference_blas(path: str) -> bool:
-    """True for the slow reference BLAS that the mlx[cpu] wheel bundles."""
-    return "mlx_cpu.libs" in path
+    """True for the slow reference BLAS that MLX's Linux wheels bundle (``mlx_cpu.libs``, ``mlx_cuda_13.libs``)."""
+    return re.search(r"mlx_(cpu|cuda_\d+)\.libs", path) is not None

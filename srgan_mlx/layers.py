@@ -6,24 +6,31 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from .conv import conv2d_same, conv2d_strided
+from .devices import conv_path
 
 IM2COL_CHUNK_BYTES = 4 << 20  # im2col matrix of one image above which a batch is convolved image by image
 
 
 class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` (weight ``(out, kh, kw, in)``, NHWC) with a faster path for large kernels.
+    """``nn.Conv2d`` (weight ``(out, kh, kw, in)``, NHWC) whose implementation depends on the device.
 
-    Stride-1 square convolutions with a large kernel (5 and up) or very unequal channel
-    counts (one side at least 4x the other: 3->64, 64->256) go through
-    :func:`srgan_mlx.conv.conv2d_same` (one matrix product plus shifted copies or adds,
-    with its own backward pass), where MLX's CPU ``conv2d`` is slowest (measured: 9x9
-    64->3 at 96x96 10x, 3x3 3->64 5x, 3x3 64->256 at 24x24 1.6x faster fwd+bwd); the
-    rest use ``mx.conv2d``. Both compute the same convolution; parameters and their
-    names are those of ``nn.Conv2d``, so weights load either way. Strided convolutions use
-    ``mx.conv2d`` forward with a faster input gradient (:func:`srgan_mlx.conv.conv2d_strided`).
+    :func:`srgan_mlx.devices.conv_path` decides. ``mlx``: ``mx.conv2d`` (the GPU default).
+    ``tuned`` (the CPU default): stride-1 square convolutions with a large kernel (5 and
+    up) or very unequal channel counts (one side at least 4x the other: 3->64, 64->256) go
+    through :func:`srgan_mlx.conv.conv2d_same` (one matrix product plus shifted copies or
+    adds, with its own backward pass), where MLX's CPU ``conv2d`` is slowest (measured:
+    9x9 64->3 at 96x96 10x, 3x3 3->64 5x, 3x3 64->256 at 24x24 1.6x faster fwd+bwd);
+    strided convolutions use ``mx.conv2d`` forward with a faster input gradient
+    (:func:`srgan_mlx.conv.conv2d_strided`); large maps are convolved image by image; the
+    rest use ``mx.conv2d``. Every path computes the same convolution; parameters and
+    their names are those of ``nn.Conv2d``, so weights load either way.
     """
 
     def __call__(self, x: mx.array) -> mx.array:
+        y = self._mx_conv(x) if conv_path() == "mlx" else self._tuned_conv(x)
+        return y + self.bias if "bias" in self else y
+
+    def _tuned_conv(self, x: mx.array) -> mx.array:
         out_ch, kh, kw, in_ch = self.weight.shape
         symmetric = (
             kh == kw
@@ -33,16 +40,14 @@ class Conv2d(nn.Conv2d):
             and self.groups == 1
         )
         if symmetric and self.stride[0] == 1 and (kh >= 5 or 4 * min(in_ch, out_ch) <= max(in_ch, out_ch)):
-            y = conv2d_same(x, self.weight, self.padding[0])
-        elif symmetric and self.stride[0] > 1:
+            return conv2d_same(x, self.weight, self.padding[0])
+        if symmetric and self.stride[0] > 1:
             # MLX's own input gradient of a strided conv is ~40x slower than its forward pass
-            y = conv2d_strided(x, self.weight, self.stride[0], self.padding[0])
-        elif x.shape[0] > 1 and x.shape[1] * x.shape[2] * kh * kw * in_ch * 4 > IM2COL_CHUNK_BYTES:
+            return conv2d_strided(x, self.weight, self.stride[0], self.padding[0])
+        if x.shape[0] > 1 and x.shape[1] * x.shape[2] * kh * kw * in_ch * 4 > IM2COL_CHUNK_BYTES:
             # one image at a time: each one's im2col matrix stays in cache (forward 1.5-1.8x faster)
-            y = mx.concatenate([self._mx_conv(x[i : i + 1]) for i in range(x.shape[0])])
-        else:
-            y = self._mx_conv(x)
-        return y + self.bias if "bias" in self else y
+            return mx.concatenate([self._mx_conv(x[i : i + 1]) for i in range(x.shape[0])])
+        return self._mx_conv(x)
 
     def _mx_conv(self, x: mx.array) -> mx.array:
         return mx.conv2d(x, self.weight, self.stride, self.padding, self.dilation, self.groups)

@@ -60,6 +60,19 @@ def load_into(module: nn.Module, arrays: dict[str, mx.array], source: str | os.P
     mx.eval(module.parameters())
 
 
+def shipped_models() -> dict[str, str]:
+    """Each bundled model name -> one line: its generator config and file, or that it is not shipped."""
+    described = {}
+    for name, file_name in BUNDLED.items():
+        file = WEIGHTS_DIR / file_name
+        if file.is_file():
+            config = json.loads(mx.load(str(file), return_metadata=True)[1].get("config", "{}"))
+            described[name] = ", ".join(f"{k} {v}" for k, v in config.items()) + f" ({file})"
+        else:
+            described[name] = "not shipped with this version"
+    return described
+
+
 def resolve_generator_file(path: str | os.PathLike) -> Path:
     """Accept a bundled model's name, a weights file, a checkpoint folder, or a run folder (best, else latest)."""
     if str(path) in BUNDLED:

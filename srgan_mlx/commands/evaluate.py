@@ -16,8 +16,10 @@ import json
 import click
 
 from ..atomic import write_text
+from ..devices import select_device
 from ..errors import UserError
 from ..evaluate import evaluate
+from .options import device_option
 
 ROW = "{:<20} {:>9} {:>7}"
 
@@ -69,7 +71,8 @@ def model_upscaler(model: str, scale: int, tile: int | None):
 )
 @click.option("--tile", type=click.IntRange(min=1), help="With --model: LR tile size (default: fit a memory budget).")
 @click.option("--json", "json_path", metavar="FILE", help="Also write the results as JSON (atomically).")
-def command(hr_dir, lr_dir, model, bicubic, scale, tile, json_path):
+@device_option
+def command(hr_dir, lr_dir, model, bicubic, scale, tile, json_path, device):
     """PSNR/SSIM of --model (or --bicubic) on the images in --hr.
 
     \b
@@ -90,6 +93,7 @@ def command(hr_dir, lr_dir, model, bicubic, scale, tile, json_path):
         raise click.UsageError("give exactly one of --model PATH and --bicubic")
     if tile is not None and bicubic:
         raise click.UsageError("--tile only applies to --model")
+    select_device(device)
     upscaler = None if bicubic else model_upscaler(model, scale, tile)
     print_row = table_printer()
     results = evaluate(hr_dir, scale, lr_dir=lr_dir, upscaler=upscaler, on_image=print_row)

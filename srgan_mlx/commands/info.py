@@ -1,5 +1,6 @@
-"""``srgan-mlx info``: versions, device, and which BLAS MLX's CPU backend uses."""
+"""``srgan-mlx info``: versions, devices, the convolution path and BLAS in use, and the shipped models."""
 
+import os
 import platform
 
 import click
@@ -7,16 +8,38 @@ import click
 
 @click.command("info")
 def command():
-    """Print MLX version, default device and the active BLAS."""
+    """Print versions, devices, the convolution path per device, the BLAS and the shipped models."""
     import mlx.core as mx
 
     from .. import __version__
     from ..blas import active_blas, is_reference_blas
+    from ..devices import CONV_ENV, backend_packages, conv_path, gpu_backend, library_owner
+    from ..model_io import shipped_models
 
-    blas = active_blas()
-    note = " (slow reference BLAS bundled with mlx[cpu])" if is_reference_blas(blas) else ""
     click.echo(f"srgan-mlx {__version__}")
     click.echo(f"python {platform.python_version()} on {platform.system()} {platform.machine()}")
-    click.echo(f"mlx {mx.__version__}")
-    click.echo(f"default device: {mx.default_device()}")
+    packages = backend_packages()
+    listed = ", ".join(f"{name} {version}" for name, version in packages.items()) or "none"
+    click.echo(f"mlx {mx.__version__} (backend packages: {listed})")
+    if len(packages) > 1:
+        owner = library_owner()
+        click.echo(
+            f"  warning: {' and '.join(packages)} both install mlx/lib/libmlx.so; the one in place is "
+            f"{owner or 'unknown'}. For the GPU: pip install --force-reinstall --no-deps "
+            f"{next((p for p in packages if 'cuda' in p), 'mlx-cuda-13')}=={mx.__version__}"
+        )
+    cpu_name = mx.device_info(mx.cpu).get("device_name", "")
+    click.echo(f"cpu: {cpu_name or 'available'}, convolutions: {conv_path(mx.Device(mx.cpu))}")
+    backend = gpu_backend()
+    if backend:
+        gpu_name = mx.device_info(mx.gpu).get("device_name", "")
+        click.echo(f"gpu: {backend} {gpu_name}".rstrip() + f", convolutions: {conv_path(mx.Device(mx.gpu, 0))}")
+    else:
+        click.echo("gpu: none (Linux + NVIDIA: pip install 'srgan-mlx[cuda]'; Mac: Apple silicon)")
+    click.echo(f"default device: {'gpu' if backend else 'cpu'} (--device auto)")
+    click.echo(f"convolution override: {CONV_ENV}=<auto|mlx|tuned> (now: {os.environ.get(CONV_ENV, 'unset')})")
+    blas = active_blas()
+    note = " (slow reference BLAS bundled with MLX's Linux wheels)" if is_reference_blas(blas) else ""
     click.echo(f"blas: {blas}{note}")
+    for name, description in shipped_models().items():
+        click.echo(f"model {name}: {description}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..config import PRESETS, STAGES, TrainConfig
+from .options import device_option
 
 DEFAULTS = TrainConfig()
 
@@ -36,8 +37,10 @@ DEFAULTS = TrainConfig()
 @click.option("--checkpoint-every", type=int, default=None, help=f"Steps between checkpoints [{DEFAULTS.checkpoint_every}].")
 @click.option("--keep", type=int, default=None, help=f"Checkpoints kept besides the best [{DEFAULTS.keep}].")
 @click.option("--log-every", type=int, default=None, help=f"Steps per metrics.jsonl line [{DEFAULTS.log_every}].")
-def command(preset, resume, **options):
+@device_option
+def command(preset, resume, device, **options):
     """Train SRResNet (--stage srresnet) or SRGAN (--stage srgan --init SRRESNET_RUN --vgg VGG19.safetensors)."""
+    from ..devices import select_device
     from ..train import train
 
     values = {**PRESETS[preset]}
@@ -47,5 +50,6 @@ def command(preset, resume, **options):
     if not resume and not values.get("data"):
         raise click.UsageError("--data is required (a folder of training images)")
     config = TrainConfig.from_dict(values)
+    select_device(device)
     out = train(config, resume)
     click.echo(f"done: {out}")

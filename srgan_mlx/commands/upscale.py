@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..model_io import DEFAULT_MODEL
+from .options import device_option
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
@@ -59,15 +60,18 @@ class Size(click.ParamType):
     help="How to upscale an alpha channel.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(inputs, output, model, tile, max_memory, quality, fmt, skip_existing, compare, alpha, quiet):
+@device_option
+def command(inputs, output, model, tile, max_memory, quality, fmt, skip_existing, compare, alpha, quiet, device):
     """Upscale INPUTS (image files, folders of images, glob patterns) with the generator.
 
     A file that cannot be read or written is reported and the others go on; the
     exit status is 1 if any failed.
     """
+    from ..devices import select_device
     from ..model_io import load_generator
     from ..upscale import Options, run
 
+    select_device(device)
     generator = load_generator(model)
     options = Options(
         output=output, format=fmt, quality=quality, tile=tile, max_memory=max_memory,

@@ -1,0 +1,106 @@
+"""Where the networks run, and which convolution implementation runs there.
+
+Devices: ``--device auto|cpu|gpu`` on the commands. ``auto`` (the default) is MLX's GPU
+when this MLX build has one (Metal on a Mac, CUDA with ``mlx-cuda-*`` on Linux), else the
+CPU.
+
+Convolutions: :class:`srgan_mlx.layers.Conv2d` asks :func:`conv_path` which implementation
+to use, at the time a network is called (or traced by ``mx.compile``), for the device that
+call runs on (MLX's default device):
+
+* ``mlx``: ``mx.conv2d`` for every layer. The default on a GPU: MLX's own GPU kernels
+  (cuDNN on CUDA) were 1.6-1.7x faster than the CPU-tuned forms on an NVIDIA H200
+  (``../shared/FACTS.md`` section 5). Metal could not be measured for this project; it
+  defaults to ``mx.conv2d`` too, which is what MLX tunes for Metal.
+* ``tuned``: the CPU-tuned forms of :mod:`srgan_mlx.conv` where they were measured
+  faster than MLX's CPU ``conv2d`` (large kernels, very unequal channel counts, strided
+  input gradients, per-image im2col), ``mx.conv2d`` elsewhere. The default on the CPU.
+
+``SRGAN_MLX_CONV=mlx`` or ``SRGAN_MLX_CONV=tuned`` forces one path on every device (for
+measurements and tests); ``auto`` or unset picks per device as above.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from importlib import metadata
+
+import mlx.core as mx
+
+from .errors import UserError
+
+DEVICES = ("auto", "cpu", "gpu")
+BACKEND_PACKAGES = ("mlx-metal", "mlx-cpu", "mlx-cuda-12", "mlx-cuda-13")
+"""The distributions that provide MLX's native library; on Linux they all install ``mlx/lib/libmlx.so``."""
+CONV_ENV = "SRGAN_MLX_CONV"
+CONV_PATHS = ("mlx", "tuned")
+
+
+def gpu_backend() -> str | None:
+    """``metal`` or ``cuda`` when this MLX build can use a GPU here, else None."""
+    if mx.metal.is_available():
+        return "metal"
+    if mx.cuda.is_available():
+        return "cuda"
+    return None
+
+
+def select_device(name: str = "auto") -> mx.Device:
+    """Make ``name`` (auto, cpu or gpu) MLX's default device and return it; a missing GPU is a UserError."""
+    if name not in DEVICES:
+        raise UserError(f"unknown device {name!r} (choose from {', '.join(DEVICES)})")
+    if name == "gpu" and gpu_backend() is None:
+        raise UserError(
+            "--device gpu: this MLX build has no usable GPU (on Linux install the CUDA build: "
+            "pip install 'srgan-mlx[cuda]'; on a Mac, Metal needs Apple silicon)"
+        )
+    device = mx.gpu if name == "gpu" or (name == "auto" and gpu_backend()) else mx.cpu
+    mx.set_default_device(device)
+    return mx.default_device()
+
+
+def conv_path(device: mx.Device | None = None) -> str:
+    """The convolution implementation for ``device`` (default: MLX's default device): ``mlx`` or ``tuned``."""
+    forced = os.environ.get(CONV_ENV, "auto").strip().lower() or "auto"
+    if forced in CONV_PATHS:
+        return forced
+    if forced != "auto":
+        raise UserError(f"{CONV_ENV}={forced!r}: expected auto, {' or '.join(CONV_PATHS)}")
+    device = mx.default_device() if device is None else device
+    return "mlx" if device.type == mx.gpu else "tuned"
+
+
+def backend_packages() -> dict[str, str]:
+    """The installed MLX backend distributions, name -> version."""
+    found = {}
+    for name in BACKEND_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def library_owner() -> str | None:
+    """Which installed backend distribution's ``mlx/lib/libmlx.so`` is the file in place (None: unknown).
+
+    ``mlx-cpu`` and ``mlx-cuda-*`` write the same file, so with both installed the one
+    installed last wins; the file's SHA-256 against each distribution's RECORD tells which.
+    """
+    for name in backend_packages():
+        dist = metadata.distribution(name)
+        for entry in dist.files or []:
+            if entry.as_posix() != "mlx/lib/libmlx.so" or entry.hash is None:
+                continue
+            path = dist.locate_file(entry)
+            if not os.path.isfile(path) or os.path.getsize(path) != entry.size:
+                continue
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+            if base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode() == entry.hash.value:
+                return name
+    return None
