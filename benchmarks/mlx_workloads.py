@@ -5,15 +5,19 @@
   (the seed's optimizer settings), on 25->100, batch 10.
 * ``b_srresnet``: SRResNetStep(Generator(), Adam(1e-4)), 24->96, batch 16.
 * ``b_srgan``: SRGANStep(Generator(), Discriminator(96), VGGLoss(relu5_4), Adam 1e-4 x2).
-* ``c``: Generator().eval() on one 1x256x256x3 image, whole (no tiles).
+* ``c``: Generator().eval() on one 1x256x256x3 image, whole (no tiles); ``half=True``
+  computes it in float16 (the GPU variant ``mlx-half``).
 
-Each step is followed by ``mx.eval`` of its outputs and state, so the timing covers the work.
+Each step is followed by ``mx.eval`` of its outputs and state, so the timing covers the work
+(``mx.eval`` returns when the device has finished). ``use_device`` picks the CPU or the GPU;
+the convolution path is then the one :func:`srgan_mlx.devices.conv_path` gives that device.
 """
 
 from __future__ import annotations
 
 import srgan_mlx  # noqa: F401 -- loads the optimized BLAS; must come before mlx
 from srgan_mlx.blas import active_blas
+from srgan_mlx.devices import conv_path, select_device
 
 import mlx.core as mx  # noqa: E402
 import mlx.optimizers as optim  # noqa: E402
@@ -33,10 +37,18 @@ def configure_threads(threads: int) -> None:
     BLAS (MKL) takes ``MKL_NUM_THREADS`` / ``OMP_NUM_THREADS``, which run.py sets for the worker."""
 
 
+def use_device(name: str) -> None:
+    """``cpu`` or ``gpu`` (MLX's default device for everything built afterwards)."""
+    select_device(name)
+
+
 def versions() -> dict:
     from importlib.metadata import version
 
-    return {"mlx": version("mlx"), "srgan_mlx": srgan_mlx.__version__, "blas": active_blas()}
+    found = {"mlx": version("mlx"), "srgan_mlx": srgan_mlx.__version__, "blas": active_blas(), "conv": conv_path()}
+    if mx.default_device().type == mx.gpu:
+        found["device"] = mx.device_info(mx.gpu).get("device_name", "gpu")
+    return found
 
 
 def _size(tree) -> int:
@@ -88,11 +100,13 @@ def _srresnet(spec, batch: int) -> Workload:
     return Workload(step, batch, {"generator": count(G)}, extra=_peak)
 
 
-def _inference(spec, batch: int) -> Workload:
+def _inference(spec, batch: int, half: bool) -> Workload:
+    dtype = mx.float16 if half else mx.float32
     G = Generator(scale=spec.scale)
     G.eval()
+    G.set_dtype(dtype)
     mx.eval(G.parameters())
-    x = mx.array(random_batch(spec, batch)[0])
+    x = mx.array(random_batch(spec, batch)[0]).astype(dtype)
 
     def step():
         mx.eval(G(x))
@@ -100,8 +114,12 @@ def _inference(spec, batch: int) -> Workload:
     return Workload(step, batch, {"generator": count(G)}, extra=_peak)
 
 
-BUILDERS = {"a": _srgan, "b_srresnet": _srresnet, "b_srgan": _srgan, "c": _inference}
+BUILDERS = {"a": _srgan, "b_srresnet": _srresnet, "b_srgan": _srgan}
 
 
-def build(spec: Spec, batch: int) -> Workload:
+def build(spec: Spec, batch: int, half: bool = False) -> Workload:
+    if spec.kind == "inference":
+        return _inference(spec, batch, half)
+    if half:
+        raise ValueError("half precision is measured for inference only")
     return BUILDERS[spec.name](spec, batch)

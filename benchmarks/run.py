@@ -1,8 +1,9 @@
-"""srgan-mlx against the TensorFlow/Keras baseline (and PyTorch, when installed), on the CPU.
+"""srgan-mlx against TensorFlow/Keras (and PyTorch, when installed) on the CPU, or against PyTorch CUDA on a GPU.
 
-    python benchmarks/run.py                    # full run
+    python benchmarks/run.py                    # full CPU run
     python benchmarks/run.py --quick            # small batches, 2 repetitions: a smoke test
     python benchmarks/run.py --workloads a,c --frameworks mlx,tf --reps 7
+    python benchmarks/run.py --device gpu       # MLX on the GPU vs PyTorch CUDA (fp32 and bf16 autocast)
 
 Workloads (see ``common.WORKLOADS``): ``a`` the seed's SRGAN step (25->100, batch 10,
 VGG relu3_4), ``b_srresnet`` / ``b_srgan`` the paper's steps (24->96, batch 16, VGG
@@ -20,7 +21,15 @@ this process may use): ``OMP_NUM_THREADS`` = ``MKL_NUM_THREADS`` = ``OPENBLAS_NU
 = N; TensorFlow intra-op N, inter-op 1; torch ``set_num_threads(N)``, interop 1; MLX
 runs its ops one at a time on its CPU stream with an N-thread BLAS (MKL).
 
-Output: a markdown table on stdout, ``<out>/latest.json`` and ``<out>/latest.png``.
+On a GPU (``--device gpu``) the frameworks are ``mlx`` (MLX's GPU backend), ``mlx-half``
+(inference in float16), ``torch`` (CUDA fp32, ``cudnn.benchmark``) and ``torch-bf16`` (bfloat16
+autocast and channels_last, what a PyTorch user would try); every step ends when the device
+is done (``mx.eval``; ``torch.cuda.synchronize()``). The reference is the faster PyTorch
+variant, and the ratio compares it with the faster MLX variant. Defaults there: 5 warm-up
+steps, 20 repetitions. TensorFlow stays the CPU reference.
+
+Output: a markdown table on stdout, ``<out>/latest.json`` and ``<out>/latest.png`` (CPU) or
+``<out>/gpu.json`` and ``<out>/gpu.png`` (GPU).
 """
 
 from __future__ import annotations
@@ -46,15 +55,32 @@ if str(HERE) not in sys.path:
 
 from common import WORKLOADS, Spec  # noqa: E402
 
-FRAMEWORKS = {"mlx": "mlx_workloads", "tf": "tf_baseline", "torch": "torch_baseline"}
-LABELS = {"mlx": "srgan-mlx (MLX)", "tf": "TensorFlow/Keras", "torch": "PyTorch"}
-REQUIRES = {"mlx": "mlx", "tf": "tensorflow", "torch": "torch"}
+@dataclasses.dataclass(frozen=True)
+class Framework:
+    """One column: the module that builds its workloads, with build options; where and what it runs."""
+
+    module: str
+    label: str
+    requires: str  # the Python package it needs
+    options: tuple = ()  # keyword arguments for build()
+    devices: tuple = ("cpu", "gpu")
+    kinds: tuple = ("srgan", "srresnet", "inference")
+
+
+FRAMEWORKS = {
+    "mlx": Framework("mlx_workloads", "srgan-mlx (MLX)", "mlx"),
+    "mlx-half": Framework("mlx_workloads", "srgan-mlx (MLX, float16)", "mlx", (("half", True),), ("gpu",), ("inference",)),
+    "tf": Framework("tf_baseline", "TensorFlow/Keras", "tensorflow", devices=("cpu",)),
+    "torch": Framework("torch_baseline", "PyTorch", "torch"),
+    "torch-bf16": Framework("torch_baseline", "PyTorch bf16 autocast, channels_last", "torch", (("bf16", True),), ("gpu",)),
+}
+LABELS = {name: framework.label for name, framework in FRAMEWORKS.items()}
 
 
 # ------------------------------------------------------------------ worker
 
 
-def worker(framework: str, spec: Spec, batch: int, warmup: int, threads: int) -> None:
+def worker(framework: str, spec: Spec, batch: int, warmup: int, threads: int, device: str) -> None:
     """Build, warm up, then time one step per 'step' line on stdin; JSON lines on the real stdout."""
     import resource
 
@@ -68,11 +94,14 @@ def worker(framework: str, spec: Spec, batch: int, warmup: int, threads: int) ->
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
     sys.path.insert(0, str(ROOT))  # benchmark this checkout's srgan_mlx
-    module = __import__(FRAMEWORKS[framework])
+    chosen = FRAMEWORKS[framework]
+    module = __import__(chosen.module)
     module.configure_threads(threads)
+    if device != "cpu":
+        module.use_device(device)
     rss_import = rss()
     start = time.perf_counter()
-    workload = module.build(spec, batch)
+    workload = module.build(spec, batch, **dict(chosen.options))
     build_s = time.perf_counter() - start
     warm = []
     for _ in range(warmup):
@@ -104,7 +133,7 @@ class Worker:
                    TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow", PYTHONUNBUFFERED="1")
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", framework,
                    "--spec", json.dumps(dataclasses.asdict(spec)), "--batch", str(batch),
-                   "--warmup", str(args.warmup), "--threads", n]
+                   "--warmup", str(args.warmup), "--threads", n, "--device", args.device]
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                      text=True, bufsize=1, env=env, cwd=ROOT)
@@ -226,12 +255,25 @@ def run_workload(spec: Spec, batch: int, frameworks: list[str], args, log_dir: P
                      extra=done["extra"])
         if entry["times_s"]:
             entry.update(summarize(entry["times_s"], batch))
-    fws = result["frameworks"]
-    for other in ("tf", "torch"):
-        if "median_s" in fws.get("mlx", {}) and "median_s" in fws.get(other, {}):
-            # throughput ratio: above 1 means srgan-mlx is faster
-            result[f"ratio_mlx_over_{other}"] = fws[other]["median_s"] / fws["mlx"]["median_s"]
+    result.update(ratios(result["frameworks"]))
     return result
+
+
+def ratios(frameworks: dict) -> dict:
+    """Throughput ratios of the fastest MLX variant over TF and over the fastest PyTorch variant (above 1: MLX wins)."""
+
+    def fastest(family: str) -> str | None:
+        timed = [n for n, e in frameworks.items() if n.split("-")[0] == family and "median_s" in e]
+        return min(timed, key=lambda n: frameworks[n]["median_s"], default=None)
+
+    ours = fastest("mlx")
+    found = {}
+    for family in ("tf", "torch"):
+        theirs = fastest(family)
+        if ours and theirs:
+            found[f"ratio_mlx_over_{family}"] = frameworks[theirs]["median_s"] / frameworks[ours]["median_s"]
+            found[f"ratio_mlx_over_{family}_between"] = [ours, theirs]
+    return found
 
 
 # ------------------------------------------------------------------ report
@@ -241,9 +283,17 @@ def _gib(n: int | None) -> str:
     return "-" if n is None else f"{n / 2**30:.2f}"
 
 
+def reference(meta: dict) -> tuple[str, str]:
+    """The ratio a table and chart show: (result key, column title); TF on the CPU, PyTorch on a GPU."""
+    return ("ratio_mlx_over_torch", "MLX/PyTorch") if meta["device"] == "gpu" else ("ratio_mlx_over_tf", "MLX/TF")
+
+
 def markdown(results: dict, meta: dict) -> str:
+    key, title = reference(meta)
+    gpu = f"GPU: {meta['gpu']}; " if meta.get("gpu") else ""
+    unit, factor = ("ms", 1000) if meta["device"] == "gpu" else ("s", 1)
     lines = [
-        f"Machine: {meta['machine']['cpu']}{' (AVX-512)' if meta['machine'].get('avx512') else ''}, "
+        gpu + f"Machine: {meta['machine']['cpu']}{' (AVX-512)' if meta['machine'].get('avx512') else ''}, "
         f"{meta['machine']['cpus_usable']} CPUs, "
         f"{_gib(meta['machine']['memory_bytes'])} GiB; {meta['machine']['platform']}; "
         + ", ".join(f"{k} {v}" for k, v in meta["machine"]["packages"].items()),
@@ -252,7 +302,7 @@ def markdown(results: dict, meta: dict) -> str:
         f"Warm-up {meta['warmup']} step(s) excluded; repetitions alternate between frameworks; "
         f"load average at start {meta['loadavg_start']}, end {meta['loadavg_end']}.",
         "",
-        "| Workload | Batch | Framework | s/step median | min-max | images/s | peak RSS GiB | MLX/TF |",
+        f"| Workload | Batch | Framework | {unit}/step median | min-max | images/s | peak RSS GiB | {title} |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
@@ -264,13 +314,16 @@ def markdown(results: dict, meta: dict) -> str:
             if "median_s" not in e:
                 lines.append(f"| {wl} | {batch} | {label} | failed | | | {_gib(e.get('peak_rss_bytes'))} | |")
             else:
-                ratio = f"{r['ratio_mlx_over_tf']:.2f}" if first and "ratio_mlx_over_tf" in r else ""
+                ratio = f"{r[key]:.2f}" if first and key in r else ""
                 lines.append(
-                    f"| {wl} | {batch} | {label} | {e['median_s']:.3f} | {e['min_s']:.3f}-{e['max_s']:.3f} "
+                    f"| {wl} | {batch} | {label} | {e['median_s'] * factor:.3f} "
+                    f"| {e['min_s'] * factor:.3f}-{e['max_s'] * factor:.3f} "
                     f"| {e['images_per_s']:.2f} | {_gib(e.get('peak_rss_bytes'))} | {ratio} |"
                 )
             first = False
-    lines += ["", "MLX/TF = TF median time / MLX median time (images/s ratio; above 1: srgan-mlx is faster).", ""]
+    other = "the faster PyTorch variant" if meta["device"] == "gpu" else "TF"
+    lines += ["", f"{title} = median time of {other} / that of the faster MLX variant "
+              "(images/s ratio; above 1: srgan-mlx is faster).", ""]
     lines += ["Parameters (total incl. BatchNorm statistics / trainable):", "",
               "| Workload | Network | " + " | ".join(LABELS[fw] for fw in meta["frameworks"]) + " |",
               "|---|---|" + "---|" * len(meta["frameworks"])]
@@ -287,7 +340,8 @@ def markdown(results: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
-COLORS = {"mlx": (230, 120, 30), "tf": (40, 110, 200), "torch": (200, 50, 60)}
+COLORS = {"mlx": (230, 120, 30), "mlx-half": (245, 175, 90), "tf": (40, 110, 200), "torch": (200, 50, 60),
+          "torch-bf16": (230, 120, 130)}
 
 
 def chart(results: dict, meta: dict, path: Path) -> None:
@@ -301,21 +355,31 @@ def chart(results: dict, meta: dict, path: Path) -> None:
             return ImageFont.load_default()
 
     f_title, f_text = font(18), font(13)
-    width, left, right, bar_h, gap = 1000, 190, 140, 22, 6
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left = 40 + max(measure.textlength(LABELS[fw], font=f_text) for fw in meta["frameworks"])
+    width, right, bar_h, gap = 1000, 200, 22, 6
+    unit, factor = ("ms", 1000) if meta["device"] == "gpu" else ("s", 1)
     panels = [(name, r, [fw for fw in r["frameworks"] if "median_s" in r["frameworks"][fw]])
               for name, r in results.items()]
     height = 70 + sum(24 + len(fws) * (bar_h + gap) + 16 for _, _, fws in panels) + 34
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
-    title = "srgan-mlx vs TensorFlow" + (" vs PyTorch" if "torch" in meta["frameworks"] else "") + ": images/s (higher is better)"
-    draw.text((20, 12), title + ("  [QUICK run]" if meta["quick"] else ""), fill="black", font=f_title)
-    draw.text((20, 40), f"{meta['machine']['cpu']}, {meta['machine']['threads']} threads; bars: median, whiskers: min-max",
-              fill=(90, 90, 90), font=f_text)
+    key, ratio_title = reference(meta)
+    families = {f.split("-")[0] for f in meta["frameworks"]}
+    others = [name for family, name in (("tf", "TensorFlow"), ("torch", "PyTorch")) if family in families]
+    title = " vs ".join(["srgan-mlx", *others]) + (" on the GPU" if meta["device"] == "gpu" else "")
+    if meta["device"] == "gpu":
+        where = meta.get("gpu") or "GPU"
+    else:
+        where = f"{meta['machine']['cpu']}, {meta['machine']['threads']} threads"
+    draw.text((20, 12), title + ": images/s (higher is better)" + ("  [QUICK run]" if meta["quick"] else ""),
+              fill="black", font=f_title)
+    draw.text((20, 40), f"{where}; bars: median, whiskers: min-max", fill=(90, 90, 90), font=f_text)
     y = 70
     for name, r, fws in panels:
         subtitle = f"{name}: {r['title']} (batch {r['batch']})"
-        if "ratio_mlx_over_tf" in r:
-            subtitle += f"   MLX/TF = {r['ratio_mlx_over_tf']:.2f}"
+        if key in r:
+            subtitle += f"   {ratio_title} = {r[key]:.2f}"
         draw.text((20, y), subtitle, fill="black", font=f_text)
         y += 24
         best = max((r["batch"] / r["frameworks"][fw]["min_s"] for fw in fws), default=1.0)
@@ -330,7 +394,7 @@ def chart(results: dict, meta: dict, path: Path) -> None:
             draw.line([lo, mid, hi, mid], fill="black", width=2)
             draw.line([lo, y + 5, lo, y + bar_h - 5], fill="black", width=2)
             draw.line([hi, y + 5, hi, y + bar_h - 5], fill="black", width=2)
-            draw.text((max(x1, hi) + 8, y + 4), f"{e['images_per_s']:.2f} img/s ({e['median_s']:.2f} s)",
+            draw.text((max(x1, hi) + 8, y + 4), f"{e['images_per_s']:.2f} img/s ({e['median_s'] * factor:.2f} {unit})",
                       fill="black", font=f_text)
             y += bar_h + gap
         draw.line([left, y - gap + 2, left, y - len(fws) * (bar_h + gap) - 2], fill=(120, 120, 120))
@@ -347,23 +411,30 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small batches (and a 128x128 input for c), 2 repetitions")
     p.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma list of {', '.join(WORKLOADS)}")
-    p.add_argument("--frameworks", default=None, help="comma list of mlx,tf,torch (default: those installed)")
-    p.add_argument("--reps", type=int, default=None, help="timed repetitions per framework (default 5; quick 2)")
-    p.add_argument("--warmup", type=int, default=1, help="warm-up steps per worker, not timed (default 1)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                   help="cpu: against TensorFlow (and PyTorch); gpu: MLX's GPU backend against PyTorch CUDA")
+    p.add_argument("--frameworks", default=None,
+                   help=f"comma list of {','.join(FRAMEWORKS)} (default: those installed that run on --device)")
+    p.add_argument("--reps", type=int, default=None, help="timed repetitions per framework (default 5; gpu 20; quick 2)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up steps per worker, not timed (default 1; gpu 5)")
     p.add_argument("--min-reps", type=int, default=3, help="repetitions run even past --budget-s (default 3)")
     p.add_argument("--budget-s", type=float, default=None,
                    help="stop a workload's repetitions after this many seconds once --min-reps are done "
                         "(default 180; quick: none; 0: never)")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="threads for every framework")
-    p.add_argument("--out", type=Path, default=HERE / "results", help="folder for latest.json and latest.png")
+    p.add_argument("--out", type=Path, default=HERE / "results",
+                   help="folder for latest.json and latest.png (gpu: gpu.json and gpu.png)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    gpu = args.device == "gpu"
     if args.reps is None:
-        args.reps = 2 if args.quick else 5
+        args.reps = 2 if args.quick else 20 if gpu else 5
+    if args.warmup is None:
+        args.warmup = 5 if gpu else 1
     if args.budget_s is None:
-        args.budget_s = 0 if args.quick else 180
+        args.budget_s = 0 if args.quick or gpu else 180
     if args.quick:
         args.min_reps = min(args.min_reps, args.reps)
     return args
@@ -372,26 +443,33 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
-        worker(args.worker, Spec(**json.loads(args.spec)), args.batch, args.warmup, args.threads)
+        worker(args.worker, Spec(**json.loads(args.spec)), args.batch, args.warmup, args.threads, args.device)
         return 0
     names = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in names if w not in WORKLOADS]
     if unknown:
         sys.exit(f"unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}")
+    def installed(name: str) -> bool:
+        return importlib.util.find_spec(FRAMEWORKS[name].requires) is not None
+
     if args.frameworks:
         frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
-        bad = [f for f in frameworks if f not in FRAMEWORKS or importlib.util.find_spec(REQUIRES[f]) is None]
+        bad = [f for f in frameworks if f not in FRAMEWORKS or not installed(f)]
         if bad:
             sys.exit(f"framework(s) {bad} unknown or not installed (pip install 'srgan-mlx[bench]' brings tensorflow-cpu)")
+        elsewhere = [f for f in frameworks if args.device not in FRAMEWORKS[f].devices]
+        if elsewhere:
+            sys.exit(f"framework(s) {elsewhere} do not run on --device {args.device}")
     else:
-        frameworks = [f for f in FRAMEWORKS if importlib.util.find_spec(REQUIRES[f]) is not None]
-        if "tf" not in frameworks:
+        frameworks = [f for f in FRAMEWORKS if args.device in FRAMEWORKS[f].devices and installed(f)]
+        if "tf" not in frameworks and args.device == "cpu":
             print("tensorflow is not installed: pip install 'srgan-mlx[bench]' for the baseline", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     log_dir = args.out / "logs"
     log_dir.mkdir(exist_ok=True)
     meta = {
-        "started": dt.datetime.now().isoformat(timespec="seconds"), "quick": args.quick, "warmup": args.warmup,
+        "started": dt.datetime.now().isoformat(timespec="seconds"), "device": args.device, "quick": args.quick,
+        "warmup": args.warmup,
         "reps": args.reps, "budget_s": args.budget_s, "frameworks": frameworks,
         "machine": machine_info(args.threads), "loadavg_start": [round(v, 2) for v in os.getloadavg()],
         "command": " ".join([Path(sys.executable).name, "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
@@ -407,17 +485,21 @@ def main(argv=None) -> int:
                                            title=spec.title.replace("256x256 -> 1024x1024",
                                                                     f"{spec.quick_lr_size}x{spec.quick_lr_size} -> "
                                                                     f"{spec.quick_lr_size * spec.scale}x{spec.quick_lr_size * spec.scale}"))
-        results[name] = run_workload(spec, batch, frameworks, args, log_dir)
-        blas = results[name]["frameworks"].get("mlx", {}).get("versions", {}).get("blas")
-        if blas:
-            meta["mlx_blas"] = blas
+        columns = [f for f in frameworks if spec.kind in FRAMEWORKS[f].kinds]
+        results[name] = run_workload(spec, batch, columns, args, log_dir)
+        for entry in results[name]["frameworks"].values():
+            found = entry.get("versions", {})
+            meta.update({key: found[field] for key, field in (("mlx_blas", "blas"), ("gpu", "device")) if field in found})
     meta["finished"] = dt.datetime.now().isoformat(timespec="seconds")
     meta["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
+    if not any("median_s" in e for r in results.values() for e in r["frameworks"].values()):
+        sys.exit(f"nothing was measured (every worker failed; logs in {log_dir}); no results written")
     table = markdown(results, meta)
     print(table)
-    (args.out / "latest.json").write_text(json.dumps({"meta": meta, "workloads": results, "table": table}, indent=2))
-    chart(results, meta, args.out / "latest.png")
-    print(f"\nwrote {args.out / 'latest.json'} and {args.out / 'latest.png'}", file=sys.stderr)
+    stem = "gpu" if args.device == "gpu" else "latest"
+    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "workloads": results, "table": table}, indent=2))
+    chart(results, meta, args.out / f"{stem}.png")
+    print(f"\nwrote {args.out / f'{stem}.json'} and {args.out / f'{stem}.png'}", file=sys.stderr)
     return 0
 
 

@@ -1,12 +1,18 @@
-"""Optional third column: the same networks and steps as srgan-mlx, in PyTorch (CPU, NCHW).
+"""The same networks and steps as srgan-mlx in PyTorch: a third column on the CPU, the reference on a GPU.
 
 Written for this benchmark (no torchvision: VGG19's 16 convs are listed here). Every
 workload mirrors the srgan-mlx side: paper generator with pixel shuffle, discriminator
 returning logits, VGG19 features to relu3_4 (workload a) or relu5_4 (b) with ImageNet
 normalisation, one Adam update of G then one of D per SRGAN step.
+
+On a GPU (``use_device("gpu")``): CUDA with ``cudnn.benchmark``, and every step ends with
+``torch.cuda.synchronize()`` so its time covers the work. ``build(..., bf16=True)`` is what
+a PyTorch user would try for speed: bfloat16 autocast and channels_last tensors.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from torch import nn
@@ -17,13 +23,44 @@ from common import ADVERSARIAL_WEIGHT, IMAGENET_MEAN, IMAGENET_STD, VGG_RESCALE,
 VGG_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
 
 
+DEVICE = torch.device("cpu")
+
+
 def configure_threads(threads: int) -> None:
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
 
 
+def use_device(name: str) -> None:
+    """``cpu`` or ``gpu`` (CUDA, with cuDNN's autotuner on)."""
+    global DEVICE
+    if name == "gpu":
+        if not torch.cuda.is_available():
+            raise RuntimeError("PyTorch sees no CUDA device")
+        torch.backends.cudnn.benchmark = True
+        DEVICE = torch.device("cuda")
+
+
 def versions() -> dict:
-    return {"torch": torch.__version__}
+    found = {"torch": torch.__version__}
+    if DEVICE.type == "cuda":
+        found.update(device=torch.cuda.get_device_name(), cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+    return found
+
+
+def _synchronize() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _placed(models, tensors, bf16: bool):
+    """Models and tensors on DEVICE (channels_last with ``bf16``), and the autocast context for a step."""
+    layout = torch.channels_last if bf16 else torch.contiguous_format
+    models = [m.to(DEVICE, memory_format=layout) for m in models]
+    tensors = [t.to(DEVICE).contiguous(memory_format=layout) for t in tensors]
+    if bf16:
+        return models, tensors, lambda: torch.autocast(DEVICE.type, dtype=torch.bfloat16)
+    return models, tensors, contextlib.nullcontext
 
 
 class ResidualBlock(nn.Module):
@@ -110,54 +147,59 @@ def _tensors(spec, batch):
     return (torch.from_numpy(a).permute(0, 3, 1, 2).contiguous() for a in (lr, hr))
 
 
-def _srgan(spec, batch: int) -> Workload:
+def _srgan(spec, batch: int, bf16: bool) -> Workload:
     learning_rate = 1e-3 if spec.name == "a" else 1e-4
-    G, D, vgg = Generator(), Discriminator(spec.hr_size), VGG19Features(spec.vgg_layer)
+    (G, D, vgg), (lr, hr), autocast = _placed(
+        [Generator(), Discriminator(spec.hr_size), VGG19Features(spec.vgg_layer)], _tensors(spec, batch), bf16
+    )
     opt_g = torch.optim.Adam(G.parameters(), learning_rate)
     opt_d = torch.optim.Adam(D.parameters(), learning_rate)
-    lr, hr = _tensors(spec, batch)
 
     def step():
         G.train(), D.train()
         D.requires_grad_(False)
-        sr = G(lr)
-        features = vgg((torch.cat([sr, hr]) + 1) / 2) * VGG_RESCALE
-        fake_f, real_f = features.chunk(2)
-        content = F.mse_loss(fake_f, real_f.detach())
-        g_loss = content + ADVERSARIAL_WEIGHT * F.softplus(-D(sr)).mean()
+        with autocast():  # forward passes only, as torch.autocast recommends
+            sr = G(lr)
+            features = vgg((torch.cat([sr, hr]) + 1) / 2) * VGG_RESCALE
+            fake_f, real_f = features.chunk(2)
+            content = F.mse_loss(fake_f, real_f.detach())
+            g_loss = content + ADVERSARIAL_WEIGHT * F.softplus(-D(sr)).mean()
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
         D.requires_grad_(True)
-        d_loss = F.softplus(-D(hr)).mean() + F.softplus(D(sr.detach())).mean()
+        with autocast():
+            d_loss = F.softplus(-D(hr)).mean() + F.softplus(D(sr.detach())).mean()
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
+        _synchronize()
 
     return Workload(step, batch, {"generator": count(G), "discriminator": count(D), "vgg": count(vgg)})
 
 
-def _srresnet(spec, batch: int) -> Workload:
-    G = Generator()
+def _srresnet(spec, batch: int, bf16: bool) -> Workload:
+    (G,), (lr, hr), autocast = _placed([Generator()], _tensors(spec, batch), bf16)
     opt = torch.optim.Adam(G.parameters(), 1e-4)
-    lr, hr = _tensors(spec, batch)
 
     def step():
-        loss = F.mse_loss(G(lr), hr)
+        with autocast():
+            loss = F.mse_loss(G(lr), hr)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        _synchronize()
 
     return Workload(step, batch, {"generator": count(G)})
 
 
-def _inference(spec, batch: int) -> Workload:
-    G = Generator().eval()
-    x, _ = _tensors(spec, batch)
+def _inference(spec, batch: int, bf16: bool) -> Workload:
+    (G,), (x, _), autocast = _placed([Generator().eval()], _tensors(spec, batch), bf16)
 
     def step():
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             G(x)
+        _synchronize()
 
     return Workload(step, batch, {"generator": count(G)})
 
@@ -165,5 +207,5 @@ def _inference(spec, batch: int) -> Workload:
 BUILDERS = {"a": _srgan, "b_srresnet": _srresnet, "b_srgan": _srgan, "c": _inference}
 
 
-def build(spec: Spec, batch: int) -> Workload:
-    return BUILDERS[spec.name](spec, batch)
+def build(spec: Spec, batch: int, bf16: bool = False) -> Workload:
+    return BUILDERS[spec.name](spec, batch, bf16)
