@@ -3,7 +3,10 @@
 For each HR image: modcrop to a multiple of ``scale``; LR read from a folder or
 made with MATLAB-exact bicubic ``imresize(hr, 1/scale)``; SR from the upscaler
 (or MATLAB bicubic ``imresize(lr, scale)``), quantised to uint8; PSNR and SSIM
-(see :mod:`srgan_mlx.metrics`) on luma with ``scale`` border pixels removed.
+(see :mod:`srgan_mlx.metrics`) on luma with ``scale`` border pixels removed; optionally NIQE
+(:mod:`srgan_mlx.niqe`) of the SR output with the same border.
+
+:func:`evaluate_images` needs no HR: NIQE of each image as it is, or of its super-resolution.
 """
 
 from __future__ import annotations
@@ -18,11 +21,16 @@ from .errors import UserError
 from .image_io import IMAGE_SUFFIXES, is_image_file, load_image, read_header
 from .imresize import imresize, modcrop, to_uint8
 from .metrics import SSIM_WINDOW, psnr, rgb_to_gray, ssim
+from .niqe import BLOCK, niqe
 
 PROTOCOL = (
     "LR = MATLAB bicubic imresize(modcrop(HR, s), 1/s) unless given; SR quantised to uint8; "
     "PSNR/SSIM on Y of MATLAB rgb2ycbcr (float, unrounded; gray levels for grayscale HR), "
     "border = s pixels; SSIM = MATLAB ssim_index (11x11 Gaussian, sigma 1.5, K1 0.01, K2 0.03, L 255, valid)"
+)
+NIQE_PROTOCOL = (
+    "NIQE = the MATLAB release's (Mittal et al. 2013) with its pristine model: Y of MATLAB rgb2ycbcr "
+    "rounded (gray levels for grayscale files), 96x96 blocks, two scales"
 )
 
 Upscaler = Callable[[np.ndarray], np.ndarray]
@@ -47,15 +55,18 @@ def find_lr(lr_dir: Path, hr_path: Path, scale: int) -> Path:
     raise UserError(f"{lr_dir}: no LR image for {hr_path.name} (looked for {', '.join(names)})")
 
 
-def pair_inputs(files: list[Path], scale: int, lr_dir: Path | None) -> list[tuple[Path, Path | None]]:
+def pair_inputs(
+    files: list[Path], scale: int, lr_dir: Path | None, with_niqe: bool = False
+) -> list[tuple[Path, Path | None]]:
     """(HR, LR or None) per image, after checking every header and size, so input errors come before any work."""
     pairs = []
     for hr_path in files:
         width, height = read_header(hr_path)
         width, height = width - width % scale, height - height % scale
-        if min(width, height) - 2 * scale < SSIM_WINDOW:
+        needed, metric = (BLOCK, f"NIQE's {BLOCK}x{BLOCK} block") if with_niqe else (SSIM_WINDOW, "SSIM")
+        if min(width, height) - 2 * scale < needed:
             raise UserError(
-                f"{hr_path}: too small ({width}x{height} after modcrop) for a {scale}-pixel border and SSIM"
+                f"{hr_path}: too small ({width}x{height} after modcrop) for a {scale}-pixel border and {metric}"
             )
         lr_path = None
         if lr_dir is not None:
@@ -85,15 +96,33 @@ def super_resolve_uint8(lr: np.ndarray, scale: int, upscaler: Upscaler | None, n
     return to_uint8(sr.astype(np.float64) * 255.0)
 
 
-def evaluate_image(path: Path, scale: int, lr_path: Path | None, upscaler: Upscaler | None) -> dict:
-    """PSNR/SSIM of one HR image against its super-resolved LR (read from ``lr_path`` or MATLAB-bicubic)."""
+def image_niqe(path: Path, image: np.ndarray, border: int) -> float:
+    """NIQE of ``image`` (made from ``path``); an image without texture is a :class:`UserError`."""
+    try:
+        return niqe(image, border)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def evaluate_image(
+    path: Path, scale: int, lr_path: Path | None, upscaler: Upscaler | None, with_niqe: bool = False
+) -> dict:
+    """PSNR/SSIM (and NIQE of SR) of one HR image against its super-resolved LR (``lr_path`` or MATLAB-bicubic)."""
     hr, gray = load_image(path)
     hr = modcrop(hr, scale)
     lr = imresize(hr, 1.0 / scale) if lr_path is None else load_image(lr_path)[0]
     sr = super_resolve_uint8(lr, scale, upscaler, path.name)
     if gray:
         hr, sr = hr[..., 0], rgb_to_gray(sr)
-    return {"name": path.stem, "psnr": psnr(hr, sr, scale), "ssim": ssim(hr, sr, scale)}
+    row = {"name": path.stem, "psnr": psnr(hr, sr, scale), "ssim": ssim(hr, sr, scale)}
+    if with_niqe:
+        row["niqe"] = image_niqe(path, sr, scale)
+    return row
+
+
+def means(rows: list[dict]) -> dict:
+    """The mean of every metric over the per-image rows."""
+    return {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key != "name"}
 
 
 def evaluate(
@@ -102,12 +131,14 @@ def evaluate(
     lr_dir: str | os.PathLike | None = None,
     upscaler: Upscaler | None = None,
     on_image: Callable[[dict], None] | None = None,
+    with_niqe: bool = False,
 ) -> dict:
     """Evaluate every image in ``hr_dir``; ``upscaler`` None means MATLAB bicubic.
 
     ``upscaler`` maps an HxWx3 float32 LR in [0, 1] to an (sH)x(sW)x3 float32 SR in [0, 1].
-    ``on_image`` is called with each per-image result as it is ready. Returns
-    ``{"scale", "hr_dir", "lr_dir", "protocol", "images": [{"name", "psnr", "ssim"}], "mean": {"psnr", "ssim"}}``.
+    ``on_image`` is called with each per-image result as it is ready. ``with_niqe`` adds the SR
+    outputs' NIQE (``scale`` border pixels removed) to every row and the mean. Returns
+    ``{"scale", "hr_dir", "lr_dir", "protocol", "images": [{"name", "psnr", "ssim"[, "niqe"]}], "mean": {...}}``.
     """
     if scale < 1:
         raise UserError(f"scale must be a positive integer, got {scale}")
@@ -117,15 +148,60 @@ def evaluate(
     if lr_dir is not None and not lr_dir.is_dir():
         raise UserError(f"{lr_dir}: no such folder")
     rows = []
-    for hr_path, lr_path in pair_inputs(files, scale, lr_dir):
-        rows.append(evaluate_image(hr_path, scale, lr_path, upscaler))
+    for hr_path, lr_path in pair_inputs(files, scale, lr_dir, with_niqe):
+        rows.append(evaluate_image(hr_path, scale, lr_path, upscaler, with_niqe))
         if on_image is not None:
             on_image(rows[-1])
     return {
         "scale": scale,
         "hr_dir": str(hr_dir),
         "lr_dir": None if lr_dir is None else str(lr_dir),
-        "protocol": PROTOCOL,
+        "protocol": PROTOCOL + (f"; {NIQE_PROTOCOL}, on SR with the same border" if with_niqe else ""),
         "images": rows,
-        "mean": {key: float(np.mean([row[key] for row in rows])) for key in ("psnr", "ssim")},
+        "mean": means(rows),
+    }
+
+
+def evaluate_images(
+    image_dir: str | os.PathLike,
+    border: int = 0,
+    scale: int | None = None,
+    upscaler: Upscaler | None = None,
+    on_image: Callable[[dict], None] | None = None,
+) -> dict:
+    """NIQE of every image in ``image_dir``, no reference needed, ``border`` pixels removed per side.
+
+    ``scale`` None scores the images as they are; an integer scores their x``scale`` super-resolution,
+    the image being the LR input of ``upscaler`` (None: MATLAB bicubic), quantised to uint8 as in
+    :func:`evaluate`. Grayscale files are scored on their gray levels. Returns ``{"image_dir",
+    "scale", "border", "protocol", "images": [{"name", "niqe"}], "mean": {"niqe"}}``.
+    """
+    if border < 0:
+        raise UserError(f"border must be >= 0, got {border}")
+    if scale is not None and scale < 1:
+        raise UserError(f"scale must be a positive integer, got {scale}")
+    image_dir = Path(image_dir)
+    files = list_images(image_dir)
+    for path in files:
+        width, height = (side * (scale or 1) - 2 * border for side in read_header(path))
+        if min(width, height) < BLOCK:
+            steps = ([f"upscaled x{scale}"] if scale else []) + ([f"{border}-pixel border removed"] if border else [])
+            size = f"{max(width, 0)}x{max(height, 0)}" + (f" ({', '.join(steps)})" if steps else "")
+            raise UserError(f"{path}: too small for NIQE: {size}; NIQE needs at least {BLOCK}x{BLOCK}")
+    rows = []
+    for path in files:
+        image, gray = load_image(path)
+        if scale is not None:
+            image = super_resolve_uint8(image, scale, upscaler, path.name)
+        rows.append({"name": path.stem, "niqe": image_niqe(path, rgb_to_gray(image) if gray else image, border)})
+        if on_image is not None:
+            on_image(rows[-1])
+    what = "each image as it is" if scale is None else f"each image's x{scale} SR (SR quantised to uint8)"
+    return {
+        "image_dir": str(image_dir),
+        "scale": scale,
+        "border": border,
+        "protocol": f"{NIQE_PROTOCOL}; of {what}, border = {border} pixels",
+        "images": rows,
+        "mean": means(rows),
     }

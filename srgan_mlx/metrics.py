@@ -66,7 +66,7 @@ def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.nd
     return g / g.sum()
 
 
-def _filter_valid(img: np.ndarray, g: np.ndarray) -> np.ndarray:
+def filter_valid(img: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Separable 'valid' filtering of a 2-D array with the 1-D window ``g`` on both axes."""
     rows = sliding_window_view(img, g.size, axis=0) @ g
     return sliding_window_view(rows, g.size, axis=1) @ g
@@ -78,10 +78,10 @@ def ssim(a: np.ndarray, b: np.ndarray, border: int = 0) -> float:
     if min(x.shape) < SSIM_WINDOW:
         raise ValueError(f"images too small for SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window after cropping: {x.shape}")
     g = gaussian_window()
-    mu_x, mu_y = _filter_valid(x, g), _filter_valid(y, g)
-    var_x = _filter_valid(x * x, g) - mu_x**2
-    var_y = _filter_valid(y * y, g) - mu_y**2
-    cov = _filter_valid(x * y, g) - mu_x * mu_y
+    mu_x, mu_y = filter_valid(x, g), filter_valid(y, g)
+    var_x = filter_valid(x * x, g) - mu_x**2
+    var_y = filter_valid(y * y, g) - mu_y**2
+    cov = filter_valid(x * y, g) - mu_x * mu_y
     num = (2 * mu_x * mu_y + SSIM_C1) * (2 * cov + SSIM_C2)
     den = (mu_x**2 + mu_y**2 + SSIM_C1) * (var_x + var_y + SSIM_C2)
     return float(np.mean(num / den))

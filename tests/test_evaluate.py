@@ -12,6 +12,7 @@ from srgan_mlx.errors import UserError
 from srgan_mlx.evaluate import evaluate
 from srgan_mlx.imresize import imresize
 from srgan_mlx.metrics import psnr, ssim
+from srgan_mlx.niqe import niqe
 
 
 def run(*args):
@@ -127,3 +128,95 @@ def test_missing_or_wrong_size_lr(small_hr, tmp_path):
 def test_needs_exactly_one_method(small_hr):
     assert run("--hr", small_hr).exit_code == 2
     assert run("--hr", small_hr, "--bicubic", "--model", "x").exit_code == 2
+
+
+@pytest.fixture
+def textured(tmp_path):
+    """An RGB and a grayscale image large enough for NIQE after a 4-pixel border."""
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:130, :150]
+    base = 128 + 60 * np.sin(xx / 7 + 2 * np.sin(yy / 13)) + 30 * np.cos(yy / 5)
+    rgb = np.clip(base[..., None] + rng.normal(0, 15, (130, 150, 3)), 0, 255).astype(np.uint8)
+    return save_images(tmp_path / "textured", {"gray.png": rgb[..., 1], "rgb.png": rgb})
+
+
+def read_pixels(folder):
+    return {name: np.asarray(Image.open(folder / f"{name}.png")) for name in ("gray", "rgb")}
+
+
+def test_niqe_column_for_sr_outputs(textured, tmp_path):
+    out = tmp_path / "r.json"
+    result = run("--hr", textured, "--bicubic", "--niqe", "--json", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].split() == ["image", "PSNR", "(dB)", "SSIM", "NIQE"]
+    results = json.loads(out.read_text())
+    for row in results["images"]:
+        hr = read_pixels(textured)[row["name"]][:128, :148]
+        sr = imresize(imresize(hr, 0.25), 4.0)  # a gray file: scored on its gray levels
+        assert row["niqe"] == pytest.approx(niqe(sr, border=4), rel=1e-12)
+        assert row["psnr"] == pytest.approx(psnr(hr, sr, 4))
+    assert results["mean"]["niqe"] == pytest.approx(np.mean([row["niqe"] for row in results["images"]]))
+    assert "NIQE" in results["protocol"]
+
+
+def test_images_scored_as_they_are(textured, tmp_path):
+    out = tmp_path / "r.json"
+    for border in (0, 3):
+        args = ("--border", border) if border else ()
+        result = run("--images", textured, *args, "--json", out)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[0].split() == ["image", "NIQE"]
+        results = json.loads(out.read_text())
+        pixels = read_pixels(textured)
+        assert {row["name"]: row["niqe"] for row in results["images"]} == {
+            name: niqe(img, border) for name, img in pixels.items()
+        }
+        assert results["method"] is None and results["scale"] is None and results["border"] == border
+
+
+def test_images_upscaled_default_border_is_scale(textured, tmp_path):
+    out = tmp_path / "r.json"
+    result = run("--images", textured, "--bicubic", "--scale", 2, "--json", out)
+    assert result.exit_code == 0, result.output
+    results = json.loads(out.read_text())
+    pixels = read_pixels(textured)
+    expected = {name: pytest.approx(niqe(imresize(img, 2.0), border=2), rel=1e-12) for name, img in pixels.items()}
+    assert {row["name"]: row["niqe"] for row in results["images"]} == expected
+    assert results["method"] == "bicubic" and results["scale"] == 2 and results["border"] == 2
+
+
+def test_niqe_errors(small_hr, tmp_path):
+    assert_one_line_error(
+        run("--images", small_hr), "a.png: too small for NIQE: 38x35; NIQE needs at least 96x96"
+    )
+    assert_one_line_error(
+        run("--images", small_hr, "--bicubic", "--scale", 2),
+        "a.png: too small for NIQE: 72x66 (upscaled x2, 2-pixel border removed)",
+    )
+    assert_one_line_error(
+        run("--hr", small_hr, "--bicubic", "--niqe"),
+        "a.png: too small (36x32 after modcrop) for a 4-pixel border and NIQE's 96x96 block",
+    )
+    assert_one_line_error(run("--images", tmp_path / "nope"), "nope: no such folder")
+    flat = save_images(tmp_path / "flat", {"flat.png": np.full((100, 100), 7, np.uint8)})
+    assert_one_line_error(run("--images", flat), "flat.png: NIQE is undefined: no 96x96 block has texture")
+
+
+def test_niqe_usage_errors(small_hr):
+    for args in (
+        ("--hr", small_hr, "--images", small_hr, "--bicubic"),
+        ("--bicubic",),
+        ("--hr", small_hr, "--bicubic", "--border", 2),
+        ("--images", small_hr, "--lr", small_hr),
+        ("--images", small_hr, "--bicubic", "--model", "x"),
+        ("--images", small_hr, "--tile", 8),
+    ):
+        assert run(*args).exit_code == 2, args
+
+
+def test_set14_niqe_as_in_readme(data_dir, tmp_path):
+    out = tmp_path / "r.json"
+    assert run("--images", data_dir / "Set14" / "HR", "--border", 4, "--json", out).exit_code == 0
+    assert json.loads(out.read_text())["mean"]["niqe"] == pytest.approx(4.9236, abs=5e-4)
+    assert run("--hr", data_dir / "Set14" / "HR", "--bicubic", "--niqe", "--json", out).exit_code == 0
+    assert json.loads(out.read_text())["mean"]["niqe"] == pytest.approx(7.6156, abs=5e-4)

@@ -1,4 +1,4 @@
-"""``srgan-mlx evaluate``: PSNR/SSIM of a generator (or bicubic) on a benchmark folder.
+"""``srgan-mlx evaluate``: PSNR/SSIM (and NIQE) of a generator (or bicubic) on a benchmark folder, or NIQE alone.
 
 Protocol (the standard one behind the SRGAN paper's Table 2): HR modcropped
 to a multiple of the scale; LR from ``--lr`` or MATLAB-exact bicubic
@@ -6,7 +6,9 @@ to a multiple of the scale; LR from ``--lr`` or MATLAB-exact bicubic
 ``rgb2ycbcr`` (float, unrounded; the gray levels themselves for grayscale HR
 files, as MATLAB benchmark scripts do) with ``scale`` border pixels removed;
 SSIM is MATLAB ``ssim_index`` (11x11 Gaussian window, sigma 1.5, K1 0.01,
-K2 0.03, L 255, valid filtering, no downsampling).
+K2 0.03, L 255, valid filtering, no downsampling). ``--niqe`` adds the SR
+outputs' NIQE (:mod:`srgan_mlx.niqe`) with the same border. ``--images DIR``
+needs no HR: NIQE of the images as they are, or of their super-resolution.
 """
 
 from __future__ import annotations
@@ -18,25 +20,29 @@ import click
 from ..atomic import write_text
 from ..devices import select_device
 from ..errors import UserError
-from ..evaluate import evaluate
+from ..evaluate import evaluate, evaluate_images
 from .options import device_option
 
-ROW = "{:<20} {:>9} {:>7}"
+COLUMNS = {"psnr": ("PSNR (dB)", 9, ".2f"), "ssim": ("SSIM", 7, ".4f"), "niqe": ("NIQE", 7, ".4f")}
+"""Table columns per metric: header, width, number format."""
 
 
-def table_printer():
-    """A callback printing one table line (name, PSNR dB, SSIM) per result, header first.
+def table_printer(metrics: tuple[str, ...]):
+    """A callback printing one table line (name, then each of ``metrics``) per result, header first.
 
     The header waits for the first result, so an input error prints nothing else.
     """
     started = False
 
+    def line(name: str, cells: list[str]) -> str:
+        return f"{name:<20}" + "".join(f" {cell:>{COLUMNS[m][1]}}" for m, cell in zip(metrics, cells))
+
     def print_row(row: dict) -> None:
         nonlocal started
         if not started:
-            click.echo(ROW.format("image", "PSNR (dB)", "SSIM"))
+            click.echo(line("image", [COLUMNS[m][0] for m in metrics]))
             started = True
-        click.echo(ROW.format(row["name"], f"{row['psnr']:.2f}", f"{row['ssim']:.4f}"))
+        click.echo(line(row["name"], [format(row[m], COLUMNS[m][2]) for m in metrics]))
 
     return print_row
 
@@ -53,7 +59,13 @@ def model_upscaler(model: str, scale: int, tile: int | None):
 
 
 @click.command("evaluate")
-@click.option("--hr", "hr_dir", required=True, metavar="DIR", help="Folder of ground-truth HR images.")
+@click.option("--hr", "hr_dir", metavar="DIR", help="Folder of ground-truth HR images (PSNR/SSIM of the SR outputs).")
+@click.option(
+    "--images",
+    "image_dir",
+    metavar="DIR",
+    help="Folder of images to score with NIQE alone, no HR needed: as they are, or upscaled by --model/--bicubic.",
+)
 @click.option(
     "--lr",
     "lr_dir",
@@ -62,6 +74,15 @@ def model_upscaler(model: str, scale: int, tile: int | None):
 )
 @click.option("--model", metavar="NAME|PATH", help="Shipped model (srresnet), generator weights file, checkpoint or run folder.")
 @click.option("--bicubic", is_flag=True, help="Evaluate MATLAB bicubic upscaling instead of a model.")
+@click.option(
+    "--niqe", is_flag=True, help="Add NIQE (no-reference naturalness, lower is more natural); implied by --images."
+)
+@click.option(
+    "--border",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="With --images: pixels removed per side before NIQE [default: --scale if upscaled, else 0].",
+)
 @click.option(
     "--scale",
     type=click.IntRange(min=2),
@@ -72,8 +93,8 @@ def model_upscaler(model: str, scale: int, tile: int | None):
 @click.option("--tile", type=click.IntRange(min=1), help="With --model: LR tile size (default: fit a memory budget).")
 @click.option("--json", "json_path", metavar="FILE", help="Also write the results as JSON (atomically).")
 @device_option
-def command(hr_dir, lr_dir, model, bicubic, scale, tile, json_path, device):
-    """PSNR/SSIM of --model (or --bicubic) on the images in --hr.
+def command(hr_dir, image_dir, lr_dir, model, bicubic, niqe, border, scale, tile, json_path, device):
+    """PSNR/SSIM (and --niqe) of --model or --bicubic on the images in --hr; or NIQE of the images in --images.
 
     \b
     Standard protocol (the one behind the SRGAN paper's Table 2):
@@ -88,16 +109,40 @@ def command(hr_dir, lr_dir, model, bicubic, scale, tile, json_path, device):
       - SSIM: MATLAB ssim_index (11x11 Gaussian window, sigma 1.5,
         K1 0.01, K2 0.03, L 255, valid filtering, no downsampling).
     Bicubic x4 gives 28.43 dB on Set5 and 25.99 dB on Set14.
+
+    \b
+    --niqe adds NIQE of the SR outputs (same border): the MATLAB release
+    of Mittal et al. 2013 with its pristine model, on Y rounded to
+    integers (gray levels for grayscale files), 96x96 blocks.
+    --images DIR scores NIQE without HR: the images as they are, or with
+    --model/--bicubic their x--scale super-resolution; --border N pixels
+    are removed per side (default --scale if upscaled, else 0).
     """
-    if bool(model) == bicubic:
-        raise click.UsageError("give exactly one of --model PATH and --bicubic")
-    if tile is not None and bicubic:
+    if bool(hr_dir) == bool(image_dir):
+        raise click.UsageError("give exactly one of --hr DIR and --images DIR")
+    if model and bicubic:
+        raise click.UsageError("give only one of --model PATH and --bicubic")
+    if hr_dir and not (model or bicubic):
+        raise click.UsageError("with --hr, give one of --model PATH and --bicubic")
+    if tile is not None and not model:
         raise click.UsageError("--tile only applies to --model")
+    if hr_dir and border is not None:
+        raise click.UsageError("--border only applies to --images (with --hr the border is --scale)")
+    if image_dir and lr_dir:
+        raise click.UsageError("--lr only applies to --hr")
     select_device(device)
-    upscaler = None if bicubic else model_upscaler(model, scale, tile)
-    print_row = table_printer()
-    results = evaluate(hr_dir, scale, lr_dir=lr_dir, upscaler=upscaler, on_image=print_row)
+    upscaler = model_upscaler(model, scale, tile) if model else None
+    upscaled = bool(model or bicubic)
+    if hr_dir:
+        print_row = table_printer(("psnr", "ssim", "niqe") if niqe else ("psnr", "ssim"))
+        results = evaluate(hr_dir, scale, lr_dir=lr_dir, upscaler=upscaler, on_image=print_row, with_niqe=niqe)
+    else:
+        print_row = table_printer(("niqe",))
+        border = (scale if upscaled else 0) if border is None else border
+        results = evaluate_images(
+            image_dir, border, scale=scale if upscaled else None, upscaler=upscaler, on_image=print_row
+        )
     print_row({"name": "mean", **results["mean"]})
     if json_path:
-        results["method"] = "bicubic" if bicubic else str(model)
+        results["method"] = "bicubic" if bicubic else (str(model) if model else None)
         write_text(json_path, json.dumps(results, indent=2) + "\n")
