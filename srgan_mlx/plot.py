@@ -45,9 +45,10 @@ def linear_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:
-    """Tick values within [10**lo, 10**hi]: 1, 2, 5 times powers of ten over up to two decades, else decades."""
+    """Tick values within [10**lo, 10**hi]: powers of ten, with 2 and 5 times them over up to two decades and
+    1.5, 2, 3, 5 and 7 times them within one."""
     decades = range(math.floor(lo), math.ceil(hi) + 1)
-    mantissas = (1, 2, 5) if hi - lo <= 2 else (1,)
+    mantissas = (1, 1.5, 2, 3, 5, 7) if hi - lo <= 1 else (1, 2, 5) if hi - lo <= 2 else (1,)
     ticks = [m * 10.0**d for d in decades for m in mantissas if lo - 1e-9 <= math.log10(m) + d <= hi + 1e-9]
     if len(ticks) < 2:  # less than a factor 2 of range: round linear values, still placed on the log axis
         ticks = [t for t in linear_ticks(10**lo, 10**hi, 4) if t > 0]
