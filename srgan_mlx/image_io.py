@@ -1,4 +1,5 @@
-"""Image files: which files count as images, how they are opened and turned upright, and what an unreadable one says.
+"""Image files: which files count as images, how they are opened and turned upright, what an unreadable one
+says, and how images are written.
 
 Every reader in the package (upscale's pictures, training data, evaluation)
 opens files here, so they share one policy:
@@ -13,24 +14,29 @@ opens files here, so they share one policy:
   gives one.
 
 Training and evaluation read 8-bit RGB pixels (:func:`load_image`);
-:mod:`srgan_mlx.picture` reads every mode for the upscaler.
+:mod:`srgan_mlx.picture` reads every mode for the upscaler. Images are
+written atomically in the format their extension names (png, jpg/jpeg, webp).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from .atomic import atomic_path
 from .errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 """Files taken as images when a folder is scanned."""
 GRAY_MODES = ("1", "L", "LA", "La")
 HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+"""Output formats by file extension."""
 READ_ERRORS = (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError)
 
 UPRIGHT = {
@@ -110,3 +116,27 @@ def load_image(path: Path) -> tuple[np.ndarray, bool]:
     with opened(path) as image:
         gray = image.mode in GRAY_MODES
         return np.asarray(decode(image).convert("RGB")), gray
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The PIL format name for an output path's extension; :class:`UserError` if unsupported."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise UserError(f"{path}: unsupported output extension {suffix!r} (use .png, .jpg, .jpeg or .webp)")
+    return FORMATS[suffix]
+
+
+def write_image(path: str | os.PathLike, image: Image.Image, quality: int = 95) -> None:
+    """Atomically write a PIL image to ``path`` in the format its extension names, with its ICC profile.
+
+    ``quality`` applies to JPEG and WebP.
+    """
+    format = output_format(path)
+    options = {"quality": quality} if format in ("JPEG", "WEBP") else {}
+    if image.info.get("icc_profile"):
+        options["icc_profile"] = image.info["icc_profile"]
+    try:
+        with atomic_path(path) as tmp:
+            image.save(tmp, format=format, **options)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write image ({exc})") from None

@@ -16,10 +16,10 @@ an optional alpha plane, the mode to give back, and the ICC profile.
   RGB, HxWx4 RGBA; uint8, uint16, or floats in [0, 1]. :func:`to_array` gives
   the same layout and dtype back, so 16-bit colour arrays keep 16 bits.
 
-Files are opened through :mod:`srgan_mlx.image_io` (EXIF orientation applied,
-one error wording). Output format follows the file extension (png, jpg/jpeg,
-webp). JPEG has no alpha channel: transparent images are composited onto
-white. JPEG and WebP are 8-bit. Writes are atomic.
+Files are read and written through :mod:`srgan_mlx.image_io` (EXIF
+orientation applied, one error wording, atomic writes, format by extension).
+JPEG has no alpha channel: transparent images are composited onto white.
+JPEG and WebP are 8-bit.
 """
 
 from __future__ import annotations
@@ -31,12 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .atomic import atomic_path
-from .errors import UserError
-from .image_io import decode, opened, reduces_depth
-
-FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
-"""Output formats by file extension."""
+from .image_io import decode, opened, output_format, reduces_depth, write_image
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 """ITU-R 601 weights used to turn RGB back into gray (PIL's RGB -> L)."""
@@ -69,6 +64,7 @@ class Picture:
 
     @property
     def gray(self) -> bool:
+        """Whether to give the picture back as gray (L, LA, I;16)."""
         return self.mode in ("L", "LA", "I;16")
 
 
@@ -216,30 +212,6 @@ def to_pil(picture: Picture, format: str = "PNG") -> Image.Image:
     if picture.icc_profile:
         image.info["icc_profile"] = picture.icc_profile
     return image
-
-
-def output_format(path: str | os.PathLike) -> str:
-    """The PIL format name for an output path's extension; :class:`UserError` if unsupported."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in FORMATS:
-        raise UserError(f"{path}: unsupported output extension {suffix!r} (use .png, .jpg, .jpeg or .webp)")
-    return FORMATS[suffix]
-
-
-def write_image(path: str | os.PathLike, image: Image.Image, quality: int = 95) -> None:
-    """Atomically write a PIL image to ``path`` in the format its extension names, with its ICC profile.
-
-    ``quality`` applies to JPEG and WebP.
-    """
-    format = output_format(path)
-    options = {"quality": quality} if format in ("JPEG", "WEBP") else {}
-    if image.info.get("icc_profile"):
-        options["icc_profile"] = image.info["icc_profile"]
-    try:
-        with atomic_path(path) as tmp:
-            image.save(tmp, format=format, **options)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write image ({exc})") from None
 
 
 def write_picture(path: str | os.PathLike, picture: Picture, quality: int = 95) -> None:

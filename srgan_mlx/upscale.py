@@ -22,9 +22,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from .errors import UserError, warn
-from .image_io import is_image_file
+from .image_io import FORMATS, is_image_file, write_image
 from .panels import labelled_row
-from .picture import FORMATS, Picture, flatten, read_picture, resize_picture_bicubic, write_image, write_picture
+from .picture import Picture, flatten, read_picture, resize_picture_bicubic, write_picture
 from .upscaler import Upscaler
 
 _OWN_OUTPUT = re.compile(r"_(x\d+|compare)$")
