@@ -62,11 +62,12 @@ def find_inputs(specs: list[str]) -> tuple[list[Path], list[str]]:
             images = [p for p in sorted(path.iterdir()) if is_image_file(p)]
             problem = "no images in this folder"
         elif path.exists():
-            images = [path]
+            found[path] = None  # named explicitly: taken whatever its name
+            continue
         else:
             images = [p for p in map(Path, sorted(glob.glob(spec, recursive=True))) if is_image_file(p)]
             problem = "no images match" if glob.has_magic(spec) else "no such file"
-        matches = images if path.is_file() else [p for p in images if not _OWN_OUTPUT.search(p.stem)]
+        matches = [p for p in images if not _OWN_OUTPUT.search(p.stem)]
         if images and not matches:
             problem = f"only earlier results ({len(images)} files named *_x<scale> or *_compare), nothing to upscale"
         if not matches:
