@@ -2,7 +2,8 @@
 
 Importing the package loads an optimized BLAS for MLX's Linux CPU backend
 before MLX itself (see :mod:`srgan_mlx.blas`), so import ``srgan_mlx`` before
-``mlx``.
+``mlx``. It imports nothing else: ``srgan_mlx.Upscaler`` (the Python API, see
+:mod:`srgan_mlx.upscaler`) loads MLX on first use.
 """
 
 from .blas import load_optimized_blas
@@ -10,3 +11,16 @@ from .blas import load_optimized_blas
 load_optimized_blas()
 
 __version__ = "0.1.0"
+__all__ = ["Upscaler"]
+
+
+def __getattr__(name: str):
+    if name == "Upscaler":
+        from .upscaler import Upscaler
+
+        return Upscaler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -88,6 +88,12 @@ def bytes_per_pixel(generator: Generator) -> int:
     return working_set_per_pixel(generator) + 4 * _tail_columns(generator.channels) * s * s
 
 
+def smallest_tile_memory(generator: Generator) -> int:
+    """Estimated peak memory of the smallest tile (:data:`MIN_TILE` plus margins); smaller budgets are exceeded."""
+    side = MIN_TILE + 2 * receptive_field_radius(generator)
+    return side * side * bytes_per_pixel(generator)
+
+
 def auto_tile(generator: Generator, height: int, width: int, max_memory: int) -> int:
     """The largest tile core (LR pixels per side) whose tile, margins included, fits ``max_memory``.
 

@@ -1,58 +1,198 @@
-"""A dependency-free PNG chart of training curves (Pillow only; matplotlib is not a dependency)."""
+"""``metrics.png``: training losses and validation PSNR against step, drawn with Pillow (no matplotlib).
+
+Two panels over the same step axis: the losses on a log scale, validation
+PSNR in dB on a linear one. Both axes carry tick labels and grid lines; each
+panel's legend sits in a row above its plot box, never over a curve, and gives
+the last value (PSNR: the best). A history longer than the plot is wide is
+averaged per pixel column, so the chart costs the same to draw at any length
+beyond that and noise does not hide the trend.
+"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import atomic_path
 
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
-PANEL_W, PANEL_H, MARGIN = 640, 240, 48
+LOSS_KEYS = ("loss", "content", "adversarial", "d_loss")
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+PSNR_COLOR = "#ff7f0e"
+WIDTH = 900
+PLOT_H = 250
+LEFT, RIGHT = 72, 24
+"""Margins left and right of the plot boxes, in pixels."""
+TEXT, GRID, FRAME = "#202020", "#e4e4e4", "#808080"
+FONT_SIZE = 13
+
+Series = list[tuple[float, float]]
 
 
-def _panel(draw: ImageDraw.ImageDraw, top: int, title: str, series: dict[str, list[tuple[float, float]]], log: bool) -> None:
-    """Draw named (x, y) series into one panel; y on a log10 axis if ``log``."""
-    box = (MARGIN, top + 24, MARGIN + PANEL_W, top + 24 + PANEL_H)
-    draw.rectangle(box, outline="black")
-    draw.text((MARGIN, top + 6), title, fill="black")
-    points = {k: [(x, math.log10(y) if log else y) for x, y in v if y > 0 or not log] for k, v in series.items()}
-    points = {k: v for k, v in points.items() if v}
-    if not points:
-        return
-    xs = [x for v in points.values() for x, _ in v]
-    ys = [y for v in points.values() for _, y in v]
-    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
+def _nice_step(span: float, count: int) -> float:
+    """A round step (1, 2, 2.5 or 5 times a power of ten) giving about ``count`` intervals over ``span``."""
+    raw = span / max(count, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
 
-    def to_px(x, y):
-        return (box[0] + (x - x0) / (x1 - x0) * PANEL_W, box[3] - (y - y0) / (y1 - y0) * PANEL_H)
 
-    fmt = (lambda v: f"{10 ** v:.3g}") if log else (lambda v: f"{v:.4g}")
-    draw.text((4, box[1]), fmt(y1), fill="black")
-    draw.text((4, box[3] - 12), fmt(y0), fill="black")
-    draw.text((box[0], box[3] + 4), f"step {x0:.0f}", fill="black")
-    draw.text((box[2] - 80, box[3] + 4), f"step {x1:.0f}", fill="black")
-    for i, (name, values) in enumerate(points.items()):
-        color = COLORS[i % len(COLORS)]
-        pixels = [to_px(x, y) for x, y in values]
+def linear_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
+    """Round tick values within [lo, hi]."""
+    step = _nice_step(hi - lo, count)
+    first = math.ceil(lo / step - 1e-9)
+    return [k * step for k in range(first, math.floor(hi / step + 1e-9) + 1)]
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """Tick values within [10**lo, 10**hi]: powers of ten, with 2 and 5 times them over up to two decades and
+    1.5, 2, 3, 5 and 7 times them within one."""
+    decades = range(math.floor(lo), math.ceil(hi) + 1)
+    mantissas = (1, 1.5, 2, 3, 5, 7) if hi - lo <= 1 else (1, 2, 5) if hi - lo <= 2 else (1,)
+    ticks = [m * 10.0**d for d in decades for m in mantissas if lo - 1e-9 <= math.log10(m) + d <= hi + 1e-9]
+    if len(ticks) < 2:  # less than a factor 2 of range: round linear values, still placed on the log axis
+        ticks = [t for t in linear_ticks(10**lo, 10**hi, 4) if t > 0]
+    return ticks
+
+
+def step_label(step: float) -> str:
+    """1500 -> '1.5k', 2000000 -> '2M'."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(step) >= size:
+            return f"{step / size:g}{suffix}"
+    return f"{step:g}"
+
+
+def value_label(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def bucket_means(points: Series, x0: float, x1: float, columns: int) -> Series:
+    """``points`` averaged per pixel column when there are more points than columns."""
+    if len(points) <= columns:
+        return points
+    sums: dict[int, list[float]] = {}
+    for x, y in points:
+        column = min(int((x - x0) / (x1 - x0) * columns), columns - 1)
+        total = sums.setdefault(column, [0.0, 0.0, 0])
+        total[0] += x
+        total[1] += y
+        total[2] += 1
+    return [(sx / n, sy / n) for sx, sy, n in (sums[c] for c in sorted(sums))]
+
+
+def _padded(lo: float, hi: float, fraction: float = 0.05) -> tuple[float, float]:
+    if hi <= lo:
+        return lo - 1, hi + 1
+    pad = (hi - lo) * fraction
+    return lo - pad, hi + pad
+
+
+class Panel:
+    """One plot box at ``top`` with a title, a legend row, y ticks and the shared step axis."""
+
+    def __init__(self, draw: ImageDraw.ImageDraw, font, top: int, title: str, xrange: tuple[float, float]):
+        self.draw, self.font = draw, font
+        line = FONT_SIZE + 6
+        draw.text((LEFT, top), title, fill=TEXT, font=font)
+        self.legend_y = top + line
+        self.box = (LEFT, top + 2 * line + 4, WIDTH - RIGHT, top + 2 * line + 4 + PLOT_H)
+        self.x0, self.x1 = xrange
+        self.legend_x = LEFT
+
+    def x(self, value: float) -> float:
+        return self.box[0] + (value - self.x0) / (self.x1 - self.x0) * (self.box[2] - self.box[0])
+
+    def y(self, value: float) -> float:
+        return self.box[3] - (value - self.y0) / (self.y1 - self.y0) * (self.box[3] - self.box[1])
+
+    def axes(self, y0: float, y1: float, ticks: list[tuple[float, str]], x_ticks: list[float]) -> None:
+        """Grid, frame and tick labels; ``ticks`` are (position on the y scale, label)."""
+        self.y0, self.y1 = y0, y1
+        left, top, right, bottom = self.box
+        for value, label in ticks:
+            py = self.y(value)
+            self.draw.line([(left, py), (right, py)], fill=GRID)
+            width = self.draw.textlength(label, font=self.font)
+            self.draw.text((left - 6 - width, py - FONT_SIZE / 2 - 1), label, fill=TEXT, font=self.font)
+        for step in x_ticks:
+            px = self.x(step)
+            self.draw.line([(px, top), (px, bottom)], fill=GRID)
+            label = step_label(step)
+            width = self.draw.textlength(label, font=self.font)
+            self.draw.text((px - width / 2, bottom + 4), label, fill=TEXT, font=self.font)
+        self.draw.rectangle(self.box, outline=FRAME)
+
+    def curve(self, points: Series, color: str, dots: bool) -> None:
+        pixels = [(self.x(x), self.y(y)) for x, y in points]
         if len(pixels) > 1:
-            draw.line(pixels, fill=color, width=2)
-        else:
-            draw.ellipse([pixels[0][0] - 2, pixels[0][1] - 2, pixels[0][0] + 2, pixels[0][1] + 2], fill=color)
-        draw.text((box[0] + 8 + 110 * i, box[1] + 4), name, fill=color)
+            self.draw.line(pixels, fill=color, width=2, joint="curve")
+        if dots or len(pixels) == 1:
+            for px, py in pixels:
+                self.draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=color)
+
+    def legend(self, name: str, color: str) -> None:
+        y = self.legend_y + FONT_SIZE / 2 + 1
+        self.draw.line([(self.legend_x, y), (self.legend_x + 18, y)], fill=color, width=3)
+        self.draw.text((self.legend_x + 24, self.legend_y), name, fill=TEXT, font=self.font)
+        self.legend_x += 24 + self.draw.textlength(name, font=self.font) + 18
+
+    def empty(self, message: str) -> None:
+        self.draw.rectangle(self.box, outline=FRAME)
+        centre = ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
+        width = self.draw.textlength(message, font=self.font)
+        self.draw.text((centre[0] - width / 2, centre[1] - FONT_SIZE / 2), message, fill=FRAME, font=self.font)
+
+
+def _loss_panel(panel: Panel, losses: dict[str, Series], x_ticks: list[float]) -> None:
+    columns = panel.box[2] - panel.box[0]
+    logs = {k: [(x, math.log10(y)) for x, y in v if y > 0] for k, v in losses.items()}
+    curves = {k: bucket_means(v, panel.x0, panel.x1, columns) for k, v in logs.items() if v}
+    if not curves:
+        panel.empty("no losses logged yet")
+        return
+    values = [y for v in curves.values() for _, y in v]
+    lo, hi = _padded(min(values), max(values))
+    panel.axes(lo, hi, [(math.log10(t), value_label(t)) for t in log_ticks(lo, hi)], x_ticks)
+    colors = dict(zip(curves, COLORS))
+    for name in reversed(curves):  # the total loss last, on top
+        panel.curve(curves[name], colors[name], dots=len(curves[name]) <= 50)
+    for name in curves:
+        panel.legend(f"{name} {value_label(losses[name][-1][1])}", colors[name])
+
+
+def _psnr_panel(panel: Panel, psnr: Series, x_ticks: list[float]) -> None:
+    if not psnr:
+        panel.empty("no validation yet")
+        return
+    lo, hi = _padded(min(y for _, y in psnr), max(y for _, y in psnr), 0.1)
+    panel.axes(lo, hi, [(t, f"{t:g}") for t in linear_ticks(lo, hi, 5)], x_ticks)
+    panel.curve(psnr, PSNR_COLOR, dots=len(psnr) <= 50)
+    best_step, best = max(psnr, key=lambda p: p[1])
+    panel.legend(f"validation PSNR, best {best:.2f} dB at step {step_label(best_step)}", PSNR_COLOR)
 
 
 def plot_history(history: list[dict], path: Path) -> None:
     """Training losses (log scale) and validation PSNR against step, written atomically as a PNG."""
-    loss_keys = [k for k in ("loss", "content", "adversarial", "d_loss") if any(k in row for row in history)]
-    losses = {k: [(r["step"], r[k]) for r in history if k in r] for k in loss_keys}
-    psnr = {"val PSNR (dB)": [(r["step"], r["val_psnr"]) for r in history if "val_psnr" in r]}
-    image = Image.new("RGB", (PANEL_W + 2 * MARGIN, 2 * (PANEL_H + 48) + 16), "white")
+    losses = {k: [(r["step"], r[k]) for r in history if k in r] for k in LOSS_KEYS}
+    losses = {k: v for k, v in losses.items() if v}
+    psnr = [(r["step"], r["val_psnr"]) for r in history if "val_psnr" in r]
+    steps = [r["step"] for r in history if "step" in r] or [0]
+    first, last = min(steps), max(steps)
+    first = 0 if 0 <= first <= 0.05 * last else first  # a run from its start: the axis starts at 0
+    xrange = (first, last) if last > first else (first - 1, last + 1)
+    x_ticks = [t for t in linear_ticks(*xrange, 8) if t == round(t)]  # steps are whole numbers
+    font = ImageFont.load_default(FONT_SIZE)
+    panel_h = PLOT_H + 2 * (FONT_SIZE + 6) + 4
+    bottom = FONT_SIZE + 30  # step labels and the axis caption
+    image = Image.new("RGB", (WIDTH, 12 + 2 * (panel_h + bottom)), "white")
     draw = ImageDraw.Draw(image)
-    _panel(draw, 0, "training losses (log scale)", losses, log=True)
-    _panel(draw, PANEL_H + 56, "validation PSNR", psnr, log=False)
+    top = 12
+    _loss_panel(Panel(draw, font, top, "training losses, log scale (legend: last logged value)", xrange), losses, x_ticks)
+    top += panel_h + bottom
+    _psnr_panel(Panel(draw, font, top, "validation PSNR (dB)", xrange), psnr, x_ticks)
+    caption = "step"
+    width = draw.textlength(caption, font=font)
+    draw.text(((LEFT + WIDTH - RIGHT - width) / 2, image.height - FONT_SIZE - 8), caption, fill=TEXT, font=font)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")

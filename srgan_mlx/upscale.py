@@ -6,45 +6,40 @@ Folder and glob expansion leaves out files named like this job's own outputs
 upscale the results. Outputs go next to each input as ``<name>_x<scale>.png``,
 into a folder, or to one named file; an input is never overwritten, and every
 file is written atomically. A bad file is reported and the batch goes on.
+The pixels come from an :class:`~srgan_mlx.upscaler.Upscaler`, as in the Python API.
 """
 
 from __future__ import annotations
 
 import glob
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
-from .errors import UserError
-from .generator import Generator
-from .image_io import FORMATS, is_image_file, Picture, gray_to_rgb, read_picture, resize_bicubic, to_gray, write_picture
-from .inference import super_resolve
-
-"""Files picked up from folders and globs."""
-
-"""Where the default generator ships (``weights/generator.safetensors``)."""
+from .errors import UserError, warn
+from .image_io import FORMATS, is_image_file, write_image
+from .panels import labelled_row
+from .picture import Picture, flatten, read_picture, resize_picture_bicubic, write_picture
+from .upscaler import Upscaler
 
 _OWN_OUTPUT = re.compile(r"_(x\d+|compare)$")
 
 
 @dataclass
 class Options:
-    """How to upscale and where to write; mirrors the command-line options."""
+    """Where and how to write; mirrors the command-line options (the upscaling ones belong to the Upscaler)."""
 
     output: Path | None = None
     format: str | None = None
     """png, jpg or webp for outputs whose name this job chooses; png when None."""
     quality: int = 95
-    tile: int | None = None
-    max_memory: int | None = None
     skip_existing: bool = False
     compare: bool = False
-    alpha: str = "bicubic"
-    """bicubic or model."""
 
 
 @dataclass
@@ -57,24 +52,24 @@ class Summary:
     """One-line reasons, each naming its file."""
 
 
-def _is_image(path: Path) -> bool:
-    return is_image_file(path) and not _OWN_OUTPUT.search(path.stem)
-
-
 def find_inputs(specs: list[str]) -> tuple[list[Path], list[str]]:
-    """Expand files, folders and globs into image files (in order, no repeats); also the specs that match nothing."""
+    """Expand files, folders and globs into image files (in order, no repeats); also why a spec gave none."""
     found: dict[Path, None] = {}
     missing = []
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            matches = [p for p in sorted(path.iterdir()) if _is_image(p)]
+            images = [p for p in sorted(path.iterdir()) if is_image_file(p)]
             problem = "no images in this folder"
         elif path.exists():
-            matches = [path]
+            found[path] = None  # named explicitly: taken whatever its name
+            continue
         else:
-            matches = [p for p in map(Path, sorted(glob.glob(spec, recursive=True))) if _is_image(p)]
+            images = [p for p in map(Path, sorted(glob.glob(spec, recursive=True))) if is_image_file(p)]
             problem = "no images match" if glob.has_magic(spec) else "no such file"
+        matches = [p for p in images if not _OWN_OUTPUT.search(p.stem)]
+        if images and not matches:
+            problem = f"only earlier results ({len(images)} files named *_x<scale> or *_compare), nothing to upscale"
         if not matches:
             missing.append(f"{spec}: {problem}")
         found.update(dict.fromkeys(matches))
@@ -114,48 +109,38 @@ def compare_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}_compare.png")
 
 
-def upscale_picture(
-    generator: Generator, picture: Picture, options: Options, on_tile: Callable[[int, int], None] | None = None
-) -> Picture:
-    """Super-resolve the colour; upscale alpha bicubically or with the model (alpha as gray)."""
-    rgb = super_resolve(generator, picture.rgb, options.tile, options.max_memory, on_tile)
-    alpha = picture.alpha
-    if alpha is not None:
-        if options.alpha == "model":
-            alpha = to_gray(super_resolve(generator, gray_to_rgb(alpha), options.tile, options.max_memory, on_tile))
-        else:
-            alpha = resize_bicubic(alpha, (rgb.shape[1], rgb.shape[0]))
-    return Picture(rgb, alpha, picture.mode, picture.icc_profile)
+def comparison(picture: Picture, upscaled: Picture, label: str) -> Image.Image:
+    """``bicubic | <label>``: a bicubic upscale of ``picture`` beside ``upscaled``, labelled, 8-bit RGB."""
+    bicubic = resize_picture_bicubic(picture, upscaled.size)
+    image = labelled_row([flatten(bicubic), flatten(upscaled)], ["bicubic", label])
+    if upscaled.icc_profile:
+        image.info["icc_profile"] = upscaled.icc_profile
+    return image
 
 
-def side_by_side(picture: Picture, upscaled: Picture) -> Picture:
-    """Bicubic upscale of ``picture`` on the left, ``upscaled`` on the right."""
-    size = upscaled.size
-    bicubic = np.stack([resize_bicubic(picture.rgb[:, :, c], size) for c in range(3)], axis=2)
-    alpha = None
-    if upscaled.alpha is not None:
-        alpha = np.concatenate([resize_bicubic(picture.alpha, size), upscaled.alpha], axis=1)
-    return Picture(np.concatenate([bicubic, upscaled.rgb], axis=1), alpha, upscaled.mode, upscaled.icc_profile)
-
-
-def upscale_file(
-    generator: Generator, src: Path, dst: Path, options: Options, on_tile: Callable[[int, int], None] | None = None
+def write_upscaled(
+    upscaler: Upscaler, picture: Picture, dst: Path, options: Options, on_tile: Callable[[int, int], None] | None = None
 ) -> None:
-    """Read ``src``, super-resolve it, write ``dst`` (and the comparison when asked)."""
-    picture = read_picture(src)
-    upscaled = upscale_picture(generator, picture, options, on_tile)
+    """Super-resolve ``picture`` and write ``dst`` (and the comparison when asked)."""
+    upscaled = upscaler.upscale_picture(picture, on_tile)
     write_picture(dst, upscaled, options.quality)
     if options.compare:
-        write_picture(compare_path(dst), side_by_side(picture, upscaled))
+        write_image(compare_path(dst), comparison(picture, upscaled, upscaler.label))
 
 
-def run(generator: Generator, specs: list[str], options: Options, progress: bool = True) -> Summary:
-    """Upscale every input ``specs`` names; failures are collected, not raised."""
+def run(upscaler: Upscaler, specs: list[str], options: Options, progress: bool = True) -> Summary:
+    """Upscale every input ``specs`` names; failures are collected, not raised.
+
+    A :class:`UserError` if no spec names any image (each spec's reason, in one line).
+    """
     inputs, missing = find_inputs(specs)
-    pairs, refused = plan_outputs(inputs, options, generator.scale)
+    if not inputs:
+        raise UserError("; ".join(missing))
+    pairs, refused = plan_outputs(inputs, options, upscaler.scale)
     summary = Summary(failed=missing + refused)
     files = tqdm(pairs, unit="file", disable=not progress or not pairs)
     tiles = tqdm(unit="tile", leave=False, disable=not progress)
+    warned = False
 
     def on_tile(done: int, total: int) -> None:
         tiles.total = total
@@ -169,7 +154,12 @@ def run(generator: Generator, specs: list[str], options: Options, progress: bool
                 summary.skipped.append(dst)
                 continue
             try:
-                upscale_file(generator, src, dst, options, on_tile)
+                picture = read_picture(src)
+                if picture.reduced_depth and not warned:
+                    with tqdm.external_write_mode(sys.stderr):
+                        warn(f"{src}: 16-bit colour is read and written at 8 bits (Pillow has no 16-bit colour mode)")
+                    warned = True
+                write_upscaled(upscaler, picture, dst, options, on_tile)
             except (UserError, OSError) as exc:
                 summary.failed.append(str(exc) if isinstance(exc, UserError) else f"{src}: {exc}")
             except MemoryError:

@@ -36,3 +36,14 @@ def tiny_generator():
         return generator
 
     return make
+
+
+@pytest.fixture
+def model(tmp_path, tiny_generator) -> str:
+    """The path of a saved x4 ``tiny_generator`` (``<tmp>/model/g.safetensors``)."""
+    from srgan_mlx.model_io import save_module
+
+    generator = tiny_generator(4)
+    path = tmp_path / "model" / "g.safetensors"
+    save_module(path, generator, "generator", generator.config())
+    return str(path)

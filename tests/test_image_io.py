@@ -1,124 +1,116 @@
-"""Reading every common image mode for the RGB model, and writing it back."""
+"""Image files: one EXIF policy for every reader, header sizes that agree with it, one error wording."""
 
-import functools
+import struct
+import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image
 
 from srgan_mlx.errors import UserError
-from srgan_mlx.image_io import Picture, read_picture, resize_bicubic, write_picture
+from srgan_mlx.image_io import load_image, opened, read_header, reduces_depth
+from srgan_mlx.picture import read_picture
 
 RNG = np.random.default_rng(0)
 
-
-def _pixels(*shape, dtype=np.uint8):
-    return RNG.integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
-
-
-@functools.cache
-def srgb_profile() -> bytes:
-    """One sRGB profile (its bytes hold a creation time, so it is made once)."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-
-
-def palette_with_transparency() -> Image.Image:
-    image = Image.fromarray(_pixels(10, 12, 3)).quantize(8)
-    image.info["transparency"] = 0
-    return image
+# EXIF 2.32, tag 0x0112: how the stored rows and columns map to the displayed image
+DISPLAYED = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],  # mirrored left-right
+    3: lambda a: a[::-1, ::-1],  # rotated 180 degrees
+    4: lambda a: a[::-1, :],  # mirrored top-bottom
+    5: lambda a: a.transpose(1, 0, 2),  # stored row 0 is the displayed left column, top to bottom
+    6: lambda a: a[::-1].transpose(1, 0, 2),  # stored row 0 is the displayed right column: 90 degrees clockwise
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # stored row 0 is the right column, bottom to top
+    8: lambda a: a[:, ::-1].transpose(1, 0, 2),  # stored row 0 is the left column, bottom to top: anticlockwise
+}
 
 
-def make_inputs(folder):
-    """One small file per mode people have; returns {name: (size (w, h), expected mode)}."""
-    Image.fromarray(_pixels(10, 12, 3)).save(folder / "rgb.png", icc_profile=srgb_profile())
-    Image.fromarray(_pixels(10, 12, 4)).save(folder / "rgba.png")
-    Image.fromarray(_pixels(10, 12, 2)).save(folder / "la.png")
-    Image.fromarray(_pixels(10, 12)).save(folder / "l.png")
-    Image.fromarray(_pixels(10, 12, dtype=np.uint16)).save(folder / "gray16.png")
-    palette_with_transparency().save(folder / "p.png", transparency=0)
-    Image.fromarray(_pixels(10, 12, 4), "CMYK").save(folder / "cmyk.jpg")
+def write_png16(path, pixels: np.ndarray) -> None:
+    """A 16-bit PNG (colour type 0, 4, 2 or 6 by channel count) written byte by byte, as PIL cannot write one."""
+    height, width, channels = pixels.shape
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    rows = b"".join(b"\0" + pixels[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_applied_everywhere(tmp_path, orientation):
+    stored = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
-    Image.fromarray(_pixels(10, 12, 3)).save(folder / "rotated.jpg", exif=exif)
-    return {
-        "rgb.png": ((12, 10), "RGB"),
-        "rgba.png": ((12, 10), "RGBA"),
-        "la.png": ((12, 10), "LA"),
-        "l.png": ((12, 10), "L"),
-        "gray16.png": ((12, 10), "I;16"),
-        "p.png": ((12, 10), "RGBA"),
-        "cmyk.jpg": ((12, 10), "RGB"),
-        "rotated.jpg": ((10, 12), "RGB"),
-    }
+    exif[0x0112] = orientation
+    path = tmp_path / "o.png"  # lossless, so pixels can be compared exactly
+    Image.fromarray(stored).save(path, exif=exif)
+    upright = DISPLAYED[orientation](stored)
+    pixels, gray = load_image(path)
+    np.testing.assert_array_equal(pixels, upright)
+    assert not gray
+    np.testing.assert_array_equal(np.rint(read_picture(path).rgb * 255).astype(np.uint8), upright)
+    assert read_header(path) == (upright.shape[1], upright.shape[0])
 
 
-def test_read_every_mode(tmp_path):
-    for name, (size, mode) in make_inputs(tmp_path).items():
-        picture = read_picture(tmp_path / name)
-        assert (picture.size, picture.mode) == (size, mode), name
-        assert picture.rgb.dtype == np.float32 and picture.rgb.shape == (size[1], size[0], 3)
-        assert 0 <= picture.rgb.min() and picture.rgb.max() <= 1
-        assert (picture.alpha is not None) == (mode in ("RGBA", "LA")), name
-    assert read_picture(tmp_path / "rgb.png").icc_profile == srgb_profile()
-    assert read_picture(tmp_path / "cmyk.jpg").icc_profile is None
+def test_jpeg_orientation_and_header_agree(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.fromarray(RNG.integers(0, 256, (16, 40, 3), dtype=np.uint8)).save(tmp_path / "r.jpg", exif=exif)
+    assert read_header(tmp_path / "r.jpg") == (16, 40)
+    assert load_image(tmp_path / "r.jpg")[0].shape == (40, 16, 3)
 
 
-def test_palette_transparency_becomes_alpha(tmp_path):
-    image = palette_with_transparency()
-    image.save(tmp_path / "p.png", transparency=0)
-    alpha = read_picture(tmp_path / "p.png").alpha
-    np.testing.assert_array_equal(alpha == 0, np.asarray(image) == 0)
+@pytest.mark.parametrize("orientation", [None, 6])
+def test_header_size_needs_no_pixels(tmp_path, orientation):
+    """The upright size of a PNG whose pixel data is cut off: read from the header (and eXIf chunk) alone."""
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    Image.fromarray(RNG.integers(0, 256, (64, 48, 3), dtype=np.uint8)).save(tmp_path / "cut.png", exif=exif)
+    data = (tmp_path / "cut.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: data.index(b"IDAT") + 64])
+    assert read_header(tmp_path / "cut.png") == ((64, 48) if orientation else (48, 64))
+    with pytest.raises(UserError, match="not a readable image"):
+        load_image(tmp_path / "cut.png")
 
 
-@pytest.mark.parametrize("name", ["out.png", "out.jpg", "out.webp"])
-@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "I;16"])
-def test_write_round_trip(tmp_path, name, mode):
-    rgb = RNG.random((8, 9, 3), dtype=np.float32)
-    if mode in ("L", "LA", "I;16"):
-        rgb[:] = rgb[:, :, :1]
-    alpha = RNG.random((8, 9), dtype=np.float32) if mode in ("RGBA", "LA") else None
-    write_picture(tmp_path / name, Picture(rgb, alpha, mode, srgb_profile()), quality=90)
-    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary file left
-    back = read_picture(tmp_path / name)
-    assert back.size == (9, 8)
-    assert back.icc_profile == srgb_profile()
-    if name == "out.png":
-        assert back.mode == mode
-        tolerance = 0.5 / 65535 if mode == "I;16" else 0.5 / 255 + 1e-6
-        np.testing.assert_allclose(back.rgb, rgb, atol=tolerance)
-    if name == "out.jpg":
-        assert back.alpha is None  # composited onto white
+def _bad_files(folder):
+    (folder / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    (folder / "text.jpg").write_text("hello")
+    Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(folder / "cut.png")
+    (folder / "cut.png").write_bytes((folder / "cut.png").read_bytes()[:200])
+    return {"bad.png": "not a readable image", "text.jpg": "not a readable image",
+            "cut.png": "not a readable image (", "missing.png": "no such file"}
 
 
-def test_sixteen_bit_gray_keeps_precision(tmp_path):
-    gray = np.linspace(0, 65535, 64 * 64).astype(np.uint16).reshape(64, 64)
-    Image.fromarray(gray).save(tmp_path / "g.png")
-    picture = read_picture(tmp_path / "g.png")
-    write_picture(tmp_path / "back.png", picture)
-    with Image.open(tmp_path / "back.png") as image:
-        np.testing.assert_array_equal(np.asarray(image), gray)
-
-
-def test_unreadable_files_are_one_line_user_errors(tmp_path):
-    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
-    (tmp_path / "text.jpg").write_text("hello")
-    Image.fromarray(_pixels(64, 64, 3)).save(tmp_path / "cut.png")
-    (tmp_path / "cut.png").write_bytes((tmp_path / "cut.png").read_bytes()[:200])
-    for name in ("bad.png", "text.jpg", "cut.png", "missing.png"):
+@pytest.mark.parametrize("reader", [read_picture, load_image, read_header])
+def test_one_error_wording_for_every_reader(tmp_path, reader):
+    for name, problem in _bad_files(tmp_path).items():
+        if reader is read_header and name == "cut.png":
+            continue  # its header is intact
         with pytest.raises(UserError) as info:
-            read_picture(tmp_path / name)
+            reader(tmp_path / name)
         message = str(info.value)
-        assert message.startswith(f"{tmp_path / name}: ") and "\n" not in message
+        assert message.startswith(f"{tmp_path / name}: {problem}") and "\n" not in message, message
 
 
-def test_unsupported_output_extension(tmp_path):
-    picture = Picture(np.zeros((2, 2, 3), np.float32), None, "RGB")
-    with pytest.raises(UserError, match="unsupported output extension"):
-        write_picture(tmp_path / "out.gif", picture)
+def test_sixteen_bit_colour_is_reported_sixteen_bit_gray_is_not(tmp_path):
+    write_png16(tmp_path / "rgb16.png", RNG.integers(0, 65536, (4, 5, 3), dtype=np.uint16))
+    write_png16(tmp_path / "la16.png", RNG.integers(0, 65536, (4, 5, 2), dtype=np.uint16))
+    write_png16(tmp_path / "gray16.png", RNG.integers(0, 65536, (4, 5, 1), dtype=np.uint16))
+    Image.fromarray(RNG.integers(0, 256, (4, 5, 3), dtype=np.uint8)).save(tmp_path / "rgb8.png")
+    found = {}
+    for name in ("rgb16.png", "la16.png", "gray16.png", "rgb8.png"):
+        with opened(tmp_path / name) as image:
+            found[name] = reduces_depth(image)
+    assert found == {"rgb16.png": True, "la16.png": True, "gray16.png": False, "rgb8.png": False}
+    assert read_picture(tmp_path / "rgb16.png").reduced_depth
+    assert read_picture(tmp_path / "gray16.png").mode == "I;16"
 
 
-def test_bicubic_alpha_is_clipped():
-    plane = np.zeros((6, 6), np.float32)
-    plane[:, 3:] = 1
-    resized = resize_bicubic(plane, (24, 12))
-    assert resized.shape == (12, 24) and resized.min() == 0 and resized.max() == 1
+def test_sixteen_bit_gray_is_refused_for_datasets(tmp_path):
+    write_png16(tmp_path / "g.png", np.zeros((4, 5, 1), np.uint16))
+    with pytest.raises(UserError, match="g.png: I;16 .*use 8-bit"):
+        read_header(tmp_path / "g.png")

@@ -1,22 +1,14 @@
 """``srgan-mlx upscale`` end to end on a tiny random generator."""
 
+from pathlib import Path
+
 import numpy as np
-import pytest
 from click.testing import CliRunner
 from PIL import Image
-from test_image_io import make_inputs, srgb_profile
+from test_image_io import write_png16
+from test_picture import make_inputs, srgb_profile
 
 from srgan_mlx.cli import main
-from srgan_mlx.model_io import save_module
-
-
-@pytest.fixture
-def model(tmp_path, tiny_generator):
-    """A saved x4 generator (2 blocks, 16 channels)."""
-    generator = tiny_generator(4)
-    path = tmp_path / "model" / "g.safetensors"
-    save_module(path, generator, "generator", generator.config())
-    return str(path)
 
 
 def run(*args):
@@ -71,7 +63,7 @@ def test_output_names_formats_and_compare(tmp_path, model):
     with Image.open(tmp_path / "out" / "pic_x4.webp") as out:
         assert (out.format, out.size) == ("WEBP", (64, 48))
     with Image.open(tmp_path / "out" / "pic_x4_compare.png") as out:
-        assert out.size == (128, 48)
+        assert out.mode == "RGB" and out.width > 128 and out.height > 48  # labels and a divider added
     assert run(src, "--model", model, "-o", tmp_path / "one.jpg", "--quality", "80").exit_code == 0
     with Image.open(tmp_path / "one.jpg") as out:
         assert (out.format, out.mode, out.size) == ("JPEG", "RGB", (64, 48))
@@ -106,6 +98,8 @@ def test_globs_and_missing_inputs(tmp_path, model):
     result = run(tmp_path / "*.png", tmp_path / "nothing.png", "--model", model, "--quiet")
     assert result.exit_code == 1
     assert "2 written, 1 failed" in result.output and "nothing.png: no such file" in result.output
+    result = run(tmp_path / "nothing.png", "--model", model)
+    assert result.exit_code == 1 and result.output == f"error: {tmp_path / 'nothing.png'}: no such file\n"
 
 
 def test_memory_budget_tiles_match_whole_image(tmp_path, model):
@@ -132,3 +126,68 @@ def test_shipped_model_is_the_default(tmp_path):
 def test_unshipped_model_is_a_one_line_error(tmp_path):
     result = run(_rgba(tmp_path), "--model", "srgan")
     assert result.exit_code == 1 and "'srgan' is not shipped" in result.output
+
+
+def _lines(result) -> list[str]:
+    return result.output.strip().splitlines()
+
+
+def test_compare_image_is_labelled_bicubic_and_model(tmp_path, model):
+    pixels = np.random.default_rng(2).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    renamed = tmp_path / "model" / "other.safetensors"
+    renamed.write_bytes(Path(model).read_bytes())
+    for weights, name in ((model, "g"), (renamed, "o")):
+        assert run(tmp_path / "a.png", "--model", weights, "-o", tmp_path / f"{name}.png", "--compare").exit_code == 0
+    with Image.open(tmp_path / "g.png") as out, Image.open(tmp_path / "g_compare.png") as compare:
+        sr, both = np.asarray(out), np.asarray(compare)
+    strip = both.shape[0] - 48
+    assert both.shape[1] > 128 and strip > 0
+    np.testing.assert_array_equal(both[strip:, -64:], sr)  # the model's output, unchanged, on the right
+    divider = both[strip:, 64 : both.shape[1] - 64]
+    assert divider.size and np.all(divider == divider[0, 0])  # one plain colour between the two
+    with Image.open(tmp_path / "o_compare.png") as other:
+        labels = both[:strip], np.asarray(other)[:strip]
+    assert np.array_equal(labels[0][:, :64], labels[1][:, :64])  # "bicubic" both times
+    assert not np.array_equal(labels[0][:, -64:], labels[1][:, -64:])  # the label names the weights file
+
+
+def test_sixteen_bit_colour_warns_once(tmp_path, model):
+    for name in ("a.png", "b.png"):
+        write_png16(tmp_path / name, np.random.default_rng(0).integers(0, 65536, (6, 7, 3), dtype=np.uint16))
+    result = run(tmp_path, "--model", model, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("warning") == 1
+    assert f"warning: {tmp_path / 'a.png'}: 16-bit colour is read and written at 8 bits" in result.stderr
+    with Image.open(tmp_path / "b_x4.png") as out:
+        assert (out.mode, out.size) == ("RGB", (28, 24))
+
+
+def test_memory_budget_below_the_smallest_tile_warns_with_the_size_used(tmp_path, model):
+    src = _rgba(tmp_path, size=(40, 36))
+    result = run(src, "--model", model, "--max-memory", "1MB", "--quiet")
+    assert result.exit_code == 0, result.output
+    warning = [line for line in _lines(result) if "warning" in line]
+    assert len(warning) == 1
+    assert "max memory 1 MiB is below what the smallest tile needs, about 85 MiB (40x40 input pixels" in warning[0]
+    assert "warning" not in run(src, "--model", model, "--max-memory", "100MB", "--quiet").output
+
+
+def test_unknown_model_lists_the_shipped_ones(tmp_path):
+    result = run(_rgba(tmp_path), "--model", "srresnett")
+    assert result.exit_code == 1 and len(_lines(result)) == 1
+    assert "error: unknown model 'srresnett'; shipped models: srresnet" in result.output
+    result = run(_rgba(tmp_path), "--model", tmp_path / "runs" / "missing")
+    assert result.exit_code == 1 and _lines(result) == [f"error: {tmp_path / 'runs' / 'missing'}: no such file or folder"]
+
+
+def test_folder_of_earlier_results_says_so(tmp_path, model):
+    _rgba(tmp_path, "a.png")
+    assert run(tmp_path, "--model", model, "--compare", "--quiet").exit_code == 0
+    (tmp_path / "a.png").unlink()
+    result = run(tmp_path, "--model", model)
+    assert result.exit_code == 1 and len(_lines(result)) == 1
+    assert f"error: {tmp_path}: only earlier results (2 files named *_x<scale> or *_compare)" in result.output
+    result = run(tmp_path / "*_x4*.png", "--model", model)
+    assert result.exit_code == 1 and "only earlier results (2 files" in result.output
+    assert run(tmp_path / "a_x4.png", "--model", model, "--quiet").exit_code == 0  # named: taken

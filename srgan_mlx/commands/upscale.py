@@ -54,7 +54,7 @@ class Size(click.ParamType):
     help="Format of outputs named for you (default png); with -o FILE the extension decides.",
 )
 @click.option("--skip-existing", is_flag=True, help="Leave inputs whose output already exists.")
-@click.option("--compare", is_flag=True, help="Also write <output>_compare.png: bicubic | super-resolved.")
+@click.option("--compare", is_flag=True, help="Also write <output>_compare.png: bicubic | super-resolved, labelled.")
 @click.option(
     "--alpha", type=click.Choice(["bicubic", "model"]), default="bicubic", show_default=True,
     help="How to upscale an alpha channel.",
@@ -68,16 +68,13 @@ def command(inputs, output, model, tile, max_memory, quality, fmt, skip_existing
     exit status is 1 if any failed.
     """
     from ..devices import select_device
-    from ..model_io import load_generator
     from ..upscale import Options, run
+    from ..upscaler import Upscaler
 
     select_device(device)
-    generator = load_generator(model)
-    options = Options(
-        output=output, format=fmt, quality=quality, tile=tile, max_memory=max_memory,
-        skip_existing=skip_existing, compare=compare, alpha=alpha,
-    )
-    summary = run(generator, list(inputs), options, progress=not quiet)
+    upscaler = Upscaler(model, tile=tile, max_memory=max_memory, alpha=alpha)
+    options = Options(output=output, format=fmt, quality=quality, skip_existing=skip_existing, compare=compare)
+    summary = run(upscaler, list(inputs), options, progress=not quiet)
     counts = [f"{len(summary.written)} written", f"{len(summary.failed)} failed"]
     if summary.skipped:
         counts.append(f"{len(summary.skipped)} skipped (output exists)")

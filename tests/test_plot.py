@@ -1,0 +1,55 @@
+"""metrics.png: tick values, step labels, curves in their own panels, legends outside the plot boxes."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageColor
+
+from srgan_mlx.plot import COLORS, FRAME, PSNR_COLOR, bucket_means, linear_ticks, log_ticks, plot_history, step_label
+
+
+def test_ticks_and_labels():
+    assert linear_ticks(0, 20000, 8) == [0, 2500, 5000, 7500, 10000, 12500, 15000, 17500, 20000]
+    assert linear_ticks(26.3, 28.1, 5) == pytest.approx([26.5, 27.0, 27.5, 28.0])
+    assert log_ticks(-3, 0) == pytest.approx([1e-3, 1e-2, 1e-1, 1])
+    assert log_ticks(-2.5, -0.9) == pytest.approx([0.005, 0.01, 0.02, 0.05, 0.1])
+    assert len(log_ticks(np.log10(0.042), np.log10(0.052))) >= 2  # within a factor 2: round linear values
+    assert [step_label(s) for s in (0, 750, 1500, 20000, 2_000_000)] == ["0", "750", "1.5k", "20k", "2M"]
+
+
+def test_long_histories_are_averaged_per_column():
+    points = [(float(x), float(x % 2)) for x in range(20000)]  # alternating 0, 1
+    means = bucket_means(points, 0, 20000, 800)
+    assert len(means) == 800
+    assert all(y == pytest.approx(0.5, abs=0.05) for _, y in means)
+    assert bucket_means(points[:10], 0, 10, 800) == points[:10]
+
+
+def _pixels_of(image: np.ndarray, color: str) -> np.ndarray:
+    return np.argwhere(np.all(image == ImageColor.getrgb(color), axis=2))
+
+
+@pytest.mark.parametrize("rows", [3, 20000])
+def test_losses_and_psnr_in_their_own_panels(tmp_path, rows):
+    rng = np.random.default_rng(0)
+    history = []
+    for step in range(1, rows + 1):
+        history.append({"step": step, "loss": float(0.01 + 0.1 * np.exp(-step / 2000) * rng.random())})
+        if step % max(rows // 4, 1) == 0:
+            history.append({"step": step, "val_psnr": 28 + step / rows})
+    plot_history(history, tmp_path / "metrics.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.png"]
+    image = np.asarray(Image.open(tmp_path / "metrics.png").convert("RGB"))
+    loss, psnr = _pixels_of(image, COLORS[0]), _pixels_of(image, PSNR_COLOR)
+    assert len(loss) and len(psnr)
+    assert loss[:, 0].max() < psnr[:, 0].min()  # loss panel above, PSNR panel below: separate axes
+    legend = loss[:, 0].min()
+    curve = loss[loss[:, 0] > legend + 12]
+    assert len(curve) > 10 and curve[:, 1].max() - curve[:, 1].min() > image.shape[1] / 2  # spans the step axis
+    frame_rows = np.nonzero(np.sum(np.all(image == ImageColor.getrgb(FRAME), axis=2), axis=1) > image.shape[1] / 2)[0]
+    assert np.any((frame_rows > legend) & (frame_rows < curve[:, 0].min()))  # the legend is above the plot box
+
+
+def test_empty_and_single_row_histories_draw(tmp_path):
+    plot_history([], tmp_path / "empty.png")
+    plot_history([{"step": 1, "loss": 0.5}], tmp_path / "one.png")
+    assert Image.open(tmp_path / "empty.png").size == Image.open(tmp_path / "one.png").size
