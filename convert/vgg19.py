@@ -160,7 +160,7 @@ def check_keys(found, wanted: list[str], source: Path) -> None:
     """Every wanted key present and no other (the classifier was filtered out before)."""
     unexpected = sorted(k for k in found if k not in wanted)
     if unexpected:
-        raise UserError(f"{source}: unexpected weights {_listing(unexpected)}; not plain VGG19 (no vgg19_bn)")
+        raise UserError(f"{source}: unexpected weights {_listing(unexpected)}; not plain VGG19 (vgg19_bn or another variant)")
     missing = [k for k in wanted if k not in found]
     if missing:
         raise UserError(f"{source}: missing VGG19 weights {_listing(missing)}")
@@ -197,7 +197,7 @@ def quantised_weights(tensors: dict[str, np.ndarray], shapes: dict, source: Path
         if table.shape != (TABLE_SIZE,):
             raise UserError(f"{source}: {prefix}_W_table has shape {table.shape}; expected {TABLE_SIZE} values")
         table = checked(source, f"{prefix}_W_table", table, (TABLE_SIZE,))
-        if index.size and not 0 <= index.min() <= index.max() < TABLE_SIZE:
+        if not 0 <= index.min() <= index.max() < TABLE_SIZE:
             raise UserError(
                 f"{source}: {prefix}_W_q has indices {index.min()}..{index.max()}, outside its table of {TABLE_SIZE}"
             )
