@@ -1,8 +1,9 @@
 """SRGAN losses (Ledig et al. 2017, eq. 3-6), all on the networks' native ranges.
 
 Images from the generator and the HR targets are in [-1, 1]; the VGG loss maps
-them to [0, 1] before VGG's own ImageNet normalisation. Adversarial losses take
-logits and use ``softplus`` forms, so they stay finite for any logit.
+them to [0, 1], and VGG19Features prepares them as its weights expect (their input
+convention). Adversarial losses take logits and use ``softplus`` forms, so they stay
+finite for any logit.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import mlx.nn as nn
 
 from .vgg import LAYER_NAMES, VGG19Features
 
-VGG_RESCALE = 1 / 12.75  # the paper's rescaling of VGG feature maps
+VGG_RESCALE = 1 / 12.75  # the paper's rescaling of VGG feature maps (its scale: the original VGG19, Caffe inputs)
 
 
 def mse(a: mx.array, b: mx.array) -> mx.array:

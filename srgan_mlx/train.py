@@ -34,7 +34,7 @@ from .model_io import load_into, read_weights, resolve_generator_file
 from .plot import plot_history
 from .vgg import VGG19Features
 
-CONVERT_HINT = "python -m convert.vgg19 vgg19-dcbb9e9d.pth -o vgg19.safetensors (or srgan-mlx convert-vgg --download)"
+CONVERT_HINT = "python -m convert.vgg19 --download original -o vgg19.safetensors (the paper's VGG19; see README)"
 
 
 class TrainingError(UserError):
@@ -50,10 +50,14 @@ def learning_rate(config: TrainConfig):
 
 
 def load_vgg(path: str | None) -> VGG19Features:
+    """The VGG19 of a converted weights file, with the input convention it records (none: torchvision's)."""
     if not path:
         raise UserError(f"--stage srgan needs ImageNet VGG19 weights (--vgg PATH); make them with: {CONVERT_HINT}")
-    arrays, _ = read_weights(path, "vgg19")
-    vgg = VGG19Features()
+    arrays, config = read_weights(path, "vgg19")
+    try:
+        vgg = VGG19Features(**config)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{path}: bad VGG19 config {config} ({exc})") from None
     load_into(vgg, arrays, path)
     vgg.freeze()
     return vgg

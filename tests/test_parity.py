@@ -97,39 +97,51 @@ def test_discriminator_rejects_wrong_size():
         Discriminator(96)(mx.zeros((1, 64, 64, 3)))
 
 
-def test_vgg19_features_at_every_named_layer():
-    from torch_vgg import TorchVGG19
+def mlx_vgg_like(torch_vgg) -> "VGG19Features":
+    """A torchvision-convention ``VGG19Features`` holding the reference's weights, matched by the reference's names."""
+    from srgan_mlx.vgg import VGG19Features
 
-    from srgan_mlx.vgg import LAYER_NAMES, VGG19Features
-
-    torch_vgg = TorchVGG19()
-    torch_vgg.init_random(seed=5)
-    vgg = VGG19Features()
     arrays = {}
-    for name, layer in zip(LAYER_NAMES, torch_vgg.features):
+    for name, layer in zip(torch_vgg.names, torch_vgg.features):
         if name.startswith("conv"):
             arrays[f"{name}.weight"] = mx.array(layer.weight.detach().numpy().transpose(0, 2, 3, 1))
             arrays[f"{name}.bias"] = mx.array(layer.bias.detach().numpy())
+    vgg = VGG19Features("torchvision")
     vgg.load_weights(list(arrays.items()), strict=True)
+    return vgg
+
+
+def test_vgg19_features_at_every_named_layer():
+    from torch_vgg import TorchVGG19
+
+    torch_vgg = TorchVGG19()
+    torch_vgg.init_random(seed=5)
+    vgg = mlx_vgg_like(torch_vgg)
     x = mx.random.uniform(shape=(2, 32, 32, 3), key=mx.random.key(5))
-    ours = vgg(x, LAYER_NAMES)
-    theirs = torch_vgg.activations(ref.nchw(x), LAYER_NAMES)
-    assert ours.keys() == theirs.keys() == set(LAYER_NAMES)
-    for name in LAYER_NAMES:
+    ours = vgg(x, tuple(torch_vgg.names))
+    theirs = torch_vgg.activations(ref.nchw(x), tuple(torch_vgg.names))
+    assert ours.keys() == theirs.keys() == set(torch_vgg.names)
+    for name in torch_vgg.names:
         assert_close(ours[name], ref.nhwc(theirs[name]))
     assert tree_flatten(vgg.trainable_parameters()) == []  # frozen
 
 
-def test_vgg_loss_uses_named_layer_and_rescale():
-    from srgan_mlx.losses import VGGLoss
-    from srgan_mlx.vgg import VGG19Features
+def test_vgg_loss_matches_an_independent_reference():
+    from torch_vgg import TorchVGG19
 
-    vgg = VGG19Features()
-    sr = mx.random.uniform(-1, 1, (1, 16, 16, 3), key=mx.random.key(1))
-    hr = mx.random.uniform(-1, 1, (1, 16, 16, 3), key=mx.random.key(2))
-    f = vgg(mx.concatenate([sr, hr]) * 0.5 + 0.5, ("relu2_2",))["relu2_2"]
-    expected = mx.mean(mx.square((f[0] - f[1]) / 12.75))
-    assert_close(VGGLoss(vgg, "relu2_2")(sr, hr), expected, tol=1e-6)
+    from srgan_mlx.losses import VGGLoss
+
+    torch_vgg = TorchVGG19()
+    torch_vgg.init_random(seed=3)
+    vgg = mlx_vgg_like(torch_vgg)
+    sr = mx.random.uniform(-1, 1, (2, 16, 16, 3), key=mx.random.key(1))
+    hr = mx.random.uniform(-1, 1, (2, 16, 16, 3), key=mx.random.key(2))
+    # the paper's loss: MSE of phi_2,2 feature maps each scaled by 1/12.75, on images mapped [-1, 1] -> [0, 1]
+    fake = torch_vgg.activations((ref.nchw(sr) + 1) / 2, ("relu2_2",))["relu2_2"].double()
+    real = torch_vgg.activations((ref.nchw(hr) + 1) / 2, ("relu2_2",))["relu2_2"].double()
+    expected = torch.mean((fake / 12.75 - real / 12.75) ** 2).item()
+    got = VGGLoss(vgg, "relu2_2")(sr, hr).item()
+    assert abs(got - expected) <= 1e-4 * expected, (got, expected)
     with pytest.raises(ValueError, match="unknown VGG19 layer"):
         VGGLoss(vgg, "relu9_9")
 

@@ -153,6 +153,20 @@ def test_srgan_stage_runs_from_srresnet_init(images, tmp_path):
     assert (out / "checkpoints" / "step_00000004" / "optimizer_d.safetensors").is_file()
 
 
+def test_srgan_stage_trains_with_the_original_vgg19(images, tmp_path, original_vgg19):
+    """The paper's content loss (relu5_4 of the original VGG19, Caffe input convention) through a few SRGAN steps."""
+    vgg_file = tmp_path / "vgg19.safetensors"
+    converted = CliRunner().invoke(main, ["convert-vgg", str(original_vgg19), "-o", str(vgg_file)])
+    assert converted.exit_code == 0, converted.output
+    out = train(config(images, tmp_path / "gan", stage="srgan", steps=3, checkpoint_every=3, log_every=1,
+                       vgg=str(vgg_file), vgg_layer="relu5_4"))
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for row in rows:
+        assert math.isfinite(row["loss"]) and row["content"] > 0 and 0 < row["d_real"] < 1 and 0 < row["d_fake"] < 1
+    assert (out / "checkpoints" / "step_00000003" / "discriminator.safetensors").is_file()
+
+
 DIST_WORKER = """
 import sys, numpy as np
 import srgan_mlx, mlx.core as mx
