@@ -148,12 +148,13 @@ def super_resolve(
     tiles = [(r, c) for r in _spans(height, tile, margin) for c in _spans(width, tile, margin)]
     largest = max((r[3] - r[2]) * (c[3] - c[2]) for r, c in tiles)
     out = np.empty((height * s, width * s, 3), np.float32)
+    dtype = generator.head.weight.dtype  # float32, or float16 for half-precision inference
     previous_limit = mx.set_memory_limit(mx.get_active_memory() + largest * working_set_per_pixel(generator))
     if on_tile is not None:
         on_tile(0, len(tiles))
     try:
         for done, ((y0, y1, iy0, iy1), (x0, x1, ix0, ix1)) in enumerate(tiles, 1):
-            x = mx.array(np.ascontiguousarray(image[iy0:iy1, ix0:ix1], dtype=np.float32))[None]
+            x = mx.array(np.ascontiguousarray(image[iy0:iy1, ix0:ix1], dtype=np.float32))[None].astype(dtype)
             y = generator(x)
             mx.eval(y)
             core = np.asarray(y)[0, (y0 - iy0) * s : (y1 - iy0) * s, (x0 - ix0) * s : (x1 - ix0) * s]

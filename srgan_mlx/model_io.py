@@ -73,28 +73,40 @@ def shipped_models() -> dict[str, str]:
     return described
 
 
+def shipped_names() -> list[str]:
+    """The bundled models present in this installation."""
+    return [name for name, file in BUNDLED.items() if (WEIGHTS_DIR / file).is_file()]
+
+
 def resolve_generator_file(path: str | os.PathLike) -> Path:
     """Accept a bundled model's name, a weights file, a checkpoint folder, or a run folder (best, else latest)."""
+    shipped = ", ".join(shipped_names()) or "none"
     if str(path) in BUNDLED:
         file = WEIGHTS_DIR / BUNDLED[str(path)]
         if not file.is_file():
-            shipped = ", ".join(name for name, f in BUNDLED.items() if (WEIGHTS_DIR / f).is_file()) or "none"
             raise UserError(f"model {path!r} is not shipped with this version (shipped: {shipped}); pass --model PATH")
         return file
-    path = Path(path)
+    name, path = str(path), Path(path)
+    if not path.exists():
+        if path.suffix or "/" in name or os.sep in name:
+            raise UserError(f"{name}: no such file or folder")
+        raise UserError(
+            f"unknown model {name!r}; shipped models: {shipped} (or give a generator .safetensors file, "
+            "a checkpoint or a run folder)"
+        )
     if path.is_file():
         return path
     if (path / GENERATOR_FILE).is_file():
         return path / GENERATOR_FILE
-    for name in ("best", "latest"):
-        pointer = path / "checkpoints" / name
+    for pointer_name in ("best", "latest"):
+        pointer = path / "checkpoints" / pointer_name
         if pointer.is_file():
             return resolve_generator_file(path / "checkpoints" / pointer.read_text().strip())
     raise UserError(f"{path}: no generator weights found (expected a .safetensors file, a checkpoint or a run folder)")
 
 
-def load_generator(path: str | os.PathLike) -> Generator:
-    """Build the generator a weights file describes, load it strictly, set eval mode."""
+def load_generator(path: str | os.PathLike, dtype: mx.Dtype = mx.float32) -> Generator:
+    """Build the generator a weights file describes, load it strictly, set eval mode; compute in ``dtype``."""
     file = resolve_generator_file(path)
     arrays, config = read_weights(file, "generator")
     try:
@@ -103,7 +115,18 @@ def load_generator(path: str | os.PathLike) -> Generator:
         raise UserError(f"{file}: bad generator config {config} ({exc})") from None
     load_into(generator, arrays, file)
     generator.eval()
-    return generator
+    return with_dtype(generator, dtype)
+
+
+def with_dtype(generator: Generator, dtype: mx.Dtype) -> Generator:
+    """``generator`` computing in ``dtype`` (every array cast): itself for its own dtype, else an eval-mode copy."""
+    if generator.head.weight.dtype == dtype:
+        return generator
+    copy = Generator(**generator.config())
+    copy.load_weights([(k, v.astype(dtype)) for k, v in tree_flatten(generator.parameters())], strict=True)
+    copy.eval()
+    mx.eval(copy.parameters())
+    return copy
 
 
 def export_generator(source: str | os.PathLike, target: str | os.PathLike, float16: bool = False, **extra: str) -> Path:

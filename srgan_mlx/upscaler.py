@@ -22,10 +22,10 @@ from typing import Callable, TypeVar
 import numpy as np
 from PIL import Image
 
-from .errors import UserError, warn
+from .errors import warn
 from .generator import Generator
 from .inference import MIN_TILE, receptive_field_radius, smallest_tile_memory, super_resolve
-from .model_io import BUNDLED, DEFAULT_MODEL, GENERATOR_FILE, WEIGHTS_DIR, load_generator
+from .model_io import BUNDLED, DEFAULT_MODEL, GENERATOR_FILE, load_generator
 from .picture import Picture, from_array, from_pil, gray_to_rgb, resize_bicubic, to_array, to_gray, to_pil
 
 ALPHA_METHODS = ("bicubic", "model")
@@ -38,18 +38,7 @@ ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray)
 def load_model(model: Model) -> Generator:
     """The generator ``model`` names: a :class:`Generator` itself, a shipped model's name, or a weights file,
     checkpoint folder or training run folder (loaded strictly, in eval mode)."""
-    if isinstance(model, Generator):
-        return model
-    name = str(model)
-    if name not in BUNDLED and not Path(name).exists():
-        if Path(name).suffix or "/" in name or os.sep in name:
-            raise UserError(f"{name}: no such file or folder")
-        shipped = ", ".join(n for n, file in BUNDLED.items() if (WEIGHTS_DIR / file).is_file()) or "none"
-        raise UserError(
-            f"unknown model {name!r}; shipped models: {shipped} (or give a generator .safetensors file, "
-            "a checkpoint or a run folder)"
-        )
-    return load_generator(model)
+    return model if isinstance(model, Generator) else load_generator(model)
 
 
 def model_label(model: Model) -> str:

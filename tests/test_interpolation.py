@@ -50,3 +50,69 @@ def test_shapes_and_range_are_checked(pair):
         interpolate(a, other, 0.5)
     with pytest.raises(UserError, match="between 0 and 1"):
         interpolate(a, a, 1.5)
+
+
+def saved(generator, path):
+    from srgan_mlx.model_io import save_module
+
+    save_module(path, generator, "generator", generator.config())
+    return str(path)
+
+
+def test_realism_on_the_command_line(pair, tmp_path):
+    """upscale --realism R --model A --fidelity-model B: 0 is B's output, 1 is A's, 0.5 the blended network's."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from srgan_mlx.cli import main
+    from srgan_mlx.upscaler import Upscaler
+
+    fidelity, realistic = pair
+    a, b = saved(realistic, tmp_path / "gan.safetensors"), saved(fidelity, tmp_path / "psnr.safetensors")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (14, 11, 3), dtype=np.uint8)).save(tmp_path / "in.png")
+    with Image.open(tmp_path / "in.png") as image:
+        expected = {0.0: Upscaler(fidelity)(image), 1.0: Upscaler(realistic)(image),
+                    0.5: Upscaler(interpolate(fidelity, realistic, 0.5))(image)}
+    for realism, want in expected.items():
+        out = tmp_path / f"out_{realism}.png"
+        result = CliRunner().invoke(main, ["upscale", str(tmp_path / "in.png"), "-o", str(out), "--quiet", "--compare",
+                                           "--realism", str(realism), "--model", a, "--fidelity-model", b])
+        assert result.exit_code == 0, result.output
+        with Image.open(out) as written:
+            np.testing.assert_array_equal(np.asarray(written), np.asarray(want))
+    assert not np.array_equal(np.asarray(expected[0.0]), np.asarray(expected[1.0]))
+
+
+def test_realism_needs_the_models_it_blends(pair, tmp_path):
+    from click.testing import CliRunner
+
+    from srgan_mlx.cli import main
+    from srgan_mlx.model_io import shipped_names
+
+    result = CliRunner().invoke(main, ["upscale", "x.png", "--realism", "0.5"])
+    if "srgan" not in shipped_names():
+        assert result.exit_code == 1 and "'srgan' is not shipped" in result.output
+    result = CliRunner().invoke(main, ["upscale", "x.png", "--realism", "2"])
+    assert result.exit_code == 2 and "0<=x<=1" in result.output.replace(" ", "")
+    other = saved(Generator(4, num_blocks=3, channels=16), tmp_path / "other.safetensors")
+    result = CliRunner().invoke(main, ["evaluate", "--images", str(tmp_path), "--realism", "0.5", "--model", other,
+                                       "--fidelity-model", saved(pair[0], tmp_path / "psnr.safetensors")])
+    assert result.exit_code == 1 and "different shapes" in result.output and "Traceback" not in result.output
+
+
+def test_half_precision_stays_close_to_float32(pair):
+    """--half computes in float16: outputs within a few 8-bit levels of float32, same tiling."""
+    from srgan_mlx.model_io import with_dtype
+
+    generator = pair[0]
+    half = with_dtype(generator, mx.float16)
+    assert half is not generator and generator.head.weight.dtype == mx.float32
+    assert all(v.dtype == mx.float16 for _, v in tree_flatten(half.parameters()))
+    from srgan_mlx.inference import super_resolve
+
+    rgb = np.random.default_rng(1).random((20, 17, 3), dtype=np.float32)
+    full, reduced = super_resolve(generator, rgb), super_resolve(half, rgb)
+    assert reduced.dtype == np.float32
+    assert np.abs(full - reduced).max() < 4 / 255 and np.abs(full - reduced).mean() < 0.5 / 255
+    np.testing.assert_array_equal(super_resolve(half, rgb, tile=7), reduced)

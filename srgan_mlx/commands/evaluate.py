@@ -21,7 +21,7 @@ from ..atomic import write_text
 from ..devices import select_device
 from ..errors import UserError
 from ..evaluate import evaluate, evaluate_images
-from .options import device_option
+from .options import device_option, generator_options, load_generator_from
 
 COLUMNS = {"psnr": ("PSNR (dB)", 9, ".2f"), "ssim": ("SSIM", 7, ".4f"), "niqe": ("NIQE", 7, ".4f")}
 """Table columns per metric: header, width, number format."""
@@ -47,14 +47,12 @@ def table_printer(metrics: tuple[str, ...]):
     return print_row
 
 
-def model_upscaler(model: str, scale: int, tile: int | None):
-    """Load the generator at ``model`` and return an upscaler for :func:`evaluate`."""
+def model_upscaler(generator, label: str, scale: int, tile: int | None):
+    """An upscaler for :func:`evaluate` running ``generator`` (named ``label`` in messages)."""
     from ..inference import super_resolve
-    from ..model_io import load_generator
 
-    generator = load_generator(model)
     if generator.scale != scale:
-        raise UserError(f"{model}: generator upscales x{generator.scale}, but --scale is {scale}")
+        raise UserError(f"{label}: generator upscales x{generator.scale}, but --scale is {scale}")
     return lambda lr: super_resolve(generator, lr, tile=tile)
 
 
@@ -73,6 +71,7 @@ def model_upscaler(model: str, scale: int, tile: int | None):
     help="Folder of LR inputs (<name>x<scale>.png or same name); default: MATLAB bicubic from HR.",
 )
 @click.option("--model", metavar="NAME|PATH", help="Shipped model (srresnet), generator weights file, checkpoint or run folder.")
+@generator_options
 @click.option("--bicubic", is_flag=True, help="Evaluate MATLAB bicubic upscaling instead of a model.")
 @click.option(
     "--niqe", is_flag=True, help="Add NIQE (no-reference naturalness, lower is more natural); implied by --images."
@@ -93,7 +92,10 @@ def model_upscaler(model: str, scale: int, tile: int | None):
 @click.option("--tile", type=click.IntRange(min=1), help="With --model: LR tile size (default: fit a memory budget).")
 @click.option("--json", "json_path", metavar="FILE", help="Also write the results as JSON (atomically).")
 @device_option
-def command(hr_dir, image_dir, lr_dir, model, bicubic, niqe, border, scale, tile, json_path, device):
+def command(
+    hr_dir, image_dir, lr_dir, model, realism, fidelity_model, half, bicubic, niqe, border, scale, tile, json_path,
+    device,
+):
     """PSNR/SSIM (and --niqe) of --model or --bicubic on the images in --hr; or NIQE of the images in --images.
 
     \b
@@ -118,21 +120,25 @@ def command(hr_dir, image_dir, lr_dir, model, bicubic, niqe, border, scale, tile
     --model/--bicubic their x--scale super-resolution; --border N pixels
     are removed per side (default --scale if upscaled, else 0).
     """
+    uses_model = bool(model) or realism is not None
     if bool(hr_dir) == bool(image_dir):
         raise click.UsageError("give exactly one of --hr DIR and --images DIR")
-    if model and bicubic:
-        raise click.UsageError("give only one of --model PATH and --bicubic")
-    if hr_dir and not (model or bicubic):
+    if uses_model and bicubic:
+        raise click.UsageError("give only one of --model PATH (or --realism) and --bicubic")
+    if hr_dir and not (uses_model or bicubic):
         raise click.UsageError("with --hr, give one of --model PATH and --bicubic")
-    if tile is not None and not model:
-        raise click.UsageError("--tile only applies to --model")
+    if (tile is not None or half) and not uses_model:
+        raise click.UsageError("--tile and --half only apply to --model")
     if hr_dir and border is not None:
         raise click.UsageError("--border only applies to --images (with --hr the border is --scale)")
     if image_dir and lr_dir:
         raise click.UsageError("--lr only applies to --hr")
     select_device(device)
-    upscaler = model_upscaler(model, scale, tile) if model else None
-    upscaled = bool(model or bicubic)
+    upscaler, label = None, "bicubic" if bicubic else None
+    if uses_model:
+        generator, label = load_generator_from(model, realism, fidelity_model, half, default=model)
+        upscaler = model_upscaler(generator, label, scale, tile)
+    upscaled = uses_model or bicubic
     if hr_dir:
         print_row = table_printer(("psnr", "ssim", "niqe") if niqe else ("psnr", "ssim"))
         results = evaluate(hr_dir, scale, lr_dir=lr_dir, upscaler=upscaler, on_image=print_row, with_niqe=niqe)
@@ -144,5 +150,5 @@ def command(hr_dir, image_dir, lr_dir, model, bicubic, niqe, border, scale, tile
         )
     print_row({"name": "mean", **results["mean"]})
     if json_path:
-        results["method"] = "bicubic" if bicubic else (str(model) if model else None)
+        results.update(method=label, model=model, realism=realism, half=half)
         write_text(json_path, json.dumps(results, indent=2) + "\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..model_io import DEFAULT_MODEL
-from .options import device_option
+from .options import device_option, generator_options, load_generator_from
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
@@ -37,9 +37,10 @@ class Size(click.ParamType):
     help="Output file (one input) or folder. Default: next to each input as <name>_x<scale>.png.",
 )
 @click.option(
-    "--model", default=DEFAULT_MODEL, show_default=True, metavar="NAME|PATH",
-    help="A shipped model (srresnet; srgan is not shipped yet), generator weights, a checkpoint or a run folder.",
+    "--model", metavar="NAME|PATH",
+    help=f"A shipped model (see srgan-mlx info), generator weights, a checkpoint or a run folder [{DEFAULT_MODEL}].",
 )
+@generator_options
 @click.option(
     "--tile", type=click.IntRange(min=1),
     help="Tile side in input pixels (plus the receptive-field margin). Default: the largest that fits --max-memory.",
@@ -61,7 +62,10 @@ class Size(click.ParamType):
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @device_option
-def command(inputs, output, model, tile, max_memory, quality, fmt, skip_existing, compare, alpha, quiet, device):
+def command(
+    inputs, output, model, realism, fidelity_model, half, tile, max_memory, quality, fmt, skip_existing, compare,
+    alpha, quiet, device,
+):
     """Upscale INPUTS (image files, folders of images, glob patterns) with the generator.
 
     A file that cannot be read or written is reported and the others go on; the
@@ -72,7 +76,8 @@ def command(inputs, output, model, tile, max_memory, quality, fmt, skip_existing
     from ..upscaler import Upscaler
 
     select_device(device)
-    upscaler = Upscaler(model, tile=tile, max_memory=max_memory, alpha=alpha)
+    generator, label = load_generator_from(model, realism, fidelity_model, half, DEFAULT_MODEL)
+    upscaler = Upscaler(generator, tile=tile, max_memory=max_memory, alpha=alpha, label=label)
     options = Options(output=output, format=fmt, quality=quality, skip_existing=skip_existing, compare=compare)
     summary = run(upscaler, list(inputs), options, progress=not quiet)
     counts = [f"{len(summary.written)} written", f"{len(summary.failed)} failed"]
