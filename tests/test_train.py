@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
+import mlx.core as mx
 from srgan_mlx import checkpoint, model_io
 from srgan_mlx.cli import main
 from srgan_mlx.config import TrainConfig
@@ -42,9 +43,36 @@ def config(images, out, **kw):
     return TrainConfig(data=[str(images)], out=str(out), **{**TINY, **kw})
 
 
-def generator_arrays(run, step):
-    arrays, _ = model_io.read_weights(run / "checkpoints" / f"step_{step:08d}" / "generator.safetensors", "generator")
-    return {k: np.array(v) for k, v in arrays.items()}
+def checkpoint_arrays(run, step):
+    """Every array of a checkpoint (networks and optimizer states), keyed ``file:name``."""
+    folder = checkpoint.checkpoint_dir(run) / f"step_{step:08d}"
+    return {
+        f"{file.name}:{key}": np.array(value)
+        for file in sorted(folder.glob("*.safetensors"))
+        for key, value in mx.load(str(file)).items()
+    }
+
+
+def assert_same_arrays(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+
+
+def interrupted(config, at_step):
+    """Run ``config`` and stop it (as Ctrl-C would) when step ``at_step`` starts; return the run folder."""
+    trainer = Trainer(config)
+    real_step = trainer.train_step._step
+
+    def step(lr, hr):
+        if trainer.step + 1 == at_step:
+            raise KeyboardInterrupt
+        return real_step(lr, hr)
+
+    trainer.train_step._step = step
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    return Path(config.out)
 
 
 def test_loss_falls(images, tmp_path):
@@ -60,13 +88,45 @@ def test_resume_is_exact(images, tmp_path):
     straight = train(config(images, tmp_path / "a", steps=6, checkpoint_every=3))
     half = train(config(images, tmp_path / "b", steps=3, checkpoint_every=3))
     resumed = train(TrainConfig(steps=6), resume=str(half))
-    a, b = generator_arrays(straight, 6), generator_arrays(resumed, 6)
-    assert a.keys() == b.keys()
-    for key in a:
-        assert np.array_equal(a[key], b[key]), key
+    a, b = checkpoint_arrays(straight, 6), checkpoint_arrays(resumed, 6)
+    assert {key.split(":")[0] for key in a} == {"generator.safetensors", "optimizer_g.safetensors"}
+    assert_same_arrays(a, b)
     state_a = checkpoint.read_state(straight / "checkpoints" / "step_00000006")
     state_b = checkpoint.read_state(resumed / "checkpoints" / "step_00000006")
     assert state_a["sampler"] == state_b["sampler"]
+
+
+@pytest.fixture
+def vgg_file(tmp_path):
+    """Random VGG19 weights in the converter's format (the content loss only needs some VGG)."""
+    from srgan_mlx.vgg import VGG19Features
+
+    path = tmp_path / "vgg19.safetensors"
+    model_io.save_module(path, VGG19Features(), "vgg19", {})
+    return path
+
+
+def test_srgan_resume_is_exact_across_the_learning_rate_switch(images, vgg_file, tmp_path):
+    """Generator, discriminator and both Adam states equal an uninterrupted run's, bit for bit.
+
+    6 steps: the rate drops from ``lr`` to ``lr_final`` at update 3 (the half-way point).
+    Resumed from step 3, the switch comes right after the resume; from step 2, the resumed
+    run crosses it.
+    """
+    gan = dict(stage="srgan", vgg=str(vgg_file), vgg_layer="relu2_2", steps=6, lr=1e-3, lr_final=1e-4)
+    straight = train(config(images, tmp_path / "straight", checkpoint_every=3, **gan))
+    expected = checkpoint_arrays(straight, 6)
+    assert {key.split(":")[0] for key in expected} == {
+        "generator.safetensors", "discriminator.safetensors", "optimizer_g.safetensors", "optimizer_d.safetensors"
+    }
+    for opt in ("g", "d"):  # the schedule did switch: the last update used lr_final
+        assert checkpoint_arrays(straight, 3)[f"optimizer_{opt}.safetensors:learning_rate"] == np.float32(1e-3)
+        assert expected[f"optimizer_{opt}.safetensors:learning_rate"] == np.float32(1e-4)
+    for every, stop in ((3, 5), (2, 3)):
+        run = interrupted(config(images, tmp_path / f"every{every}", checkpoint_every=every, **gan), stop)
+        assert (run / "checkpoints" / "latest").read_text().strip() == f"step_{every:08d}"
+        resumed = train(TrainConfig(), resume=str(run))
+        assert_same_arrays(checkpoint_arrays(resumed, 6), expected)
 
 
 def test_interrupted_checkpoint_keeps_previous(images, tmp_path, monkeypatch):
@@ -138,12 +198,7 @@ def test_srgan_without_vgg_names_the_converter(images, tmp_path):
     assert "convert.vgg19" in result.output and "Traceback" not in result.output
 
 
-def test_srgan_stage_runs_from_srresnet_init(images, tmp_path):
-    from srgan_mlx.model_io import save_module
-    from srgan_mlx.vgg import VGG19Features
-
-    vgg_file = tmp_path / "vgg19.safetensors"
-    save_module(vgg_file, VGG19Features(), "vgg19", {})
+def test_srgan_stage_runs_from_srresnet_init(images, vgg_file, tmp_path):
     pre = train(config(images, tmp_path / "pre", steps=2, checkpoint_every=2))
     out = train(config(images, tmp_path / "gan", stage="srgan", steps=4, checkpoint_every=2,
                        init=str(pre), vgg=str(vgg_file), vgg_layer="relu2_2"))
