@@ -13,6 +13,9 @@ from PIL import Image
 
 import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+from mlx.utils import tree_flatten, tree_map, tree_unflatten
 from srgan_mlx import checkpoint, model_io
 from srgan_mlx.cli import main
 from srgan_mlx.config import TrainConfig
@@ -216,15 +219,57 @@ from srgan_mlx.config import TrainConfig
 from srgan_mlx.train import Trainer
 images, out = sys.argv[1], sys.argv[2]
 t = Trainer(TrainConfig(data=[images], out=out + "/run", steps=3, checkpoint_every=3, scale=4, crop=24,
-                        batch_size=2, num_blocks=2, channels=16, workers=1))
+                        batch_size=2, num_blocks=2, channels=16, workers=1, lr=1e-3))
 t.run()
 rank = mx.distributed.init().rank()
-np.savez(f"{out}/rank{rank}.npz", **{k: np.array(v) for k, v in tree_flatten(t.generator.parameters())})
+arrays = {"generator." + k: v for k, v in tree_flatten(t.generator.parameters())}
+arrays.update({"optimizer." + k: v for k, v in tree_flatten(t.opt_g.state)})
+np.savez(f"{out}/rank{rank}.npz", **{k: np.array(v) for k, v in arrays.items()})
 """
 
 
+def running_statistics(model):
+    return {k: v for k, v in tree_flatten(model.parameters()) if k.endswith(("running_mean", "running_var"))}
+
+
+def data_parallel_reference(images, out, steps, ranks, per_rank, **kw):
+    """What ``ranks`` data-parallel processes compute, in one process, written out step by step.
+
+    The global batch of ``ranks * per_rank`` images is split into consecutive shards; each
+    shard runs forward and backward with its own BatchNorm batch statistics from the same
+    running statistics; the update uses the mean of the shards' gradients, and the new
+    running statistics are the mean of the shards'. A single-process trainer with the
+    global batch size supplies the initial weights and the global batches.
+    Returns the generator's arrays and the Adam state, keyed as the worker saves them.
+    """
+    trainer = Trainer(config(images, out, steps=steps, batch_size=ranks * per_rank, **kw))
+    generator, cfg = trainer.generator, trainer.config
+    optimizer = optim.Adam(cfg.lr, betas=[cfg.beta1, cfg.beta2])
+
+    def loss(lr, hr):
+        return mx.mean(mx.square(generator(lr) - hr))
+
+    try:
+        for _ in range(steps):
+            lr, hr = trainer.loader.next()
+            start = running_statistics(generator)
+            grads, statistics = [], []
+            for shard_lr, shard_hr in zip(np.split(lr, ranks), np.split(hr, ranks)):
+                generator.update(tree_unflatten(list(start.items())))
+                grads.append(nn.value_and_grad(generator, loss)(mx.array(shard_lr), mx.array(shard_hr))[1])
+                statistics.append(running_statistics(generator))
+            optimizer.update(generator, tree_map(lambda *g: sum(g) / ranks, *grads))
+            generator.update(tree_unflatten([(k, sum(s[k] for s in statistics) / ranks) for k in start]))
+            mx.eval(generator.parameters(), optimizer.state)
+    finally:
+        trainer.loader.close()
+    arrays = {"generator." + k: v for k, v in tree_flatten(generator.parameters())}
+    arrays.update({"optimizer." + k: v for k, v in tree_flatten(optimizer.state)})
+    return {k: np.array(v) for k, v in arrays.items()}
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="ring backend on localhost")
-def test_two_ranks_on_localhost_keep_identical_weights(images, tmp_path):
+def test_two_ranks_equal_one_process_on_the_global_batch(images, tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(DIST_WORKER)
     launcher = Path(sys.executable).with_name("mlx.launch")
@@ -233,9 +278,21 @@ def test_two_ranks_on_localhost_keep_identical_weights(images, tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    a, b = np.load(tmp_path / "rank0.npz"), np.load(tmp_path / "rank1.npz")
-    for key in a.files:
-        assert np.array_equal(a[key], b[key]), key
-    initial = {k: v for k, v in a.items()}
+    rank0, rank1 = dict(np.load(tmp_path / "rank0.npz")), dict(np.load(tmp_path / "rank1.npz"))
+    assert_same_arrays(rank0, rank1)  # every rank holds the same model ...
     assert (tmp_path / "run" / "checkpoints" / "step_00000003").is_dir()
-    assert any(not np.allclose(v, 0) for v in initial.values())
+
+    # ... and that model is what data-parallel training is defined to compute on the global batch
+    expected = data_parallel_reference(images, tmp_path / "reference", steps=3, ranks=2, per_rank=2, lr=1e-3)
+    assert rank0.keys() == expected.keys()
+    assert rank0["optimizer.step"] == 3
+
+    def kind(key):  # BN running means / variances, Adam first / second moments, the rest by file
+        return next((k for k in ("running_mean", "running_var", ".m", ".v") if key.endswith(k)), key.split(".")[0])
+
+    scale = {}
+    for key, value in expected.items():
+        scale[kind(key)] = max(scale.get(kind(key), 0.0), float(np.abs(value).max()))
+    for key, value in expected.items():
+        # float tolerance, relative to the largest value of the same kind (moments span 1e-20 to 1e-4)
+        assert np.abs(rank0[key] - value).max() <= 1e-4 * scale[kind(key)], key
