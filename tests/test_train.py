@@ -20,6 +20,7 @@ from srgan_mlx import checkpoint, model_io
 from srgan_mlx.cli import main
 from srgan_mlx.config import TrainConfig
 from srgan_mlx.errors import UserError
+from srgan_mlx import train as train_module
 from srgan_mlx.train import Trainer, TrainingError, train
 
 TINY = dict(scale=4, crop=24, batch_size=4, num_blocks=2, channels=16, workers=2, log_every=2)
@@ -149,6 +150,21 @@ def test_interrupted_checkpoint_keeps_previous(images, tmp_path, monkeypatch):
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_00000002"]
     generator = model_io.load_generator(run)
     assert generator.config() == {"scale": 4, "num_blocks": 2, "channels": 16}
+
+
+@pytest.mark.parametrize("keep", [0, 2])
+def test_pruning_keeps_latest_best_and_the_newest(images, tmp_path, monkeypatch, keep):
+    """A checkpoint every step, validation PSNR falling after step 1: the old best survives pruning."""
+    psnr = iter([30.0, 29.0, 28.0, 27.0, 26.0, 25.0])
+    monkeypatch.setattr(train_module, "evaluate", lambda *args, **kw: {"mean": {"psnr": next(psnr), "ssim": 0.5}})
+    run = train(config(images, tmp_path / "run", steps=6, checkpoint_every=1, val=str(images), val_every=1, keep=keep))
+    root = checkpoint.checkpoint_dir(run)
+    assert (root / "best").read_text().strip() == "step_00000001"
+    assert (root / "latest").read_text().strip() == "step_00000006"
+    assert checkpoint.read_state(root / "step_00000006")["best_psnr"] == 30.0
+    newest = {f"step_{step:08d}" for step in range(7 - keep, 7)}
+    assert {p.name for p in root.glob("step_*")} == {"step_00000001", "step_00000006"} | newest
+    assert model_io.load_generator(run).config() == {"scale": 4, "num_blocks": 2, "channels": 16}  # best loads
 
 
 def test_corrupt_image_skipped_with_warning(images, tmp_path, capfd):
