@@ -2,6 +2,7 @@
 
 import json
 import math
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -284,13 +285,37 @@ def data_parallel_reference(images, out, steps, ranks, per_rank, **kw):
     return {k: np.array(v) for k, v in arrays.items()}
 
 
+def free_ports(count):
+    """The first of ``count`` consecutive free TCP ports on localhost.
+
+    mlx.launch's ring backend listens on one port per rank from a fixed default (32323), so
+    two test runs at once on one machine would collide or connect to each other.
+    """
+    for _ in range(100):
+        sockets = [socket.socket() for _ in range(count)]
+        try:
+            sockets[0].bind(("127.0.0.1", 0))
+            first = sockets[0].getsockname()[1]
+            for offset, other in enumerate(sockets[1:], 1):
+                other.bind(("127.0.0.1", first + offset))
+            return first
+        except OSError:
+            continue
+        finally:
+            for one in sockets:
+                one.close()
+    raise RuntimeError(f"no {count} consecutive free ports on localhost")
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="ring backend on localhost")
 def test_two_ranks_equal_one_process_on_the_global_batch(images, tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(DIST_WORKER)
     launcher = Path(sys.executable).with_name("mlx.launch")
+    port = free_ports(2)
     result = subprocess.run(
-        [str(launcher), "-n", "2", "--", sys.executable, str(script), str(images), str(tmp_path)],
+        [str(launcher), "-n", "2", "--starting-port", str(port), "--", sys.executable, str(script), str(images),
+         str(tmp_path)],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
