@@ -7,8 +7,7 @@ from PIL import Image
 from test_image_io import make_inputs, srgb_profile
 
 from srgan_mlx.cli import main
-from srgan_mlx.inference import auto_tile
-from srgan_mlx.model_io import load_generator, save_module
+from srgan_mlx.model_io import save_module
 
 
 @pytest.fixture
@@ -110,6 +109,9 @@ def test_globs_and_missing_inputs(tmp_path, model):
 
 
 def test_memory_budget_tiles_match_whole_image(tmp_path, model):
+    from srgan_mlx.inference import auto_tile
+    from srgan_mlx.model_io import load_generator
+
     pixels = np.random.default_rng(1).integers(0, 256, (40, 44, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "a.png")
     assert run(tmp_path / "a.png", "--model", model, "--tile", "1000", "-o", tmp_path / "whole.png").exit_code == 0
