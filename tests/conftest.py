@@ -1,5 +1,6 @@
 """Shared test helpers: the benchmark data and the original VGG19 beside the repository."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -28,15 +29,24 @@ def original_vgg19() -> Path:
 @pytest.fixture
 def tiny_generator():
     """Factory ``make(scale=4, seed=0)``: a 2-block, 16-channel generator in eval mode with
-    random weights and random BatchNorm running statistics (so eval mode matters)."""
+    random weights and random BatchNorm running statistics (so eval mode matters).
+
+    Convolution weights are drawn from N(0, 1/fan_in), stronger than MLX's default
+    initialisation, so that an output pixel depends measurably (about 1e-3 of the output
+    range) on the LR pixels at the full receptive-field radius: a tile margin one pixel
+    short shows.
+    """
     import srgan_mlx  # noqa: F401  (before mlx: loads the fast BLAS)
     import mlx.core as mx
+    import mlx.nn as nn
 
     from srgan_mlx.generator import Generator
 
     def make(scale: int = 4, seed: int = 0) -> Generator:
         mx.random.seed(seed)
         generator = Generator(scale, num_blocks=2, channels=16)
+        for conv in (m for m in generator.modules() if isinstance(m, nn.Conv2d)):
+            conv.weight = mx.random.normal(conv.weight.shape) / math.sqrt(conv.weight[0].size)
         norms = [bn for block in generator.blocks for bn in (block.bn1, block.bn2)] + [generator.body_bn]
         for bn in norms:
             bn.running_mean = 0.1 * mx.random.normal(bn.running_mean.shape)

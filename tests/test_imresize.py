@@ -1,10 +1,67 @@
-"""MATLAB-compatible imresize: bit-exact against the benchmark LR files made by MATLAB."""
+"""MATLAB-compatible imresize: bit-exact against the benchmark LR files made by MATLAB.
+
+Without ``../shared/data`` the corners of one image still check it: ``tests/data/matlab_corners.npz``
+holds two 36x36 HR corners of Set14 ``face.png`` (276x276, a multiple of 2, 3 and 4, so ``modcrop``
+keeps it whole) and, for x2, x3 and x4, the pixels of MATLAB's LR file (``LR_bicubic``) at those
+corners that the rest of the image cannot reach. Made by ``python tests/test_imresize.py``.
+"""
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from srgan_mlx.imresize import cubic, imresize, modcrop, to_uint8
+
+FIXTURE = Path(__file__).with_name("data") / "matlab_corners.npz"
+CORNER = 36  # HR pixels
+CORNERS = ("top_left", "bottom_right")
+SCALES = (2, 3, 4)
+
+
+def unreached(scale: int) -> int:
+    """LR pixels from a corner whose MATLAB bicubic support stays inside a ``CORNER``-pixel HR corner crop.
+
+    MATLAB centres LR pixel x (1-based) at HR coordinate u = scale*x + (1 - scale)/2, and its
+    antialiased kernel reaches 2*scale HR pixels either side: inside the crop while
+    u + 2*scale <= CORNER. Beyond the image's own edges it mirrors back into the crop.
+    """
+    return int((CORNER - 0.5 - 1.5 * scale) // scale)
+
+
+def corner_crops(data_dir: Path) -> dict[str, np.ndarray]:
+    """The fixture, cut from Set14 ``face.png`` and its MATLAB LR files."""
+    hr = np.asarray(Image.open(data_dir / "Set14" / "HR" / "face.png"))
+    arrays = {"hr_top_left": hr[:CORNER, :CORNER], "hr_bottom_right": hr[-CORNER:, -CORNER:]}
+    for scale in SCALES:
+        lr = np.asarray(Image.open(data_dir / "Set14" / "LR_bicubic" / f"X{scale}" / f"facex{scale}.png"))
+        n = unreached(scale)
+        arrays[f"lr_x{scale}_top_left"] = lr[:n, :n]
+        arrays[f"lr_x{scale}_bottom_right"] = lr[-n:, -n:]
+    return arrays
+
+
+@pytest.mark.parametrize("corner", CORNERS)
+@pytest.mark.parametrize("scale", SCALES)
+def test_reproduces_matlab_at_image_corners(scale, corner):
+    """Runs in a bare clone: both far edges, mirrored borders, antialiasing, rounding after each pass."""
+    with np.load(FIXTURE) as fixture:
+        hr, expected = fixture[f"hr_{corner}"], fixture[f"lr_x{scale}_{corner}"]
+    n = unreached(scale)
+    assert hr.shape == (CORNER, CORNER, 3) and expected.shape == (n, n, 3)
+    lr = imresize(hr, 1 / scale)
+    np.testing.assert_array_equal(lr[:n, :n] if corner == "top_left" else lr[-n:, -n:], expected)
+
+
+def test_fixture_is_cut_from_the_matlab_files(data_dir):
+    with np.load(FIXTURE) as fixture:
+        committed = dict(fixture)
+    fresh = corner_crops(data_dir)
+    assert committed.keys() == fresh.keys()
+    for key, value in fresh.items():
+        np.testing.assert_array_equal(committed[key], value, err_msg=key)
 
 
 @pytest.mark.parametrize("dataset", ["Set5", "Set14"])
@@ -63,3 +120,11 @@ def test_modcrop():
     img = np.zeros((10, 7, 3))
     assert modcrop(img, 4).shape == (8, 4, 3)
     assert modcrop(img[..., 0], 3).shape == (9, 6)
+
+
+if __name__ == "__main__":
+    from conftest import DATA_DIR
+
+    FIXTURE.parent.mkdir(exist_ok=True)
+    np.savez_compressed(FIXTURE, **corner_crops(DATA_DIR))
+    print(f"wrote {FIXTURE} ({FIXTURE.stat().st_size} bytes)", file=sys.stderr)

@@ -1,10 +1,11 @@
-"""Tiled super-resolution equals whole-image super-resolution, within a memory estimate."""
+"""Tiled super-resolution equals whole-image super-resolution exactly, within a memory estimate."""
 
 import srgan_mlx  # noqa: F401  (before mlx)
 import mlx.core as mx
 import numpy as np
 import pytest
 
+from srgan_mlx import inference
 from srgan_mlx.inference import auto_tile, bytes_per_pixel, receptive_field_radius, super_resolve
 
 WHOLE = 10_000  # a tile larger than any test image: one tile, no margins
@@ -22,8 +23,41 @@ def test_tiles_equal_whole_image(tiny_generator, scale):
     assert whole.shape == (37 * scale, 29 * scale, 3) and whole.dtype == np.float32
     assert 0 <= whole.min() and whole.max() <= 1 and whole.std() > 0
     for tile in (7, 16, 30):
-        tiled = super_resolve(generator, image, tile=tile)
-        assert np.abs(tiled - whole).max() <= 1e-4, tile
+        # exact: with the full margin every output pixel sees the same inputs through the same ops
+        assert np.array_equal(super_resolve(generator, image, tile=tile), whole), tile
+
+
+def _short_margins(monkeypatch, sides: str, short: int) -> None:
+    """Make :func:`super_resolve` cut tiles with margins ``short`` LR pixels too small on ``sides``."""
+    if sides == "all":
+        radius = inference.receptive_field_radius
+        monkeypatch.setattr(inference, "receptive_field_radius", lambda generator: radius(generator) - short)
+        return
+    spans = inference._spans
+
+    def shortened(length, tile, margin):
+        out = []
+        for lo, hi, in_lo, in_hi in spans(length, tile, margin):
+            if sides == "top_left" and in_lo > 0:
+                in_lo += short
+            if sides == "bottom_right" and in_hi < length:
+                in_hi -= short
+            out.append((lo, hi, in_lo, in_hi))
+        return out
+
+    monkeypatch.setattr(inference, "_spans", shortened)
+
+
+@pytest.mark.parametrize("short", [1, 2])
+@pytest.mark.parametrize("sides", ["all", "top_left", "bottom_right"])
+def test_a_margin_too_small_is_seen(tiny_generator, monkeypatch, sides, short):
+    """The equality above is sensitive: tiles one LR pixel short of the radius change the output."""
+    generator = tiny_generator(4)
+    image = _image(37, 29)
+    whole = super_resolve(generator, image, tile=WHOLE)
+    _short_margins(monkeypatch, sides, short)
+    error = np.abs(super_resolve(generator, image, tile=7) - whole).max()
+    assert error > 1e-4, error  # far above float rounding (~1e-7)
 
 
 def test_receptive_field_radius_is_the_measured_reach(tiny_generator):
@@ -48,7 +82,7 @@ def test_auto_tile_from_budget(tiny_generator):
     tile = auto_tile(generator, 40, 50, budget)
     assert tile == 44 - 2 * receptive_field_radius(generator) < 40
     whole = super_resolve(generator, image, tile=WHOLE)
-    assert np.abs(super_resolve(generator, image, max_memory=budget) - whole).max() <= 1e-4
+    assert np.array_equal(super_resolve(generator, image, max_memory=budget), whole)
 
 
 def test_peak_memory_within_estimate(tiny_generator):

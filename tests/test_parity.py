@@ -92,6 +92,21 @@ def test_discriminator_train_and_eval(size):
         assert_close(d(x), torch_d(ref.nchw(x)).detach().numpy())
 
 
+@pytest.mark.parametrize("network", ["generator", "discriminator"])
+def test_batchnorm_epsilon_in_eval_mode(network):
+    """torch's BatchNorm eps (1e-5) in every layer, seen through eval mode with running variances near it."""
+    if network == "generator":
+        torch_net, net = ref.Generator(4, num_blocks=2, channels=16), Generator(4, num_blocks=2, channels=16)
+        x = mx.random.uniform(shape=(2, 11, 13, 3), key=mx.random.key(21))
+    else:
+        torch_net, net = ref.Discriminator(32), Discriminator(32)
+        x = mx.random.uniform(-1, 1, shape=(2, 32, 32, 3), key=mx.random.key(21))
+    ref.running_variances_near_eps(ref.randomize(torch_net, seed=21), seed=21).eval()
+    ref.copy_to_mlx(torch_net, net)
+    net.eval()
+    assert_close(net(x), ref.nhwc(torch_net(ref.nchw(x))))
+
+
 def test_discriminator_rejects_wrong_size():
     with pytest.raises(ValueError, match="expects 96x96"):
         Discriminator(96)(mx.zeros((1, 64, 64, 3)))

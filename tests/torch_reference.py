@@ -109,6 +109,21 @@ def randomize(module: nn.Module, seed: int = 0) -> nn.Module:
     return module
 
 
+def running_variances_near_eps(module: nn.Module, seed: int = 0) -> nn.Module:
+    """BatchNorm running variances of the order of torch's eps, with gammas scaled to match.
+
+    In eval mode a BatchNorm layer scales by gamma / sqrt(running_var + eps): with variances
+    near eps, an implementation with another eps is off by percents, not by 1e-5.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, nn.BatchNorm2d):
+                layer.running_var.copy_(layer.eps * (0.5 + 1.5 * torch.rand(layer.running_var.shape, generator=gen)))
+                layer.weight.copy_(layer.running_var.sqrt() * (0.5 + torch.rand(layer.weight.shape, generator=gen)))
+    return module
+
+
 def to_mlx_arrays(module: nn.Module) -> dict[str, mx.array]:
     """The module's state dict in the MLX models' layout."""
     arrays = {}
