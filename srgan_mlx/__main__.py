@@ -1,5 +1,5 @@
-"""``python -m srgan_mlx`` runs the command line."""
+"""``python -m srgan_mlx ...``: the ``srgan-mlx`` command line, also where the package is only on the path."""
 
 from .cli import main
 
-main()
+main(prog_name="srgan-mlx")
