@@ -207,7 +207,7 @@ class Chart:
     def draw(self, path: Path) -> None:
         """Training losses (log scale) and validation PSNR against step, written atomically as a PNG."""
         first, last = self.steps or (0, 0)
-        first = 0 if 0 <= first <= 0.05 * last else first  # a run from its start: the axis starts at 0
+        first = min(first, 0)  # steps count from the run's start
         xrange = (first, last) if last > first else (first - 1, last + 1)
         x_ticks = [t for t in linear_ticks(*xrange, 8) if t == round(t)]  # steps are whole numbers
         font = ImageFont.load_default(FONT_SIZE)
