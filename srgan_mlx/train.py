@@ -149,6 +149,9 @@ def first_ctrl_c_asks(announce: Callable[[str], None]) -> Iterator[Callable[[], 
 class Trainer:
     """One training run: built here, then :meth:`start` or :meth:`restore`, then :meth:`run`."""
 
+    OPTIMIZES = {"g": "generator", "d": "discriminator"}
+    """The network each optimizer updates."""
+
     def __init__(self, config: TrainConfig):
         check(config)
         self.group = mx.distributed.init()
@@ -175,9 +178,8 @@ class Trainer:
             )  # fmt: skip
         else:
             self.train_step = SRResNetStep(self.generator, self.opt_g)
-        self.opt_g.init(self.generator.trainable_parameters())
-        if config.stage == "srgan":
-            self.opt_d.init(self.discriminator.trainable_parameters())
+        for key, optimizer in self.optimizers.items():
+            optimizer.init(self.modules[self.OPTIMIZES[key]].trainable_parameters())
 
         self.data = DataSet.scan(config.data, config.crop)
         self.sampler = BatchSampler(len(self.data.files), config.batch_size, config.seed, self.world, self.rank)
@@ -206,7 +208,10 @@ class Trainer:
             if holds:
                 self.folder.clear()
                 self.log(f"--overwrite: removed the earlier run's checkpoints, metrics and images from {self.folder}")
-            write_text(self.folder.config, json.dumps(self.config.to_dict(), indent=1))
+            self._write_config()
+
+    def _write_config(self) -> None:
+        write_text(self.folder.config, json.dumps(self.config.to_dict(), indent=1))
 
     def _occupied(self) -> str:
         out, latest = self.folder, self.folder.pointed("latest")
@@ -223,8 +228,7 @@ class Trainer:
         state = checkpoint.read_state(path)
         checkpoint.load_modules(path, self.modules)
         for key, optimizer in self.optimizers.items():
-            params = self.modules["generator" if key == "g" else "discriminator"].trainable_parameters()
-            checkpoint.load_optimizer(path, key, optimizer, params)
+            checkpoint.load_optimizer(path, key, optimizer, self.modules[self.OPTIMIZES[key]].trainable_parameters())
         self.step = state["step"]
         self.sampler.load_state_dict(state["sampler"])
         self.loader.close()  # it had drawn nothing yet; the new one starts from the restored sampler
@@ -233,7 +237,7 @@ class Trainer:
         self.window = Window(**state.get("unlogged", {}))
         if self.main:
             dropped = self.metrics.resume(self.step)
-            write_text(self.folder.config, json.dumps(self.config.to_dict(), indent=1))
+            self._write_config()
             later = f"; {dropped} metrics rows written after it dropped" if dropped else ""
             self.log(f"resuming {self.folder} at step {self.step} from {path}{later}")
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 import signal
 import socket
 import subprocess
@@ -428,9 +429,11 @@ def test_resume_refuses_changes_to_the_model_or_recipe(images, tmp_path):
     run = tmp_path / "run"
     assert cli_train("--data", images, "--out", run, *CLI_TINY, "--steps", 2, "--checkpoint-every", 2).exit_code == 0
     before = (run / "checkpoints" / "latest").read_text()
-    result = cli_train("--resume", run, "--steps", 4, "--lr", 0.01, "--num-blocks", 4, "--out", tmp_path / "elsewhere")
+    result = cli_train("--resume", run, "--steps", 4, "--lr", 0.01, "--num-blocks", 4, "--pixel-weight", 0.01,
+                       "--out", tmp_path / "elsewhere")  # fmt: skip
     assert result.exit_code == 1
-    assert_one_line(result.stderr, "--lr 0.01, --num-blocks 4, --out", "the run has --lr 0.0001, --num-blocks 2",
+    assert_one_line(result.stderr, "drop --lr 0.01, ", "--num-blocks 4", "--pixel-weight 0.01", f"--out {tmp_path}",
+                    "the run has --lr 0.0001, ", "--num-blocks 2", "--pixel-weight 0.0", f"--out {run})",
                     "--steps, --workers, --log-every, --val-every, --checkpoint-every, --keep, --device")  # fmt: skip
     assert (run / "checkpoints" / "latest").read_text() == before and not (tmp_path / "elsewhere").exists()
     assert cli_train("--resume", run, "--preset", "tiny").exit_code == 2
@@ -579,3 +582,18 @@ def test_init_accepts_the_shipped_model_name(images, vgg_file, tmp_path):
                        "--out", tmp_path / "tiny", *CLI_TINY)  # fmt: skip
     assert result.exit_code == 1
     assert_one_line(result.stderr, "srresnet_x4.safetensors: generator", "does not match this run's")
+
+
+def test_resume_from_a_checkpoint_folder_carried_elsewhere(images, tmp_path):
+    """A checkpoint folder outside any run (carried back from another machine) continues in the run folder its
+    config names; a path that is neither a run nor a checkpoint is a one-line error."""
+    run = train(config(images, tmp_path / "run", steps=2, checkpoint_every=2))
+    carried = tmp_path / "carried" / "step_00000002"
+    shutil.copytree(run / "checkpoints" / "step_00000002", carried)
+    shutil.rmtree(run)
+    assert resume(str(carried), steps=3) == run
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000003"
+    for missing, message in ((tmp_path / "nope", "no such run or checkpoint folder"),
+                             (images, "not a checkpoint or a run folder with checkpoints")):  # fmt: skip
+        with pytest.raises(UserError, match=f"{missing}: {message}"):
+            resume(str(missing))
