@@ -1,12 +1,11 @@
 """Training checkpoints: one folder per saved step, written atomically, pruned to the last K plus the best.
 
-Layout of ``<run>/checkpoints/step_00001000/``: ``generator.safetensors`` (and
-``discriminator.safetensors`` for SRGAN) as :mod:`srgan_mlx.model_io` writes them,
-``optimizer_<name>.safetensors`` and ``state.json`` (config, step, data-sampler
-state, metrics history; MLX's random key is derived from the step, see train.py). The folder is complete before it
-gets its final name, and ``checkpoints/latest`` / ``checkpoints/best`` (one line:
-the folder name) are replaced atomically after it, so a run killed at any moment
-leaves the previous checkpoint readable.
+A checkpoint holds each network's weights and each optimizer's state (written by
+:func:`srgan_mlx.model_io.write_weights`) and ``state.json``: the config, the step, the
+data sampler's state, the best validation PSNR and the steps not yet averaged into a
+``metrics.jsonl`` line. The metrics history itself stays in ``metrics.jsonl``, so a
+checkpoint's size does not grow with the run. MLX's random key is derived from the step
+(see train.py). Where each file goes is :mod:`srgan_mlx.run_folder`'s business.
 """
 
 from __future__ import annotations
@@ -24,17 +23,12 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from .atomic import write_text
 from .errors import UserError
-from .model_io import load_into, read_weights, save_module
-
-STATE_FILE = "state.json"
-
-
-def checkpoint_dir(run: Path) -> Path:
-    return run / "checkpoints"
+from .model_io import load_into, read_weights, save_module, write_weights
+from .run_folder import RunFolder, optimizer_file, state_file, weights_file
 
 
 def save_checkpoint(
-    run: Path,
+    run: RunFolder,
     step: int,
     modules: dict[str, nn.Module],
     optimizers: dict[str, optim.Optimizer],
@@ -42,70 +36,60 @@ def save_checkpoint(
     best: bool = False,
 ) -> Path:
     """Write the checkpoint of ``step`` and point ``latest`` (and ``best`` if asked) at it."""
-    root = checkpoint_dir(run)
-    root.mkdir(parents=True, exist_ok=True)
-    name = f"step_{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    final = run.checkpoint(step)
+    run.checkpoints.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=run.checkpoints))
     try:
         for key, module in modules.items():
-            save_module(tmp / f"{key}.safetensors", module, key, module.config())
+            save_module(weights_file(tmp, key), module, key, module.config())
         for key, optimizer in optimizers.items():
-            arrays = dict(tree_flatten(optimizer.state))
-            mx.save_safetensors(str(tmp / f"optimizer_{key}.safetensors"), arrays)
-        write_text(tmp / STATE_FILE, json.dumps({**state, "step": step}, indent=1))
-        final = root / name
+            write_weights(optimizer_file(tmp, key), dict(tree_flatten(optimizer.state)), "optimizer", {})
+        write_text(state_file(tmp), json.dumps({**state, "step": step}, indent=1))
         if final.exists():  # the same step saved again (after a resume): swap the old one out
             shutil.rmtree(final)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    write_text(root / "latest", name + "\n")
+    run.point("latest", final)
     if best:
-        write_text(root / "best", name + "\n")
+        run.point("best", final)
     return final
 
 
-def resolve(path: str | os.PathLike) -> Path:
-    """A checkpoint folder, or a run folder (its latest checkpoint)."""
-    path = Path(path)
-    if (path / STATE_FILE).is_file():
-        return path
-    pointer = checkpoint_dir(path) / "latest"
-    if pointer.is_file():
-        return checkpoint_dir(path) / pointer.read_text().strip()
-    raise UserError(f"{path}: not a checkpoint or a run folder with checkpoints")
-
-
-def read_state(path: Path) -> dict:
+def read_state(checkpoint: Path) -> dict:
     try:
-        return json.loads((path / STATE_FILE).read_text())
+        return json.loads(state_file(checkpoint).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path / STATE_FILE}: unreadable checkpoint state ({exc})") from None
+        raise UserError(f"{state_file(checkpoint)}: unreadable checkpoint state ({exc})") from None
 
 
-def load_modules(path: Path, modules: dict[str, nn.Module]) -> None:
+def load_modules(checkpoint: Path, modules: dict[str, nn.Module]) -> None:
     for key, module in modules.items():
-        arrays, _ = read_weights(path / f"{key}.safetensors", key)
-        load_into(module, arrays, path / f"{key}.safetensors")
+        file = weights_file(checkpoint, key)
+        arrays, _ = read_weights(file, key)
+        load_into(module, arrays, file)
 
 
-def load_optimizer(path: Path, key: str, optimizer: optim.Optimizer, parameters: dict) -> None:
-    """Restore an optimizer's state (moments, step, learning rate) saved by :func:`save_checkpoint`."""
-    file = path / f"optimizer_{key}.safetensors"
+def load_optimizer(checkpoint: Path, key: str, optimizer: optim.Optimizer, parameters: dict) -> None:
+    """Restore an optimizer's state (moments, step, learning rate) saved by :func:`save_checkpoint`.
+
+    The state dictionary is refilled in place: a compiled training step built before holds on to it.
+    """
+    file = optimizer_file(checkpoint, key)
     try:
         arrays = mx.load(str(file))
     except Exception as exc:
         raise UserError(f"{file}: unreadable optimizer state ({exc})") from None
-    optimizer.state = tree_unflatten(list(arrays.items()))
+    optimizer.state.clear()
+    optimizer.state.update(tree_unflatten(list(arrays.items())))
     optimizer.init(parameters)
 
 
-def prune(run: Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` checkpoints and the one ``best`` points at."""
-    root = checkpoint_dir(run)
-    protected = {(root / p).read_text().strip() for p in ("latest", "best") if (root / p).is_file()}
-    saved = sorted(p.name for p in root.glob("step_*") if p.is_dir())
-    for name in saved[: max(len(saved) - keep, 0)]:
-        if name not in protected:
-            shutil.rmtree(root / name, ignore_errors=True)
+def prune(run: RunFolder, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints and the ones ``latest`` and ``best`` name."""
+    protected = {run.pointed(pointer) for pointer in ("latest", "best")}
+    saved = run.saved()
+    for folder in saved[: max(len(saved) - keep, 0)]:
+        if folder not in protected:
+            shutil.rmtree(folder, ignore_errors=True)

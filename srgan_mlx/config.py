@@ -1,13 +1,17 @@
 """Training hyperparameters: the paper's values as defaults, plus named presets.
 
 The resolved :class:`TrainConfig` is saved (as JSON) with every checkpoint and
-restored by ``--resume``.
+restored by ``--resume``, which changes only the :data:`OPERATIONAL` fields
+(:func:`resumed_config`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
+
+from .errors import UserError
 
 STAGES = ("srresnet", "srgan")
 
@@ -31,6 +35,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     adversarial_weight: float = 1e-3
+    pixel_weight: float = 0.0  # SRGAN: weight of an L1 pixel loss beside the paper's (ESRGAN: 1e-2); 0 = the paper
     vgg_layer: str = "relu5_4"
     vgg_rescale: float = 1 / 12.75
     vgg: str | None = None
@@ -54,6 +59,50 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+OPERATIONAL = ("steps", "workers", "log_every", "val_every", "checkpoint_every", "keep")
+"""The fields a resumed run takes from the command line (``--device`` too, which is not a field): how long and
+how it runs, not what it learns. Every other field is the run's model or recipe."""
+PATH_FIELDS = ("data", "val", "vgg", "init", "out")
+
+
+def option(name: str) -> str:
+    """The command-line option of a field: ``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def _comparable(name: str, value):
+    """``value`` as compared on resume: paths made absolute, so ``runs/x`` and ``./runs/x`` agree."""
+    if name not in PATH_FIELDS or value is None:
+        return value
+    return [os.path.abspath(v) for v in value] if isinstance(value, list) else os.path.abspath(value)
+
+
+def _shown(value) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def resumed_config(saved: dict, changes: dict) -> TrainConfig:
+    """A saved run's config with the :data:`OPERATIONAL` ``changes`` applied.
+
+    Any other change (an option whose value differs from the run's) is a :class:`UserError`
+    naming each such option, its value and the run's.
+    """
+    config = TrainConfig.from_dict(saved)
+    refused = [
+        name for name, value in changes.items()
+        if name not in OPERATIONAL and _comparable(name, value) != _comparable(name, getattr(config, name))
+    ]  # fmt: skip
+    if refused:
+        given = ", ".join(f"{option(name)} {_shown(changes[name])}" for name in refused)
+        kept = ", ".join(f"{option(name)} {_shown(getattr(config, name))}" for name in refused)
+        allowed = ", ".join(option(name) for name in (*OPERATIONAL, "device"))
+        raise UserError(
+            f"--resume continues a run with its own model and recipe: drop {given} (the run has {kept}); "
+            f"a resumed run takes only {allowed}"
+        )
+    return dataclasses.replace(config, **{name: changes[name] for name in OPERATIONAL if name in changes})
 
 
 PRESETS: dict[str, dict] = {

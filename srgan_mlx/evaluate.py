@@ -3,7 +3,8 @@
 For each HR image: modcrop to a multiple of ``scale``; LR read from a folder or
 made with MATLAB-exact bicubic ``imresize(hr, 1/scale)``; SR from the upscaler
 (or MATLAB bicubic ``imresize(lr, scale)``), quantised to uint8; PSNR and SSIM
-(see :mod:`srgan_mlx.metrics`) on luma with ``scale`` border pixels removed; optionally NIQE
+(see :mod:`srgan_mlx.metrics`) on luma with ``scale`` border pixels removed, and the colour
+bias (mean SR - HR per RGB channel, 8-bit levels) with the same border; optionally NIQE
 (:mod:`srgan_mlx.niqe`) of the SR output with the same border.
 
 :func:`evaluate_images` needs no HR: NIQE of each image as it is, or of its super-resolution.
@@ -13,20 +14,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from .errors import UserError
 from .image_io import IMAGE_SUFFIXES, is_image_file, load_image, read_header
 from .imresize import imresize, modcrop, to_uint8
-from .metrics import SSIM_WINDOW, psnr, rgb_to_gray, ssim
+from .metrics import SSIM_WINDOW, colour_bias, psnr, rgb_to_gray, ssim
 from .niqe import BLOCK, niqe
 
 PROTOCOL = (
     "LR = MATLAB bicubic imresize(modcrop(HR, s), 1/s) unless given; SR quantised to uint8; "
     "PSNR/SSIM on Y of MATLAB rgb2ycbcr (float, unrounded; gray levels for grayscale HR), "
-    "border = s pixels; SSIM = MATLAB ssim_index (11x11 Gaussian, sigma 1.5, K1 0.01, K2 0.03, L 255, valid)"
+    "border = s pixels; SSIM = MATLAB ssim_index (11x11 Gaussian, sigma 1.5, K1 0.01, K2 0.03, L 255, valid); "
+    "bias_r/g/b = mean SR - HR per RGB channel in 8-bit levels, same border"
 )
 NIQE_PROTOCOL = (
     "NIQE = the MATLAB release's (Mittal et al. 2013) with its pristine model: Y of MATLAB rgb2ycbcr "
@@ -34,6 +36,16 @@ NIQE_PROTOCOL = (
 )
 
 Upscaler = Callable[[np.ndarray], np.ndarray]
+BIAS_KEYS = ("bias_r", "bias_g", "bias_b")
+"""Row keys of the colour bias, mean SR - HR per RGB channel (:func:`srgan_mlx.metrics.colour_bias`)."""
+
+
+class Images(NamedTuple):
+    """One evaluated image's pixels as the metrics saw them: HxWx3 uint8 RGB (gray files as R = G = B)."""
+
+    lr: np.ndarray
+    sr: np.ndarray
+    hr: np.ndarray  # modcropped
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -106,18 +118,21 @@ def image_niqe(path: Path, image: np.ndarray, border: int) -> float:
 
 def evaluate_image(
     path: Path, scale: int, lr_path: Path | None, upscaler: Upscaler | None, with_niqe: bool = False
-) -> dict:
-    """PSNR/SSIM (and NIQE of SR) of one HR image against its super-resolved LR (``lr_path`` or MATLAB-bicubic)."""
+) -> tuple[dict, Images]:
+    """PSNR/SSIM, colour bias (and NIQE of SR) of one HR image against its super-resolved LR (``lr_path`` or
+    MATLAB-bicubic), and the images themselves."""
     hr, gray = load_image(path)
     hr = modcrop(hr, scale)
     lr = imresize(hr, 1.0 / scale) if lr_path is None else load_image(lr_path)[0]
     sr = super_resolve_uint8(lr, scale, upscaler, path.name)
+    images = Images(lr, sr, hr)
+    bias = dict(zip(BIAS_KEYS, colour_bias(sr, hr, scale)))
     if gray:
         hr, sr = hr[..., 0], rgb_to_gray(sr)
-    row = {"name": path.stem, "psnr": psnr(hr, sr, scale), "ssim": ssim(hr, sr, scale)}
+    row = {"name": path.stem, "psnr": psnr(hr, sr, scale), "ssim": ssim(hr, sr, scale), **bias}
     if with_niqe:
         row["niqe"] = image_niqe(path, sr, scale)
-    return row
+    return row, images
 
 
 def means(rows: list[dict]) -> dict:
@@ -130,15 +145,16 @@ def evaluate(
     scale: int,
     lr_dir: str | os.PathLike | None = None,
     upscaler: Upscaler | None = None,
-    on_image: Callable[[dict], None] | None = None,
+    on_image: Callable[[dict, Images], None] | None = None,
     with_niqe: bool = False,
 ) -> dict:
     """Evaluate every image in ``hr_dir``; ``upscaler`` None means MATLAB bicubic.
 
     ``upscaler`` maps an HxWx3 float32 LR in [0, 1] to an (sH)x(sW)x3 float32 SR in [0, 1].
-    ``on_image`` is called with each per-image result as it is ready. ``with_niqe`` adds the SR
-    outputs' NIQE (``scale`` border pixels removed) to every row and the mean. Returns
-    ``{"scale", "hr_dir", "lr_dir", "protocol", "images": [{"name", "psnr", "ssim"[, "niqe"]}], "mean": {...}}``.
+    ``on_image(row, images)`` is called with each per-image result as it is ready and the
+    :class:`Images` it was computed from. ``with_niqe`` adds the SR outputs' NIQE (``scale``
+    border pixels removed) to every row and the mean. Returns ``{"scale", "hr_dir", "lr_dir",
+    "protocol", "images": [{"name", "psnr", "ssim", "bias_r", "bias_g", "bias_b"[, "niqe"]}], "mean": {...}}``.
     """
     if scale < 1:
         raise UserError(f"scale must be a positive integer, got {scale}")
@@ -149,9 +165,10 @@ def evaluate(
         raise UserError(f"{lr_dir}: no such folder")
     rows = []
     for hr_path, lr_path in pair_inputs(files, scale, lr_dir, with_niqe):
-        rows.append(evaluate_image(hr_path, scale, lr_path, upscaler, with_niqe))
+        row, images = evaluate_image(hr_path, scale, lr_path, upscaler, with_niqe)
+        rows.append(row)
         if on_image is not None:
-            on_image(rows[-1])
+            on_image(row, images)
     return {
         "scale": scale,
         "hr_dir": str(hr_dir),

@@ -8,6 +8,7 @@ MATLAB benchmark scripts do for single-channel files (Set14 ``bridge``); this
 is what gives the published 25.99 dB for bicubic Set14 x4.
 SSIM is Wang et al.'s MATLAB ``ssim_index``: 11x11 Gaussian window (sigma 1.5),
 K1 = 0.01, K2 = 0.03, L = 255, 'valid' filtering, no downsampling.
+:func:`colour_bias` watches colour, which luma does not see: the mean SR - HR per RGB channel.
 """
 
 from __future__ import annotations
@@ -45,18 +46,30 @@ def luma(img: np.ndarray) -> np.ndarray:
 
 
 def _pair(a: np.ndarray, b: np.ndarray, border: int) -> tuple[np.ndarray, np.ndarray]:
-    """Luma of both images with ``border`` pixels removed per side, after checking that shapes agree."""
+    """Both images with ``border`` pixels removed per side, after checking that shapes agree."""
     if np.shape(a) != np.shape(b):
         raise ValueError(f"image shapes differ: {np.shape(a)} vs {np.shape(b)}")
     crop = (slice(border, -border), slice(border, -border)) if border else (slice(None), slice(None))
-    return luma(a)[crop], luma(b)[crop]
+    return np.asarray(a)[crop], np.asarray(b)[crop]
 
 
 def psnr(a: np.ndarray, b: np.ndarray, border: int = 0) -> float:
     """PSNR in dB (peak 255) between the lumas (see :func:`luma`); ``inf`` for identical images."""
-    ya, yb = _pair(a, b, border)
+    ya, yb = map(luma, _pair(a, b, border))
     mse = np.mean((ya - yb) ** 2)
     return float("inf") if mse == 0 else float(10.0 * np.log10(255.0**2 / mse))
+
+
+def colour_bias(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> tuple[float, float, float]:
+    """Mean ``sr - hr`` of each RGB channel in 8-bit levels, ``border`` pixels removed per side.
+
+    A colour cast shows as channels far from 0 (a warm cast: R above, B below).
+    """
+    if np.ndim(sr) != 3 or np.shape(sr)[2] != 3:
+        raise ValueError(f"expected HxWx3 RGB images, got shape {np.shape(sr)}")
+    a, b = _pair(sr, hr, border)
+    difference = a.astype(np.float64) - b.astype(np.float64)
+    return tuple(float(v) for v in difference.mean(axis=(0, 1)))
 
 
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
@@ -74,7 +87,7 @@ def filter_valid(img: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 def ssim(a: np.ndarray, b: np.ndarray, border: int = 0) -> float:
     """Mean SSIM between the lumas (MATLAB ``ssim_index`` variant, see module docstring)."""
-    x, y = _pair(a, b, border)
+    x, y = map(luma, _pair(a, b, border))
     if min(x.shape) < SSIM_WINDOW:
         raise ValueError(f"images too small for SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window after cropping: {x.shape}")
     g = gaussian_window()

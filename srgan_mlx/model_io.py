@@ -19,24 +19,28 @@ from mlx.utils import tree_flatten
 from .atomic import atomic_path
 from .errors import UserError
 from .generator import Generator
+from .run_folder import GENERATOR_FILE, find_generator  # noqa: F401  (GENERATOR_FILE: upscaler's labels)
 
-GENERATOR_FILE = "generator.safetensors"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # weights that ship inside the package, by name (see README, "Shipped weights")
 BUNDLED = {"srresnet": "srresnet_x4.safetensors", "srgan": "srgan_x4.safetensors"}
 DEFAULT_MODEL = "srresnet"
 
 
-def save_module(path: str | os.PathLike, module: nn.Module, kind: str, config: dict, **extra: str) -> None:
-    """Atomically write all arrays of ``module`` (parameters and BN statistics) to ``path``."""
-    arrays = dict(tree_flatten(module.parameters()))
+def write_weights(path: str | os.PathLike, arrays: dict[str, mx.array], kind: str, config: dict, **extra: str) -> None:
+    """Atomically write ``arrays`` as an srgan-mlx ``kind`` file: the one writer of weights and optimizer states."""
     metadata = {"format": f"srgan-mlx/{kind}", "config": json.dumps(config), **extra}
     with atomic_path(path, suffix=".safetensors") as tmp:
         mx.save_safetensors(str(tmp), arrays, metadata=metadata)
 
 
+def save_module(path: str | os.PathLike, module: nn.Module, kind: str, config: dict, **extra: str) -> None:
+    """Atomically write all arrays of ``module`` (parameters and BN statistics) to ``path``."""
+    write_weights(path, dict(tree_flatten(module.parameters())), kind, config, **extra)
+
+
 def read_weights(path: str | os.PathLike, kind: str) -> tuple[dict[str, mx.array], dict]:
-    """Read a weights file written by :func:`save_module`; return (arrays, config)."""
+    """Read a weights file written by :func:`write_weights`; return (arrays, config)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such weights file")
@@ -96,12 +100,9 @@ def resolve_generator_file(path: str | os.PathLike) -> Path:
         )
     if path.is_file():
         return path
-    if (path / GENERATOR_FILE).is_file():
-        return path / GENERATOR_FILE
-    for pointer_name in ("best", "latest"):
-        pointer = path / "checkpoints" / pointer_name
-        if pointer.is_file():
-            return resolve_generator_file(path / "checkpoints" / pointer.read_text().strip())
+    file = find_generator(path)
+    if file is not None:
+        return file
     raise UserError(f"{path}: no generator weights found (expected a .safetensors file, a checkpoint or a run folder)")
 
 
@@ -135,7 +136,5 @@ def export_generator(source: str | os.PathLike, target: str | os.PathLike, float
     arrays, config = read_weights(file, "generator")
     if float16:
         arrays = {k: v.astype(mx.float16) for k, v in arrays.items()}
-    metadata = {"format": "srgan-mlx/generator", "config": json.dumps(config), **extra}
-    with atomic_path(target, suffix=".safetensors") as tmp:
-        mx.save_safetensors(str(tmp), arrays, metadata=metadata)
+    write_weights(target, arrays, "generator", config, **extra)
     return Path(target)

@@ -3,9 +3,10 @@
 Two panels over the same step axis: the losses on a log scale, validation
 PSNR in dB on a linear one. Both axes carry tick labels and grid lines; each
 panel's legend sits in a row above its plot box, never over a curve, and gives
-the last value (PSNR: the best). A history longer than the plot is wide is
-averaged per pixel column, so the chart costs the same to draw at any length
-beyond that and noise does not hide the trend.
+the last value (PSNR: the best). :class:`Chart` takes the metrics rows one at a
+time and keeps each curve in bounded memory (:class:`Downsampled`), and a curve
+with more points than the plot is wide is averaged per pixel column, so drawing
+costs the same at any length of the run and noise does not hide the trend.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import atomic_path
 
-LOSS_KEYS = ("loss", "content", "adversarial", "d_loss")
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+LOSS_KEYS = ("loss", "content", "adversarial", "pixel", "d_loss")
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#8c564b", "#9467bd")
+"""The colour of each of :data:`LOSS_KEYS`."""
 PSNR_COLOR = "#ff7f0e"
 WIDTH = 900
 PLOT_H = 250
@@ -26,6 +28,8 @@ LEFT, RIGHT = 72, 24
 """Margins left and right of the plot boxes, in pixels."""
 TEXT, GRID, FRAME = "#202020", "#e4e4e4", "#808080"
 FONT_SIZE = 13
+SERIES_LIMIT = 1024
+"""A curve keeps between this many and twice this many points (:class:`Downsampled`)."""
 
 Series = list[tuple[float, float]]
 
@@ -144,55 +148,109 @@ class Panel:
         self.draw.text((centre[0] - width / 2, centre[1] - FONT_SIZE / 2), message, fill=FRAME, font=self.font)
 
 
-def _loss_panel(panel: Panel, losses: dict[str, Series], x_ticks: list[float]) -> None:
-    columns = panel.box[2] - panel.box[0]
-    logs = {k: [(x, math.log10(y)) for x, y in v if y > 0] for k, v in losses.items()}
-    curves = {k: bucket_means(v, panel.x0, panel.x1, columns) for k, v in logs.items() if v}
-    if not curves:
-        panel.empty("no losses logged yet")
-        return
-    values = [y for v in curves.values() for _, y in v]
-    lo, hi = _padded(min(values), max(values))
-    panel.axes(lo, hi, [(math.log10(t), value_label(t)) for t in log_ticks(lo, hi)], x_ticks)
-    colors = dict(zip(curves, COLORS))
-    for name in reversed(curves):  # the total loss last, on top
-        panel.curve(curves[name], colors[name], dots=len(curves[name]) <= 50)
-    for name in curves:
-        panel.legend(f"{name} {value_label(losses[name][-1][1])}", colors[name])
+class Downsampled:
+    """A curve of (x, y) points in bounded memory: fewer than ``2 * limit`` points, each the mean of the same
+    number (a power of two) of consecutive points added, the newest of up to that many.
+
+    When ``2 * limit`` full points are held, neighbours merge in pairs, so adding costs O(1) on average
+    and the curve never holds more than ``2 * limit`` points, however many are added.
+    """
+
+    def __init__(self, limit: int = SERIES_LIMIT):
+        self.limit = limit
+        self.size = 1  # points added per kept point
+        self.sums: list[list[float]] = []  # per kept point: sum of x, sum of y, points added
+
+    def add(self, x: float, y: float) -> None:
+        if self.sums and self.sums[-1][2] < self.size:
+            last = self.sums[-1]
+            last[0], last[1], last[2] = last[0] + x, last[1] + y, last[2] + 1
+        else:
+            self.sums.append([x, y, 1])
+        if len(self.sums) == 2 * self.limit and self.sums[-1][2] == self.size:
+            pairs = zip(self.sums[0::2], self.sums[1::2])
+            self.sums = [[a[0] + b[0], a[1] + b[1], a[2] + b[2]] for a, b in pairs]
+            self.size *= 2
+
+    def points(self) -> Series:
+        return [(sx / n, sy / n) for sx, sy, n in self.sums]
 
 
-def _psnr_panel(panel: Panel, psnr: Series, x_ticks: list[float]) -> None:
-    if not psnr:
-        panel.empty("no validation yet")
-        return
-    lo, hi = _padded(min(y for _, y in psnr), max(y for _, y in psnr), 0.1)
-    panel.axes(lo, hi, [(t, f"{t:g}") for t in linear_ticks(lo, hi, 5)], x_ticks)
-    panel.curve(psnr, PSNR_COLOR, dots=len(psnr) <= 50)
-    best_step, best = max(psnr, key=lambda p: p[1])
-    panel.legend(f"validation PSNR, best {best:.2f} dB at step {step_label(best_step)}", PSNR_COLOR)
+class Chart:
+    """What ``metrics.png`` shows, fed one metrics row at a time: each loss (as log10) and the validation
+    PSNR as a :class:`Downsampled` curve, each loss's last value, the best PSNR and the step range."""
 
+    def __init__(self, limit: int = SERIES_LIMIT):
+        self.limit = limit
+        self.losses: dict[str, Downsampled] = {}
+        self.last: dict[str, float] = {}
+        self.psnr = Downsampled(limit)
+        self.best: tuple[float, float] | None = None  # (step, PSNR)
+        self.steps: tuple[float, float] | None = None  # first and last step seen
 
-def plot_history(history: list[dict], path: Path) -> None:
-    """Training losses (log scale) and validation PSNR against step, written atomically as a PNG."""
-    losses = {k: [(r["step"], r[k]) for r in history if k in r] for k in LOSS_KEYS}
-    losses = {k: v for k, v in losses.items() if v}
-    psnr = [(r["step"], r["val_psnr"]) for r in history if "val_psnr" in r]
-    steps = [r["step"] for r in history if "step" in r] or [0]
-    first, last = min(steps), max(steps)
-    first = 0 if 0 <= first <= 0.05 * last else first  # a run from its start: the axis starts at 0
-    xrange = (first, last) if last > first else (first - 1, last + 1)
-    x_ticks = [t for t in linear_ticks(*xrange, 8) if t == round(t)]  # steps are whole numbers
-    font = ImageFont.load_default(FONT_SIZE)
-    panel_h = PLOT_H + 2 * (FONT_SIZE + 6) + 4
-    bottom = FONT_SIZE + 30  # step labels and the axis caption
-    image = Image.new("RGB", (WIDTH, 12 + 2 * (panel_h + bottom)), "white")
-    draw = ImageDraw.Draw(image)
-    top = 12
-    _loss_panel(Panel(draw, font, top, "training losses, log scale (legend: last logged value)", xrange), losses, x_ticks)
-    top += panel_h + bottom
-    _psnr_panel(Panel(draw, font, top, "validation PSNR (dB)", xrange), psnr, x_ticks)
-    caption = "step"
-    width = draw.textlength(caption, font=font)
-    draw.text(((LEFT + WIDTH - RIGHT - width) / 2, image.height - FONT_SIZE - 8), caption, fill=TEXT, font=font)
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+    def add(self, row: dict) -> None:
+        step = row.get("step")
+        if step is None:
+            return
+        self.steps = (step, step) if self.steps is None else (min(self.steps[0], step), max(self.steps[1], step))
+        for key in LOSS_KEYS:
+            value = row.get(key)
+            if value is not None and value > 0 and math.isfinite(value):
+                self.losses.setdefault(key, Downsampled(self.limit)).add(step, math.log10(value))
+                self.last[key] = value
+        psnr = row.get("val_psnr")
+        if psnr is not None and math.isfinite(psnr):
+            self.psnr.add(step, psnr)
+            if self.best is None or psnr > self.best[1]:
+                self.best = (step, psnr)
+
+    def draw(self, path: Path) -> None:
+        """Training losses (log scale) and validation PSNR against step, written atomically as a PNG."""
+        first, last = self.steps or (0, 0)
+        first = min(first, 0)  # steps count from the run's start
+        xrange = (first, last) if last > first else (first - 1, last + 1)
+        x_ticks = [t for t in linear_ticks(*xrange, 8) if t == round(t)]  # steps are whole numbers
+        font = ImageFont.load_default(FONT_SIZE)
+        panel_h = PLOT_H + 2 * (FONT_SIZE + 6) + 4
+        bottom = FONT_SIZE + 30  # step labels and the axis caption
+        image = Image.new("RGB", (WIDTH, 12 + 2 * (panel_h + bottom)), "white")
+        draw = ImageDraw.Draw(image)
+        top = 12
+        title = "training losses, log scale (legend: last logged value)"
+        self._loss_panel(Panel(draw, font, top, title, xrange), x_ticks)
+        top += panel_h + bottom
+        self._psnr_panel(Panel(draw, font, top, "validation PSNR (dB)", xrange), x_ticks)
+        caption = "step"
+        width = draw.textlength(caption, font=font)
+        draw.text(((LEFT + WIDTH - RIGHT - width) / 2, image.height - FONT_SIZE - 8), caption, fill=TEXT, font=font)
+        with atomic_path(path) as tmp:
+            image.save(tmp, format="PNG")
+
+    def _loss_panel(self, panel: Panel, x_ticks: list[float]) -> None:
+        columns = panel.box[2] - panel.box[0]
+        names = [k for k in LOSS_KEYS if k in self.losses]
+        curves = {k: bucket_means(self.losses[k].points(), panel.x0, panel.x1, columns) for k in names}
+        if not curves:
+            panel.empty("no losses logged yet")
+            return
+        values = [y for v in curves.values() for _, y in v]
+        lo, hi = _padded(min(values), max(values))
+        panel.axes(lo, hi, [(math.log10(t), value_label(t)) for t in log_ticks(lo, hi)], x_ticks)
+        colors = dict(zip(LOSS_KEYS, COLORS))
+        for name in reversed(names):  # the total loss last, on top
+            panel.curve(curves[name], colors[name], dots=len(curves[name]) <= 50)
+        for name in names:
+            panel.legend(f"{name} {value_label(self.last[name])}", colors[name])
+
+    def _psnr_panel(self, panel: Panel, x_ticks: list[float]) -> None:
+        if self.best is None:
+            panel.empty("no validation yet")
+            return
+        columns = panel.box[2] - panel.box[0]
+        psnr = bucket_means(self.psnr.points(), panel.x0, panel.x1, columns)
+        lo, hi = _padded(min(y for _, y in psnr), max(y for _, y in psnr), 0.1)
+        panel.axes(lo, hi, [(t, f"{t:g}") for t in linear_ticks(lo, hi, 5)], x_ticks)
+        panel.curve(psnr, PSNR_COLOR, dots=len(psnr) <= 50)
+        best_step, best = self.best
+        panel.legend(f"validation PSNR, best {best:.2f} dB at step {step_label(best_step)}", PSNR_COLOR)
+

@@ -2,7 +2,7 @@
 
 Each step captures the networks' state (parameters and BatchNorm statistics),
 the optimizers' state and MLX's random state, as ``mx.compile`` requires for
-functions that update them (STYLE.md). Call a step, then ``mx.eval`` its
+functions that update them. Call a step, then ``mx.eval`` its
 result and ``step.state`` once per iteration. With more than one process in
 ``mx.distributed`` the gradients are averaged across ranks before each update
 and BatchNorm running statistics after it.
@@ -17,7 +17,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 
-from .losses import discriminator_loss, generator_adversarial_loss, mse
+from .losses import discriminator_loss, generator_adversarial_loss, mse, pixel_l1
 
 
 def _average(grads):
@@ -67,9 +67,12 @@ class SRResNetStep:
 class SRGANStep:
     """One alternating SRGAN update (k = 1): the generator, then the discriminator.
 
-    Generator loss: ``content(sr, hr) + adversarial_weight * -log D(sr)``;
+    Generator loss: ``content(sr, hr) + adversarial_weight * -log D(sr)`` (the paper's),
+    plus ``pixel_weight * pixel_l1(sr, hr)`` when ``pixel_weight`` is not 0 (ESRGAN's
+    addition against colour and brightness drift; 0 leaves the paper's loss as it is);
     discriminator loss: binary cross-entropy on real HR (1) and the same step's
-    detached SR (0). Returns the loss terms and D's mean outputs on real and fake.
+    detached SR (0). Returns the loss terms (``pixel`` whatever its weight) and D's mean
+    outputs on real and fake.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class SRGANStep:
         opt_g: optim.Optimizer,
         opt_d: optim.Optimizer,
         adversarial_weight: float = 1e-3,
+        pixel_weight: float = 0.0,
     ):
         self.state = [generator.state, discriminator.state, opt_g.state, opt_d.state, mx.random.state]
 
@@ -87,7 +91,11 @@ class SRGANStep:
             sr = generator(lr)
             content = content_loss(sr, hr)
             adversarial = generator_adversarial_loss(discriminator(sr))
-            return content + adversarial_weight * adversarial, (content, adversarial, sr)
+            pixel = pixel_l1(sr, hr)
+            total = content + adversarial_weight * adversarial
+            if pixel_weight:
+                total = total + pixel_weight * pixel
+            return total, (content, adversarial, pixel, sr)
 
         def d_loss_fn(hr, sr):
             real, fake = discriminator(hr), discriminator(sr)
@@ -98,7 +106,7 @@ class SRGANStep:
 
         @partial(mx.compile, inputs=self.state, outputs=self.state)
         def step(lr, hr):
-            (g_total, (content, adversarial, sr)), grads = g_grad(lr, hr)
+            (g_total, (content, adversarial, pixel, sr)), grads = g_grad(lr, hr)
             opt_g.update(generator, _average(grads))
             (d_total, (d_real, d_fake)), grads = d_grad(hr, mx.stop_gradient(sr))
             opt_d.update(discriminator, _average(grads))
@@ -108,6 +116,7 @@ class SRGANStep:
                 "loss": g_total,
                 "content": content,
                 "adversarial": adversarial,
+                "pixel": pixel,
                 "d_loss": d_total,
                 "d_real": d_real,
                 "d_fake": d_fake,

@@ -1,37 +1,53 @@
 """The training loop for both stages: data, compiled step, validation, checkpoints, metrics.
 
-``srgan-mlx train`` builds a :class:`~srgan_mlx.config.TrainConfig` and calls
-:func:`train`. Under ``mlx.launch`` every rank runs this same loop on its shard of
-each batch (:mod:`srgan_mlx.data`), gradients are averaged (:mod:`srgan_mlx.steps`)
-and rank 0 alone prints and writes.
+A run is first built (:class:`Trainer`: networks, optimizers, data, compiled step), then
+either started (:meth:`Trainer.start`: ``--init`` weights, a run folder of its own) or
+restored from a checkpoint (:meth:`Trainer.restore`), as BasicSR separates creating a
+model from ``resume_training``. :func:`train` and :func:`resume` do both and run.
+Under ``mlx.launch`` every rank runs this same loop on its shard of each batch
+(:mod:`srgan_mlx.data`), gradients are averaged (:mod:`srgan_mlx.steps`) and rank 0
+alone prints and writes.
+
+Ctrl-C: the first press lets the current step finish, saves a checkpoint at it and
+stops with :class:`Interrupted`, whose message says how to resume; a second press stops
+at once (a checkpoint being written is abandoned and the previous one stays, since
+checkpoints are written atomically).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
+import signal
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import mlx.core as mx
 import mlx.optimizers as optim
-import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from . import checkpoint
-from .config import STAGES, TrainConfig
+from .atomic import write_text
+from .config import STAGES, TrainConfig, option, resumed_config
 from .data import BatchLoader, BatchSampler, DataSet
 from .discriminator import Discriminator
 from .errors import UserError
-from .evaluate import evaluate, list_images
-from .image_io import load_image
+from .evaluate import BIAS_KEYS, Images, evaluate
 from .generator import Generator
-from .imresize import imresize, modcrop, to_uint8
+from .image_io import write_image
+from .imresize import imresize
 from .inference import super_resolve
 from .losses import VGGLoss
+from .metrics_log import MetricsLog
 from .model_io import load_into, read_weights, resolve_generator_file
-from .plot import plot_history
+from .panels import labelled_row
+from .run_folder import RunFolder, find_checkpoint, run_of
+from .steps import SRGANStep, SRResNetStep
 from .vgg import VGG19Features
 
 CONVERT_HINT = "python -m convert.vgg19 --download original -o vgg19.safetensors (the paper's VGG19; see README)"
@@ -39,6 +55,10 @@ CONVERT_HINT = "python -m convert.vgg19 --download original -o vgg19.safetensors
 
 class TrainingError(UserError):
     """Training cannot go on (for example a NaN loss); the last good checkpoint stays."""
+
+
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C; the message says at which step and how to resume."""
 
 
 def learning_rate(config: TrainConfig):
@@ -63,45 +83,83 @@ def load_vgg(path: str | None) -> VGG19Features:
     return vgg
 
 
-def load_init(generator: Generator, path: str) -> None:
-    """Start the SRGAN generator from SRResNet weights (file, checkpoint or run folder)."""
-    file = resolve_generator_file(path)
+def load_init(generator: Generator, source: str) -> None:
+    """Start the generator from other weights: a shipped model's name, a weights file, a checkpoint or a run."""
+    file = resolve_generator_file(source)
     arrays, config = read_weights(file, "generator")
     if config != generator.config():
         raise UserError(f"{file}: generator {config} does not match this run's {generator.config()}")
     load_into(generator, arrays, file)
 
 
-def side_by_side(images: list[np.ndarray]) -> Image.Image:
-    """Equal-height uint8 RGB images in a row, 4 px apart."""
-    height = max(i.shape[0] for i in images)
-    width = sum(i.shape[1] for i in images) + 4 * (len(images) - 1)
-    canvas = Image.new("RGB", (width, height), "white")
-    x = 0
-    for image in images:
-        canvas.paste(Image.fromarray(image), (x, 0))
-        x += image.shape[1] + 4
-    return canvas
+def check(config: TrainConfig) -> None:
+    """Refuse configurations that cannot train, in one line."""
+    if config.stage not in STAGES:
+        raise UserError(f"unknown stage {config.stage!r}")
+    if config.crop % config.scale:
+        raise UserError(f"--crop {config.crop} must be a multiple of --scale {config.scale}")
+    if config.pixel_weight < 0:
+        raise UserError(f"--pixel-weight must be >= 0, got {config.pixel_weight}")
+    if config.pixel_weight and config.stage != "srgan":
+        raise UserError("--pixel-weight adds a pixel loss to --stage srgan (SRResNet's loss is one already)")
+
+
+@dataclass
+class Window:
+    """The steps since the last ``metrics.jsonl`` line: how many, and the sum of each value.
+
+    Saved in every checkpoint, so after a resume the next line averages the same steps
+    as an uninterrupted run's would.
+    """
+
+    steps: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+
+    def add(self, values: dict[str, float]) -> None:
+        self.steps += 1
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+
+    def means(self) -> dict[str, float]:
+        return {key: total / self.steps for key, total in self.sums.items()}
+
+
+@contextlib.contextmanager
+def first_ctrl_c_asks(announce: Callable[[str], None]) -> Iterator[Callable[[], bool]]:
+    """Inside: a first Ctrl-C only asks to stop (the callable yielded says whether it was pressed);
+    a second raises ``KeyboardInterrupt`` at once. Outside the main thread Ctrl-C is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    pressed = []
+
+    def handler(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(True)
+        announce("Ctrl-C: stopping after this step with a checkpoint (press again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 class Trainer:
-    """One training run; ``run()`` trains to ``config.total_steps()`` and returns the run folder."""
+    """One training run: built here, then :meth:`start` or :meth:`restore`, then :meth:`run`."""
 
-    def __init__(self, config: TrainConfig, resume: str | None = None):
+    OPTIMIZES = {"g": "generator", "d": "discriminator"}
+    """The network each optimizer updates."""
+
+    def __init__(self, config: TrainConfig):
+        check(config)
         self.group = mx.distributed.init()
         self.rank, self.world = self.group.rank(), self.group.size()
         self.main = self.rank == 0
-        state = None
-        if resume:
-            path = checkpoint.resolve(resume)
-            state = checkpoint.read_state(path)
-            config = TrainConfig.from_dict({**state["config"], "steps": config.steps or state["config"]["steps"]})
         self.config = config
-        self.out = Path(config.out)
-        if config.stage not in STAGES:
-            raise UserError(f"unknown stage {config.stage!r}")
-        if config.crop % config.scale:
-            raise UserError(f"--crop {config.crop} must be a multiple of --scale {config.scale}")
+        self.folder = RunFolder(config.out)
+        self.metrics = MetricsLog(self.folder)
 
         mx.random.seed(config.seed)  # identical initial weights on every rank
         self.generator = Generator(config.scale, config.num_blocks, config.channels)
@@ -109,139 +167,194 @@ class Trainer:
         self.modules = {"generator": self.generator}
         self.optimizers = {"g": self.opt_g}
         if config.stage == "srgan":
-            vgg = load_vgg(config.vgg)
+            content = VGGLoss(load_vgg(config.vgg), config.vgg_layer, config.vgg_rescale)
             self.discriminator = Discriminator(config.crop)
             self.opt_d = optim.Adam(learning_rate(config), betas=[config.beta1, config.beta2])
             self.modules["discriminator"] = self.discriminator
             self.optimizers["d"] = self.opt_d
-            if config.init and state is None:
-                load_init(self.generator, config.init)
-            content = VGGLoss(vgg, config.vgg_layer, config.vgg_rescale)
+            self.train_step = SRGANStep(
+                self.generator, self.discriminator, content, self.opt_g, self.opt_d,
+                config.adversarial_weight, config.pixel_weight,
+            )  # fmt: skip
+        else:
+            self.train_step = SRResNetStep(self.generator, self.opt_g)
+        for key, optimizer in self.optimizers.items():
+            optimizer.init(self.modules[self.OPTIMIZES[key]].trainable_parameters())
 
         self.data = DataSet.scan(config.data, config.crop)
         self.sampler = BatchSampler(len(self.data.files), config.batch_size, config.seed, self.world, self.rank)
-        self.step = 0
-        self.history: list[dict] = []
-        self.best_psnr = -math.inf
-        if state is not None:
-            checkpoint.load_modules(path, self.modules)
-            self.step = state["step"]
-            self.sampler.load_state_dict(state["sampler"])
-            self.history = state.get("history", [])
-            self.best_psnr = state.get("best_psnr") or -math.inf
-        for key, opt in self.optimizers.items():
-            params = self.modules["generator" if key == "g" else "discriminator"].trainable_parameters()
-            if state is not None:
-                checkpoint.load_optimizer(path, key, opt, params)
-            else:
-                opt.init(params)
         self.loader = BatchLoader(self.data, self.sampler, config.crop, config.scale, config.workers)
-        if config.stage == "srresnet":
-            from .steps import SRResNetStep
-
-            self.train_step = SRResNetStep(self.generator, self.opt_g)
-        else:
-            from .steps import SRGANStep
-
-            self.train_step = SRGANStep(
-                self.generator, self.discriminator, content, self.opt_g, self.opt_d, config.adversarial_weight
-            )
+        self.step = 0
+        self.best_psnr = -math.inf
+        self.window = Window()
 
     def log(self, message: str) -> None:
         if self.main:
             tqdm.write(message)
 
+    def _barrier(self) -> None:
+        if self.world > 1:
+            mx.eval(mx.distributed.all_sum(mx.array(0)))
+
+    def start(self, overwrite: bool = False) -> None:
+        """A new run: ``--init`` weights, and a run folder that holds no other run (``overwrite``: clear it)."""
+        holds = self.folder.holds_run()
+        self._barrier()  # every rank has looked before rank 0 writes
+        if holds and not overwrite:
+            raise UserError(self._occupied())
+        if self.config.init:
+            load_init(self.generator, self.config.init)
+        if self.main:
+            if holds:
+                self.folder.clear()
+                self.log(f"--overwrite: removed the earlier run's checkpoints, metrics and images from {self.folder}")
+            self._write_config()
+
+    def _write_config(self) -> None:
+        write_text(self.folder.config, json.dumps(self.config.to_dict(), indent=1))
+
+    def _occupied(self) -> str:
+        out, latest = self.folder, self.folder.pointed("latest")
+        removes = "deletes its config, checkpoints, metrics and validation images; other files stay"
+        if latest is None:
+            return f"{out} already holds a training run, with no checkpoint yet; start again with --overwrite ({removes})"
+        return (
+            f"{out} already holds a training run (last checkpoint: {latest.name}); continue it with --resume {out}, "
+            f"or start again with --overwrite ({removes})"
+        )
+
+    def restore(self, path: Path) -> None:
+        """Continue from the checkpoint at ``path``: weights, optimizer states, step, data position, metrics."""
+        state = checkpoint.read_state(path)
+        checkpoint.load_modules(path, self.modules)
+        for key, optimizer in self.optimizers.items():
+            checkpoint.load_optimizer(path, key, optimizer, self.modules[self.OPTIMIZES[key]].trainable_parameters())
+        self.step = state["step"]
+        self.sampler.load_state_dict(state["sampler"])
+        self.loader.close()  # it had drawn nothing yet; the new one starts from the restored sampler
+        self.loader = BatchLoader(self.data, self.sampler, self.config.crop, self.config.scale, self.config.workers)
+        self.best_psnr = state.get("best_psnr") or -math.inf
+        self.window = Window(**state.get("unlogged", {}))
+        if self.main:
+            dropped = self.metrics.resume(self.step)
+            self._write_config()
+            later = f"; {dropped} metrics rows written after it dropped" if dropped else ""
+            self.log(f"resuming {self.folder} at step {self.step} from {path}{later}")
+
     def run(self) -> Path:
         total = self.config.total_steps()
-        if self.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
-            self.log(
-                f"{self.config.stage}: {len(self.data.files)} images ({self.data.too_small} smaller than "
-                f"{self.config.crop}px, {self.data.unreadable} unreadable skipped), {self.world} process(es), "
-                f"steps {self.step}->{total}"
-            )
+        self.log(
+            f"{self.config.stage}: {len(self.data.files)} images ({self.data.too_small} smaller than "
+            f"{self.config.crop}px, {self.data.unreadable} unreadable skipped), {self.world} process(es), "
+            f"steps {self.step}->{total}"
+        )
         bar = tqdm(total=total, initial=self.step, disable=not self.main, unit="step", dynamic_ncols=True)
-        images = self.config.batch_size * self.world
-        window: list[dict] = []
         try:
-            while self.step < total:
-                started = time.perf_counter()
-                lr, hr = self.loader.next()
-                waited = time.perf_counter() - started
-                # MLX's random key is a function of (seed, rank, step): resumed runs need not save it
-                mx.random.seed(hash((self.config.seed, self.rank, self.step)) % 2**32)
-                out = self.train_step(mx.array(lr), mx.array(hr))
-                mx.eval(out, self.train_step.state)
-                losses = {k: v.item() for k, v in out.items()}
-                if not all(math.isfinite(v) for v in losses.values()):
-                    raise TrainingError(
-                        f"loss became {losses['loss']} at step {self.step + 1}; stopping. "
-                        f"The last good checkpoint is in {checkpoint.checkpoint_dir(self.out)}"
-                    )
-                self.step += 1
-                elapsed = time.perf_counter() - started
-                window.append({**losses, "seconds": elapsed, "data_wait": waited})
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses['loss']:.4g}", img_s=f"{images / elapsed:.1f}")
-                if self.step % self.config.log_every == 0 or self.step == total:
-                    self.record(window, images)
-                    window = []
-                validate = self.config.val and (self.step % self.config.val_every == 0 or self.step == total)
-                best = self.validate() if validate else False
-                if self.step % self.config.checkpoint_every == 0 or self.step == total or best:
-                    self.save(best)
+            with first_ctrl_c_asks(self.log) as ctrl_c_pressed:
+                while self.step < total:
+                    self._train_one(bar, total)
+                    validated = bool(self.config.val) and (self.step % self.config.val_every == 0 or self.step == total)
+                    best = self.validate() if validated else False
+                    saved = self.step % self.config.checkpoint_every == 0 or self.step == total or best
+                    if saved:
+                        self.save(best)
+                    stop = self._agreed(ctrl_c_pressed())
+                    if stop and not saved:
+                        self.save(False)
+                    if self.main and (validated or saved or stop):
+                        self.metrics.redraw()
+                    if stop:
+                        raise Interrupted(
+                            f"stopped by Ctrl-C at step {self.step}, checkpoint saved; "
+                            f"continue with: srgan-mlx train --resume {self.folder}"
+                        )
+        except KeyboardInterrupt:
+            raise Interrupted(self._stopped_at_once()) from None
         finally:
             bar.close()
             self.loader.close()
-        return self.out
+        return self.folder.path
 
-    def record(self, window: list[dict], images: int) -> None:
-        """Average the last steps into one ``metrics.jsonl`` line."""
-        if not window or not self.main:
+    def _train_one(self, bar: tqdm, total: int) -> None:
+        started = time.perf_counter()
+        lr, hr = self.loader.next()
+        waited = time.perf_counter() - started
+        # MLX's random key is a function of (seed, rank, step): resumed runs need not save it
+        mx.random.seed(hash((self.config.seed, self.rank, self.step)) % 2**32)
+        out = self.train_step(mx.array(lr), mx.array(hr))
+        mx.eval(out, self.train_step.state)
+        losses = {k: v.item() for k, v in out.items()}
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise TrainingError(
+                f"loss became {losses['loss']} at step {self.step + 1}; stopping. "
+                f"The last good checkpoint is in {self.folder.checkpoints}"
+            )
+        self.step += 1
+        elapsed = time.perf_counter() - started
+        self.window.add({**losses, "seconds": elapsed, "data_wait": waited})
+        images = self.config.batch_size * self.world
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses['loss']:.4g}", img_s=f"{images / elapsed:.1f}")
+        if self.step % self.config.log_every == 0 or self.step == total:
+            self.record(images)
+
+    def _agreed(self, pressed: bool) -> bool:
+        """Whether any rank's Ctrl-C asks to stop (all ranks must stop at the same step)."""
+        if self.world == 1:
+            return pressed
+        return mx.distributed.all_sum(mx.array(int(pressed))).item() > 0
+
+    def _stopped_at_once(self) -> str:
+        latest = self.folder.pointed("latest")
+        if latest is None:
+            return f"stopped at step {self.step}, before the first checkpoint; start again with --overwrite"
+        return (
+            f"stopped at step {self.step}; the last checkpoint is {latest.name}; "
+            f"continue from it with: srgan-mlx train --resume {self.folder}"
+        )
+
+    def record(self, images: int) -> None:
+        """Average the steps since the last line into one ``metrics.jsonl`` line."""
+        if not self.window.steps:
             return
-        row = {"step": self.step, **{k: float(np.mean([w[k] for w in window])) for k in window[0]}}
+        row = {"step": self.step, **self.window.means()}
         row["images_per_s"] = images / row["seconds"]
         row["unreadable_images"] = self.loader.unreadable
-        self.append_history(row)
-
-    def append_history(self, row: dict) -> None:
-        """Keep ``row``, append it to ``metrics.jsonl`` and redraw ``metrics.png``."""
-        self.history.append(row)
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        plot_history(self.history, self.out / "metrics.png")
+        self.window = Window()
+        if self.main:
+            self.metrics.append(row)
 
     def validate(self) -> bool:
-        """PSNR/SSIM on ``--val`` (standard protocol), bicubic | SR | HR images; True if a new best."""
+        """PSNR/SSIM/colour bias on ``--val`` (standard protocol), bicubic | SR | HR images; True if a new best."""
         if not self.main:
             return False
+        folder = self.folder.validation(self.step)
+        label = f"{self.config.stage} step {self.step}"
+
+        def save_images(row: dict, images: Images) -> None:
+            bicubic = imresize(images.lr, float(self.config.scale))
+            picture = labelled_row([bicubic, images.sr, images.hr], ["bicubic", label, "HR"])
+            write_image(folder / f"{row['name']}.png", picture)
+
         self.generator.eval()
-        folder = self.out / "validation" / f"step_{self.step:08d}"
-        captured = {}
-        files = {path.stem: path for path in list_images(Path(self.config.val))}
-
-        def upscaler(lr):
-            captured["lr"] = lr
-            captured["sr"] = super_resolve(self.generator, lr)
-            return captured["sr"]
-
-        def save(row):
-            lr = to_uint8(captured["lr"] * 255.0)
-            hr = modcrop(load_image(files[row["name"]])[0], self.config.scale)
-            sr = to_uint8(captured["sr"] * 255.0)
-            folder.mkdir(parents=True, exist_ok=True)
-            side_by_side([imresize(lr, float(self.config.scale)), sr, hr]).save(folder / f"{row['name']}.png")
-
         try:
-            result = evaluate(self.config.val, self.config.scale, upscaler=upscaler, on_image=save)
+            result = evaluate(
+                self.config.val, self.config.scale, upscaler=lambda lr: super_resolve(self.generator, lr),
+                on_image=save_images,
+            )  # fmt: skip
         finally:
             self.generator.train()
-        psnr, ssim = result["mean"]["psnr"], result["mean"]["ssim"]
-        self.append_history({"step": self.step, "val_psnr": psnr, "val_ssim": ssim})
-        best = psnr > self.best_psnr
-        self.best_psnr = max(self.best_psnr, psnr)
-        self.log(f"step {self.step}: validation PSNR {psnr:.2f} dB, SSIM {ssim:.4f}{' (best)' if best else ''}")
+        mean = result["mean"]
+        self.metrics.append(
+            {"step": self.step, "val_psnr": mean["psnr"], "val_ssim": mean["ssim"], **{f"val_{k}": mean[k] for k in BIAS_KEYS}}
+        )
+        best = mean["psnr"] > self.best_psnr
+        self.best_psnr = max(self.best_psnr, mean["psnr"])
+        bias = " ".join(f"{k[-1].upper()} {mean[k]:+.2f}" for k in BIAS_KEYS)
+        self.log(
+            f"step {self.step}: validation PSNR {mean['psnr']:.2f} dB, SSIM {mean['ssim']:.4f}, "
+            f"colour SR-HR {bias} levels{' (best)' if best else ''}"
+        )
         return best
 
     def save(self, best: bool) -> None:
@@ -250,12 +363,38 @@ class Trainer:
         state = {
             "config": self.config.to_dict(),
             "sampler": self.loader.consumed_state,
-            "history": self.history,
             "best_psnr": self.best_psnr if math.isfinite(self.best_psnr) else None,
+            "unlogged": dataclasses.asdict(self.window),
         }
-        checkpoint.save_checkpoint(self.out, self.step, self.modules, self.optimizers, state, best)
-        checkpoint.prune(self.out, self.config.keep)
+        checkpoint.save_checkpoint(self.folder, self.step, self.modules, self.optimizers, state, best)
+        checkpoint.prune(self.folder, self.config.keep)
 
 
-def train(config: TrainConfig, resume: str | None = None) -> Path:
-    return Trainer(config, resume).run()
+def train(config: TrainConfig, overwrite: bool = False) -> Path:
+    """Start a new run in ``config.out`` and train it; ``overwrite`` replaces a run already there."""
+    trainer = Trainer(config)
+    trainer.start(overwrite)
+    return trainer.run()
+
+
+def resumed(path: str | Path, **changes) -> Trainer:
+    """The run at ``path`` (run folder or checkpoint) restored, with the operational ``changes`` applied
+    (:func:`srgan_mlx.config.resumed_config`: others are refused)."""
+    found = find_checkpoint(path)
+    saved = checkpoint.read_state(found)["config"]
+    run = run_of(found)
+    config = resumed_config({**saved, "out": str(run) if run else saved["out"]}, changes)
+    trainer = Trainer(config)
+    trainer.restore(found)
+    before = TrainConfig.from_dict(saved)
+    if config.stage == "srgan" and config.total_steps() != before.total_steps():
+        trainer.log(
+            f"{option('steps')} {config.total_steps()}: the learning rate drops to {config.lr_final:g} at step "
+            f"{config.total_steps() // 2} (was {before.total_steps() // 2})"
+        )
+    return trainer
+
+
+def resume(path: str | Path, **changes) -> Path:
+    """Continue the run at ``path`` (see :func:`resumed`) to its last step."""
+    return resumed(path, **changes).run()

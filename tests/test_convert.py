@@ -19,16 +19,18 @@ import srgan_mlx  # noqa: F401  (first: loads the BLAS before mlx)
 import mlx.core as mx
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from convert import vgg19 as converter
 from convert.pth import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, load_state_dict
-from original_vgg19_files import CAFFE_BLOCKS, quantised_state, write_keras_h5
 from srgan_mlx.errors import UserError
 from srgan_mlx.model_io import load_into, read_weights
 from srgan_mlx.vgg import VGG19Features
-from torch_vgg import TorchVGG19
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build for these reference tests: see README)")
+
+from original_vgg19_files import CAFFE_BLOCKS, quantised_state, write_keras_h5  # noqa: E402  (needs torch)
+from torch_vgg import TorchVGG19  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LEGACY_SYS_INFO = {"protocol_version": LEGACY_PROTOCOL_VERSION, "little_endian": True, "type_sizes": {"long": 8}}

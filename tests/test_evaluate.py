@@ -73,11 +73,36 @@ def test_upscaler_contract_and_quantisation(small_hr):
     assert seen == [(8, 9, 3), (9, 10, 3)]  # a.png modcropped to 32x36
     hr = np.asarray(Image.open(small_hr / "a.png"))[:32, :36]
     sr = nearest(imresize(hr, 0.25))
-    assert results["images"][0] == {"name": "a", "psnr": psnr(hr, sr, 4), "ssim": ssim(hr, sr, 4)}
+    bias = (sr[4:-4, 4:-4].astype(np.float64) - hr[4:-4, 4:-4]).mean(axis=(0, 1))  # per channel, border removed
+    assert results["images"][0] == {
+        "name": "a", "psnr": psnr(hr, sr, 4), "ssim": ssim(hr, sr, 4),
+        "bias_r": pytest.approx(bias[0]), "bias_g": pytest.approx(bias[1]), "bias_b": pytest.approx(bias[2]),
+    }  # fmt: skip
     gray = np.asarray(Image.open(small_hr / "b.png"))
     sr_gray = nearest(imresize(gray, 0.25)).astype(np.float64)
     assert results["images"][1]["psnr"] == pytest.approx(psnr(gray, sr_gray, 4), rel=1e-12)
     assert results["mean"]["psnr"] == pytest.approx((results["images"][0]["psnr"] + results["images"][1]["psnr"]) / 2)
+
+
+def test_colour_bias_measures_a_cast(tmp_path):
+    """A model that adds 8 levels of red and takes 5 of blue scores exactly that much more bias than one that
+    does not; the table shows it, the JSON means hold it, and it is shown beside PSNR and SSIM."""
+    rng = np.random.default_rng(1)
+    hr = np.kron(rng.integers(40, 216, (10, 10, 3)), np.ones((4, 4, 1))).astype(np.uint8)  # no clipping below
+    folder = save_images(tmp_path / "hr", {"c.png": hr})
+    cast = np.array([8, 0, -5]) / 255.0
+    plain = evaluate(folder, 4, upscaler=lambda lr: nearest(lr))["mean"]
+    warm = evaluate(folder, 4, upscaler=lambda lr: nearest(lr) + cast)["mean"]
+    for key, levels in zip(("bias_r", "bias_g", "bias_b"), (8, 0, -5)):
+        assert warm[key] - plain[key] == pytest.approx(levels, abs=1e-9)
+    assert warm["psnr"] < plain["psnr"]
+    out = tmp_path / "r.json"
+    result = run("--hr", folder, "--bicubic", "--json", out)
+    assert result.exit_code == 0, result.output
+    header, first = result.stdout.splitlines()[:2]
+    assert header.split() == ["image", "PSNR", "(dB)", "SSIM", "bias", "R", "bias", "G", "bias", "B"]
+    row = json.loads(out.read_text())["images"][0]
+    assert first.split()[3:] == [format(row[k], "+.2f") for k in ("bias_r", "bias_g", "bias_b")]
 
 
 def test_upscaler_with_wrong_scale_is_a_user_error(small_hr):
@@ -148,7 +173,9 @@ def test_niqe_column_for_sr_outputs(textured, tmp_path):
     out = tmp_path / "r.json"
     result = run("--hr", textured, "--bicubic", "--niqe", "--json", out)
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[0].split() == ["image", "PSNR", "(dB)", "SSIM", "NIQE"]
+    assert result.stdout.splitlines()[0].split() == [
+        "image", "PSNR", "(dB)", "SSIM", "bias", "R", "bias", "G", "bias", "B", "NIQE"
+    ]  # fmt: skip
     results = json.loads(out.read_text())
     for row in results["images"]:
         hr = read_pixels(textured)[row["name"]][:128, :148]

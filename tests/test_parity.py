@@ -2,14 +2,15 @@
 
 import numpy as np
 import pytest
-import torch
 
 import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-import torch_reference as ref
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build for these reference tests: see README)")
+
+import torch_reference as ref  # noqa: E402  (needs torch)
 from srgan_mlx.discriminator import Discriminator
 from srgan_mlx.generator import Generator
 from srgan_mlx.layers import pixel_shuffle

@@ -1,10 +1,19 @@
-"""metrics.png: tick values, step labels, curves in their own panels, legends outside the plot boxes."""
+"""metrics.png: tick values, step labels, curves in their own panels, legends outside the plot boxes, bounded curves."""
 
 import numpy as np
 import pytest
 from PIL import Image, ImageColor
 
-from srgan_mlx.plot import COLORS, FRAME, PSNR_COLOR, bucket_means, linear_ticks, log_ticks, plot_history, step_label
+from srgan_mlx.plot import (
+    COLORS, FRAME, PSNR_COLOR, Chart, Downsampled, bucket_means, linear_ticks, log_ticks, step_label,
+)  # fmt: skip
+
+
+def plot_history(history, path):
+    chart = Chart()
+    for row in history:
+        chart.add(row)
+    chart.draw(path)
 
 
 def test_ticks_and_labels():
@@ -53,3 +62,19 @@ def test_empty_and_single_row_histories_draw(tmp_path):
     plot_history([], tmp_path / "empty.png")
     plot_history([{"step": 1, "loss": 0.5}], tmp_path / "one.png")
     assert Image.open(tmp_path / "empty.png").size == Image.open(tmp_path / "one.png").size
+
+
+@pytest.mark.parametrize("count", [5, 64, 100_000 + 3])
+def test_downsampled_curve_is_bounded_and_averages_equal_runs(count):
+    """Each kept point is the mean of 2^k consecutive points (the last of up to that many), fewer than
+    2 * limit of them: what a chart costs to draw does not grow with the run."""
+    curve = Downsampled(limit=4)
+    x = np.arange(count, dtype=np.float64)
+    y = (x * 7919) % 101  # integers: sums and means are exact
+    for a, b in zip(x, y):
+        curve.add(a, b)
+    points = curve.points()
+    assert min(count, 4) <= len(points) < 8  # between limit and 2 * limit once merging has begun
+    size = curve.size
+    groups = [slice(i, min(i + size, count)) for i in range(0, count, size)]
+    assert points == [(x[g].mean(), y[g].mean()) for g in groups]

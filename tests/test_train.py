@@ -1,7 +1,9 @@
-"""Training: learning, exact resume, crash-safe checkpoints, bad data, NaN stop, CLI errors."""
+"""Training: learning, exact resume, crash-safe checkpoints, Ctrl-C, run folders, bad data, NaN stop, CLI errors."""
 
 import json
 import math
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +24,8 @@ from srgan_mlx.cli import main
 from srgan_mlx.config import TrainConfig
 from srgan_mlx.errors import UserError
 from srgan_mlx import train as train_module
-from srgan_mlx.train import Trainer, TrainingError, train
+from srgan_mlx.run_folder import RunFolder
+from srgan_mlx.train import Interrupted, Trainer, TrainingError, resume, train
 
 TINY = dict(scale=4, crop=24, batch_size=4, num_blocks=2, channels=16, workers=2, log_every=2)
 
@@ -50,7 +53,7 @@ def config(images, out, **kw):
 
 def checkpoint_arrays(run, step):
     """Every array of a checkpoint (networks and optimizer states), keyed ``file:name``."""
-    folder = checkpoint.checkpoint_dir(run) / f"step_{step:08d}"
+    folder = RunFolder(run).checkpoint(step)
     return {
         f"{file.name}:{key}": np.array(value)
         for file in sorted(folder.glob("*.safetensors"))
@@ -65,8 +68,10 @@ def assert_same_arrays(a, b):
 
 
 def interrupted(config, at_step):
-    """Run ``config`` and stop it (as Ctrl-C would) when step ``at_step`` starts; return the run folder."""
+    """Start ``config`` and stop it at once (as a second Ctrl-C or a kill would) when step ``at_step`` starts;
+    return the run folder."""
     trainer = Trainer(config)
+    trainer.start()
     real_step = trainer.train_step._step
 
     def step(lr, hr):
@@ -75,7 +80,7 @@ def interrupted(config, at_step):
         return real_step(lr, hr)
 
     trainer.train_step._step = step
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match=f"stopped at step {at_step - 1}; the last checkpoint is step_"):
         trainer.run()
     return Path(config.out)
 
@@ -92,7 +97,7 @@ def test_loss_falls(images, tmp_path):
 def test_resume_is_exact(images, tmp_path):
     straight = train(config(images, tmp_path / "a", steps=6, checkpoint_every=3))
     half = train(config(images, tmp_path / "b", steps=3, checkpoint_every=3))
-    resumed = train(TrainConfig(steps=6), resume=str(half))
+    resumed = resume(str(half), steps=6)
     a, b = checkpoint_arrays(straight, 6), checkpoint_arrays(resumed, 6)
     assert {key.split(":")[0] for key in a} == {"generator.safetensors", "optimizer_g.safetensors"}
     assert_same_arrays(a, b)
@@ -130,7 +135,7 @@ def test_srgan_resume_is_exact_across_the_learning_rate_switch(images, vgg_file,
     for every, stop in ((3, 5), (2, 3)):
         run = interrupted(config(images, tmp_path / f"every{every}", checkpoint_every=every, **gan), stop)
         assert (run / "checkpoints" / "latest").read_text().strip() == f"step_{every:08d}"
-        resumed = train(TrainConfig(), resume=str(run))
+        resumed = resume(str(run))
         assert_same_arrays(checkpoint_arrays(resumed, 6), expected)
 
 
@@ -144,8 +149,8 @@ def test_interrupted_checkpoint_keeps_previous(images, tmp_path, monkeypatch):
         raise KeyboardInterrupt  # killed right after the first file of the new checkpoint
 
     monkeypatch.setattr(checkpoint, "save_module", crash_midway)
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(steps=4), resume=str(run))
+    with pytest.raises(Interrupted, match="the last checkpoint is step_00000002"):
+        resume(str(run), steps=4)
     assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000002"
     # no half-written checkpoint folder is left behind either
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_00000002"]
@@ -157,9 +162,12 @@ def test_interrupted_checkpoint_keeps_previous(images, tmp_path, monkeypatch):
 def test_pruning_keeps_latest_best_and_the_newest(images, tmp_path, monkeypatch, keep):
     """A checkpoint every step, validation PSNR falling after step 1: the old best survives pruning."""
     psnr = iter([30.0, 29.0, 28.0, 27.0, 26.0, 25.0])
-    monkeypatch.setattr(train_module, "evaluate", lambda *args, **kw: {"mean": {"psnr": next(psnr), "ssim": 0.5}})
+    bias = {"bias_r": 0.0, "bias_g": 0.0, "bias_b": 0.0}
+    monkeypatch.setattr(
+        train_module, "evaluate", lambda *args, **kw: {"mean": {"psnr": next(psnr), "ssim": 0.5, **bias}}
+    )
     run = train(config(images, tmp_path / "run", steps=6, checkpoint_every=1, val=str(images), val_every=1, keep=keep))
-    root = checkpoint.checkpoint_dir(run)
+    root = RunFolder(run).checkpoints
     assert (root / "best").read_text().strip() == "step_00000001"
     assert (root / "latest").read_text().strip() == "step_00000006"
     assert checkpoint.read_state(root / "step_00000006")["best_psnr"] == 30.0
@@ -351,3 +359,241 @@ def test_two_ranks_equal_one_process_on_the_global_batch(images, tmp_path):
     for key, value in expected.items():
         # float tolerance, relative to the largest value of the same kind (moments span 1e-20 to 1e-4)
         assert np.abs(rank0[key] - value).max() <= 1e-4 * scale[kind(key)], key
+
+
+# --- run folders, Ctrl-C, resume options, metrics, validation images, --init -----------------------------------
+
+CLI_TINY = ["--scale", "4", "--crop", "24", "--batch-size", "4", "--num-blocks", "2", "--channels", "16",
+            "--workers", "1", "--log-every", "1"]  # fmt: skip
+
+
+def cli_train(*args):
+    return CliRunner().invoke(main, ["train", *map(str, args)])
+
+
+def metrics_rows(run):
+    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_one_line(text, *fragments):
+    assert text.count("\n") == 1 and "Traceback" not in text, text
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+def test_a_run_folder_is_never_overwritten_silently(images, tmp_path):
+    run = tmp_path / "run"
+    first = cli_train("--data", images, "--out", run, *CLI_TINY, "--steps", 4, "--checkpoint-every", 2)
+    assert first.exit_code == 0, first.output
+    (run / "notes.txt").write_text("mine")
+    saved = {p: p.read_bytes() for p in (run / "checkpoints").rglob("*") if p.is_file()}
+
+    again = cli_train("--data", images, "--out", run, *CLI_TINY, "--steps", 2)
+    assert again.exit_code == 1
+    assert_one_line(again.stderr, "already holds a training run (last checkpoint: step_00000004)",
+                    f"--resume {run}", "--overwrite")  # fmt: skip
+    assert {p: p.read_bytes() for p in (run / "checkpoints").rglob("*") if p.is_file()} == saved
+
+    fresh = cli_train("--data", images, "--out", run, *CLI_TINY, "--steps", 2, "--checkpoint-every", 2, "--overwrite")
+    assert fresh.exit_code == 0, fresh.output
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_00000002"]
+    assert [r["step"] for r in metrics_rows(run)] == [1, 2]  # the earlier run's rows are gone
+    assert (run / "notes.txt").read_text() == "mine"  # files the run did not write stay
+
+
+def test_a_folder_with_a_run_but_no_checkpoint_says_overwrite(images, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    result = cli_train("--data", images, "--out", run, *CLI_TINY, "--steps", 1)
+    assert result.exit_code == 1
+    assert_one_line(result.stderr, "with no checkpoint yet; start again with --overwrite")
+
+
+def test_resume_applies_operational_options(images, tmp_path):
+    run = tmp_path / "run"
+    assert cli_train("--data", images, "--out", run, *CLI_TINY, "--steps", 2, "--checkpoint-every", 2).exit_code == 0
+    result = cli_train("--resume", run, "--steps", 8, "--log-every", 3, "--checkpoint-every", 2, "--keep", 1,
+                       "--workers", 2, "--val-every", 5, "--device", "cpu",
+                       "--num-blocks", 2, "--data", images)  # fmt: skip  (same as the run's: accepted)
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert (config["steps"], config["log_every"], config["checkpoint_every"], config["keep"], config["workers"],
+            config["val_every"]) == (8, 3, 2, 1, 2, 5)  # fmt: skip
+    assert [r["step"] for r in metrics_rows(run)] == [1, 2, 3, 6, 8]  # now every 3 steps, and the last
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*")) == ["step_00000008"]  # --keep 1
+    assert checkpoint.read_state(run / "checkpoints" / "step_00000008")["config"]["log_every"] == 3
+
+
+def test_resume_refuses_changes_to_the_model_or_recipe(images, tmp_path):
+    run = tmp_path / "run"
+    assert cli_train("--data", images, "--out", run, *CLI_TINY, "--steps", 2, "--checkpoint-every", 2).exit_code == 0
+    before = (run / "checkpoints" / "latest").read_text()
+    result = cli_train("--resume", run, "--steps", 4, "--lr", 0.01, "--num-blocks", 4, "--pixel-weight", 0.01,
+                       "--out", tmp_path / "elsewhere")  # fmt: skip
+    assert result.exit_code == 1
+    assert_one_line(result.stderr, "drop --lr 0.01, ", "--num-blocks 4", "--pixel-weight 0.01", f"--out {tmp_path}",
+                    "the run has --lr 0.0001, ", "--num-blocks 2", "--pixel-weight 0.0", f"--out {run})",
+                    "--steps, --workers, --log-every, --val-every, --checkpoint-every, --keep, --device")  # fmt: skip
+    assert (run / "checkpoints" / "latest").read_text() == before and not (tmp_path / "elsewhere").exists()
+    assert cli_train("--resume", run, "--preset", "tiny").exit_code == 2
+    assert cli_train("--resume", run, "--overwrite").exit_code == 2
+
+
+def ctrl_c(trainer, at_steps, again_while_saving=None, monkeypatch=None):
+    """Press Ctrl-C (a real SIGINT) during each step of ``at_steps``; and while the checkpoint of step
+    ``again_while_saving`` is being written, if given."""
+    real_step = trainer.train_step._step
+
+    def step(lr, hr):
+        if trainer.step + 1 in at_steps:
+            signal.raise_signal(signal.SIGINT)
+        return real_step(lr, hr)
+
+    trainer.train_step._step = step
+    if again_while_saving:
+        real_save = model_io.save_module
+
+        def pressed_again(path, *args, **kw):
+            real_save(path, *args, **kw)
+            if Path(path).parent.name.startswith(f".step_{again_while_saving:08d}."):
+                signal.raise_signal(signal.SIGINT)
+
+        monkeypatch.setattr(checkpoint, "save_module", pressed_again)
+
+
+def test_ctrl_c_saves_the_current_step_and_resume_continues_exactly(images, tmp_path):
+    """Ctrl-C in step 5 (between checkpoints every 4 and metrics lines every 2): the run ends at step 5 with a
+    checkpoint there; resumed, it ends with the weights and the metrics lines of a run never stopped."""
+    settings = dict(steps=8, checkpoint_every=4, log_every=2)
+    straight = train(config(images, tmp_path / "straight", **settings))
+    trainer = Trainer(config(images, tmp_path / "run", **settings))
+    trainer.start()
+    ctrl_c(trainer, {5})
+    with pytest.raises(Interrupted) as stopped:
+        trainer.run()
+    run = tmp_path / "run"
+    assert str(stopped.value) == f"stopped by Ctrl-C at step 5, checkpoint saved; continue with: srgan-mlx train --resume {run}"
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000005"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is the user's again
+    resume(str(run))
+    assert_same_arrays(checkpoint_arrays(run, 8), checkpoint_arrays(straight, 8))
+    rows, expected = metrics_rows(run), metrics_rows(straight)
+    assert [r["step"] for r in rows] == [2, 4, 6, 8]
+    # bit for bit, the line at step 6 too: it averages step 5 (before Ctrl-C) and step 6 (after the resume)
+    assert [r["loss"] for r in rows] == [r["loss"] for r in expected]
+
+
+def test_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(images, tmp_path, monkeypatch):
+    trainer = Trainer(config(images, tmp_path / "run", steps=8, checkpoint_every=2))
+    trainer.start()
+    ctrl_c(trainer, {3}, again_while_saving=3, monkeypatch=monkeypatch)
+    with pytest.raises(Interrupted, match="stopped at step 3; the last checkpoint is step_00000002; continue from it"):
+        trainer.run()
+    folder = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["latest", "step_00000002"]  # the save at 3 was abandoned
+    assert (folder / "latest").read_text().strip() == "step_00000002"
+
+
+def test_ctrl_c_on_the_command_line_is_one_line_and_status_130(images, tmp_path, monkeypatch):
+    real = Trainer._train_one
+
+    def train_one(self, bar, total):
+        real(self, bar, total)
+        if self.step == 2:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(Trainer, "_train_one", train_one)
+    run = tmp_path / "run"
+    result = cli_train("--data", images, "--out", run, *CLI_TINY, "--steps", 6)
+    assert result.exit_code == 130
+    assert result.stderr.splitlines()[-1] == (
+        f"stopped by Ctrl-C at step 2, checkpoint saved; continue with: srgan-mlx train --resume {run}"
+    )
+    assert "done" not in result.stdout
+
+
+def test_rows_written_after_the_checkpoint_are_dropped_on_resume(images, tmp_path):
+    """Killed at step 6 with a checkpoint at 3: metrics.jsonl holds steps 1-5; resumed, each step once."""
+    run = interrupted(config(images, tmp_path / "run", steps=7, checkpoint_every=3, log_every=1), 6)
+    assert [r["step"] for r in metrics_rows(run)] == [1, 2, 3, 4, 5]
+    resume(str(run))
+    assert [r["step"] for r in metrics_rows(run)] == [1, 2, 3, 4, 5, 6, 7]
+
+
+@pytest.fixture
+def val_images(tmp_path):
+    folder = tmp_path / "val"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        smooth_image(rng, 48).save(folder / f"{name}.png")
+    return folder
+
+
+def test_metrics_history_stays_out_of_checkpoints_and_the_chart_is_drawn_per_checkpoint(
+    images, val_images, tmp_path, monkeypatch
+):
+    from srgan_mlx.metrics_log import MetricsLog
+
+    draws = []
+    real_redraw = MetricsLog.redraw
+    monkeypatch.setattr(MetricsLog, "redraw", lambda self: [draws.append(len(metrics_rows(self.file.parent))),
+                                                            real_redraw(self)][1])  # fmt: skip
+    run = train(config(images, tmp_path / "run", steps=12, log_every=1, checkpoint_every=4, val_every=6,
+                       val=str(val_images), keep=10))  # fmt: skip
+    rows = metrics_rows(run)
+    assert len(rows) == 12 + 2  # a line per step, and one per validation
+    assert draws == [4, 7, 9, 14]  # at steps 4, 6 (validation), 8, 12; never per logged step
+    assert (run / "metrics.png").is_file()
+    states = [(run / "checkpoints" / f"step_{s:08d}" / "state.json").read_text() for s in (4, 12)]
+    for text in states:
+        assert set(json.loads(text)) == {"config", "sampler", "best_psnr", "unlogged", "step"}
+    assert abs(len(states[1]) - len(states[0])) < 100  # three times the history, the same size
+
+
+def test_validation_logs_colour_and_writes_labelled_panels(images, val_images, tmp_path, capsys):
+    from srgan_mlx.imresize import imresize
+
+    run = train(config(images, tmp_path / "run", steps=2, checkpoint_every=2, val=str(val_images), val_every=2))
+    row = metrics_rows(run)[-1]
+    assert set(row) == {"step", "val_psnr", "val_ssim", "val_bias_r", "val_bias_g", "val_bias_b"}
+    line = next(line for line in capsys.readouterr().out.splitlines() if "validation PSNR" in line)
+    assert f"colour SR-HR R {row['val_bias_r']:+.2f} G {row['val_bias_g']:+.2f} B {row['val_bias_b']:+.2f}" in line
+    hr = np.asarray(Image.open(val_images / "a.png").convert("RGB"))
+    panel = np.asarray(Image.open(run / "validation" / "step_00000002" / "a.png"))
+    strip = panel.shape[0] - 48
+    assert 0 < strip < 48 and panel.shape[1] > 3 * 48
+    assert np.array_equal(panel[strip:, -48:], hr)  # HR on the right, pixel for pixel
+    assert np.array_equal(panel[strip:, :48], imresize(imresize(hr, 0.25), 4.0))  # MATLAB bicubic on the left
+    assert len(np.unique(panel[:strip].reshape(-1, 3), axis=0)) > 2  # the labels are drawn in the strip
+
+
+def test_init_accepts_the_shipped_model_name(images, vgg_file, tmp_path):
+    trainer = Trainer(config(images, tmp_path / "gan", stage="srgan", num_blocks=16, channels=64, init="srresnet",
+                             vgg=str(vgg_file), vgg_layer="relu1_1", batch_size=1))  # fmt: skip
+    trainer.start()
+    shipped = model_io.load_generator("srresnet")
+    expected = dict(tree_flatten(shipped.parameters()))
+    for key, value in tree_flatten(trainer.generator.parameters()):
+        assert np.array_equal(np.array(value), np.array(expected[key])), key
+    trainer.loader.close()
+    result = cli_train("--stage", "srgan", "--init", "srresnet", "--vgg", vgg_file, "--data", images,
+                       "--out", tmp_path / "tiny", *CLI_TINY)  # fmt: skip
+    assert result.exit_code == 1
+    assert_one_line(result.stderr, "srresnet_x4.safetensors: generator", "does not match this run's")
+
+
+def test_resume_from_a_checkpoint_folder_carried_elsewhere(images, tmp_path):
+    """A checkpoint folder outside any run (carried back from another machine) continues in the run folder its
+    config names; a path that is neither a run nor a checkpoint is a one-line error."""
+    run = train(config(images, tmp_path / "run", steps=2, checkpoint_every=2))
+    carried = tmp_path / "carried" / "step_00000002"
+    shutil.copytree(run / "checkpoints" / "step_00000002", carried)
+    shutil.rmtree(run)
+    assert resume(str(carried), steps=3) == run
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000003"
+    for missing, message in ((tmp_path / "nope", "no such run or checkpoint folder"),
+                             (images, "not a checkpoint or a run folder with checkpoints")):  # fmt: skip
+        with pytest.raises(UserError, match=f"{missing}: {message}"):
+            resume(str(missing))

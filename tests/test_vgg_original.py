@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 from click.testing import CliRunner
 from PIL import Image
 
@@ -18,9 +16,13 @@ import srgan_mlx  # noqa: F401  (first: loads the BLAS before mlx)
 import mlx.core as mx
 
 from convert import vgg19 as converter
-from original_vgg19_files import CAFFE_BLOCKS, quantised_state, write_keras_h5
 from srgan_mlx.losses import VGGLoss
 from srgan_mlx.train import load_vgg
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build for these reference tests: see README)")
+F = torch.nn.functional
+
+from original_vgg19_files import CAFFE_BLOCKS, quantised_state, write_keras_h5  # noqa: E402  (needs torch)
 
 # the release's preprocessing: BGR pixels in 0..255 minus this per-channel (B, G, R) mean, no std
 CAFFE_BGR_MEAN = [103.939, 116.779, 123.68]

@@ -6,7 +6,8 @@ to a multiple of the scale; LR from ``--lr`` or MATLAB-exact bicubic
 ``rgb2ycbcr`` (float, unrounded; the gray levels themselves for grayscale HR
 files, as MATLAB benchmark scripts do) with ``scale`` border pixels removed;
 SSIM is MATLAB ``ssim_index`` (11x11 Gaussian window, sigma 1.5, K1 0.01,
-K2 0.03, L 255, valid filtering, no downsampling). ``--niqe`` adds the SR
+K2 0.03, L 255, valid filtering, no downsampling); the colour bias is the mean SR - HR
+of each RGB channel in 8-bit levels, same border. ``--niqe`` adds the SR
 outputs' NIQE (:mod:`srgan_mlx.niqe`) with the same border. ``--images DIR``
 needs no HR: NIQE of the images as they are, or of their super-resolution.
 """
@@ -20,11 +21,20 @@ import click
 from ..atomic import write_text
 from ..devices import select_device
 from ..errors import UserError
-from ..evaluate import evaluate, evaluate_images
+from ..evaluate import BIAS_KEYS, evaluate, evaluate_images
 from .options import device_option, generator_options, load_generator_from
 
-COLUMNS = {"psnr": ("PSNR (dB)", 9, ".2f"), "ssim": ("SSIM", 7, ".4f"), "niqe": ("NIQE", 7, ".4f")}
+COLUMNS = {
+    "psnr": ("PSNR (dB)", 9, ".2f"),
+    "ssim": ("SSIM", 7, ".4f"),
+    "bias_r": ("bias R", 6, "+.2f"),
+    "bias_g": ("bias G", 6, "+.2f"),
+    "bias_b": ("bias B", 6, "+.2f"),
+    "niqe": ("NIQE", 7, ".4f"),
+}
 """Table columns per metric: header, width, number format."""
+REFERENCE_METRICS = ("psnr", "ssim", *BIAS_KEYS)
+"""The columns of ``--hr``: against the HR images."""
 
 
 def table_printer(metrics: tuple[str, ...]):
@@ -96,7 +106,7 @@ def command(
     hr_dir, image_dir, lr_dir, model, realism, fidelity_model, half, bicubic, niqe, border, scale, tile, json_path,
     device,
 ):
-    """PSNR/SSIM (and --niqe) of --model or --bicubic on the images in --hr; or NIQE of the images in --images.
+    """PSNR/SSIM, colour bias (and --niqe) of --model or --bicubic on the images in --hr; or NIQE of --images.
 
     \b
     Standard protocol (the one behind the SRGAN paper's Table 2):
@@ -109,7 +119,9 @@ def command(
         levels, as MATLAB benchmark scripts do);
       - border of --scale pixels removed on every side;
       - SSIM: MATLAB ssim_index (11x11 Gaussian window, sigma 1.5,
-        K1 0.01, K2 0.03, L 255, valid filtering, no downsampling).
+        K1 0.01, K2 0.03, L 255, valid filtering, no downsampling);
+      - bias R/G/B: mean SR - HR of each RGB channel in 8-bit levels,
+        same border (a colour cast: channels far from 0).
     Bicubic x4 gives 28.43 dB on Set5 and 25.99 dB on Set14.
 
     \b
@@ -140,8 +152,10 @@ def command(
         upscaler = model_upscaler(generator, label, scale, tile)
     upscaled = uses_model or bicubic
     if hr_dir:
-        print_row = table_printer(("psnr", "ssim", "niqe") if niqe else ("psnr", "ssim"))
-        results = evaluate(hr_dir, scale, lr_dir=lr_dir, upscaler=upscaler, on_image=print_row, with_niqe=niqe)
+        print_row = table_printer(REFERENCE_METRICS + (("niqe",) if niqe else ()))
+        results = evaluate(
+            hr_dir, scale, lr_dir=lr_dir, upscaler=upscaler, on_image=lambda row, _: print_row(row), with_niqe=niqe
+        )
     else:
         print_row = table_printer(("niqe",))
         border = (scale if upscaled else 0) if border is None else border
