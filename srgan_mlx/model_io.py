@@ -19,7 +19,7 @@ from mlx.utils import tree_flatten
 from .atomic import atomic_path
 from .errors import UserError
 from .generator import Generator
-from .run_folder import GENERATOR_FILE, find_generator  # noqa: F401  (GENERATOR_FILE: upscaler's labels)
+from .run_folder import find_generator
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # weights that ship inside the package, by name (see README, "Shipped weights")

@@ -25,7 +25,8 @@ from PIL import Image
 from .errors import warn
 from .generator import Generator
 from .inference import MIN_TILE, receptive_field_radius, smallest_tile_memory, super_resolve
-from .model_io import BUNDLED, DEFAULT_MODEL, GENERATOR_FILE, load_generator
+from .model_io import BUNDLED, DEFAULT_MODEL, load_generator
+from .run_folder import GENERATOR_FILE
 from .picture import Picture, from_array, from_pil, gray_to_rgb, resize_bicubic, to_array, to_gray, to_pil
 
 ALPHA_METHODS = ("bicubic", "model")
