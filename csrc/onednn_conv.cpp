@@ -1,0 +1,318 @@
+// 2-D convolution for MLX's CPU backend through oneDNN (the library inside TensorFlow's CPU
+// convolutions): one MLX primitive per pass (forward, backward-data, backward-weights), whose
+// vjps are the other passes, so mx.grad and mx.compile work as with mx.conv2d.
+//
+// Layouts are MLX's: input NHWC, weight (O, kh, kw, I), output NHWC, float32, groups 1, no
+// dilation, symmetric zero padding, the same integer stride on both axes. Activations stay
+// NHWC (oneDNN's nhwc kernels); weights are reordered to the layout oneDNN picks
+// (format_tag::any: plain ohwi would select a reference kernel ~100x slower). One oneDNN
+// primitive, with its reorders and buffers, is cached per pass and shape.
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/variant.h>
+#include <nanobind/stl/vector.h>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/mlx.h"
+#include "mlx/primitives.h"
+#include "mlx/utils.h"
+
+namespace nb = nanobind;
+namespace mx = mlx::core;
+using namespace nb::literals;
+using tag = dnnl::memory::format_tag;
+
+namespace {
+
+enum class Pass : int { forward = 0, backward_data = 1, backward_weights = 2 };
+
+// The convolution, in oneDNN's logical (N, C, H, W) order.
+struct Geometry {
+  int64_t n, in_ch, h, w, out_ch, k, out_h, out_w, stride, pad;
+
+  auto key() const {
+    return std::make_tuple(n, in_ch, h, w, out_ch, k, stride, pad);
+  }
+  dnnl::memory::dims src() const { return {n, in_ch, h, w}; }
+  dnnl::memory::dims weights() const { return {out_ch, in_ch, k, k}; }
+  dnnl::memory::dims dst() const { return {n, out_ch, out_h, out_w}; }
+  dnnl::memory::dims strides() const { return {stride, stride}; }
+  dnnl::memory::dims pad_lo() const { return {pad, pad}; }
+  dnnl::memory::dims pad_hi() const {
+    // mx.conv2d ignores rows/columns a stride does not reach; oneDNN wants them in the padding
+    return {(out_h - 1) * stride + k - h - pad, (out_w - 1) * stride + k - w - pad};
+  }
+};
+
+Geometry make_geometry(const mx::Shape& x, const mx::Shape& wt, int stride, int pad) {
+  int64_t k = wt[1];
+  int64_t out_h = (x[1] + 2 * pad - k) / stride + 1;
+  int64_t out_w = (x[2] + 2 * pad - k) / stride + 1;
+  return {x[0], x[3], x[1], x[2], wt[0], k, out_h, out_w, stride, pad};
+}
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// One operand of a oneDNN primitive: MLX's layout, the primitive's layout, and the reorder
+// between them (with its buffer) when they differ.
+struct Operand {
+  int arg;
+  dnnl::memory::desc user;
+  dnnl::memory inner;  // empty when the primitive takes the user layout
+  dnnl::reorder convert;
+
+  Operand(int arg_, const dnnl::memory::desc& user_, const dnnl::memory::desc& wanted, bool is_output)
+      : arg(arg_), user(user_) {
+    if (wanted != user) {
+      inner = dnnl::memory(wanted, cpu_engine());
+      auto& e = cpu_engine();
+      convert = dnnl::reorder(is_output ? dnnl::reorder::primitive_desc(e, wanted, e, user)
+                                        : dnnl::reorder::primitive_desc(e, user, e, wanted));
+    }
+  }
+};
+
+// A ready-to-run pass: two inputs and one output in MLX layouts.
+struct Plan {
+  dnnl::primitive primitive;
+  Operand a, b, out;
+  std::string implementation;
+  std::mutex running;  // the reorder buffers are the plan's own: one run at a time
+
+  void run(const float* a_ptr, const float* b_ptr, float* out_ptr) {
+    std::lock_guard<std::mutex> lock(running);
+    dnnl::stream stream(cpu_engine());
+    std::unordered_map<int, dnnl::memory> args;
+    for (auto [operand, ptr] : {std::pair<Operand*, const float*>{&a, a_ptr}, {&b, b_ptr}}) {
+      dnnl::memory user(operand->user, cpu_engine(), const_cast<float*>(ptr));
+      if (operand->inner) {
+        operand->convert.execute(stream, user, operand->inner);
+        args[operand->arg] = operand->inner;
+      } else {
+        args[operand->arg] = user;
+      }
+    }
+    dnnl::memory user_out(out.user, cpu_engine(), out_ptr);
+    args[out.arg] = out.inner ? out.inner : user_out;
+    primitive.execute(stream, args);
+    if (out.inner) {
+      out.convert.execute(stream, out.inner, user_out);
+    }
+    stream.wait();
+  }
+};
+
+dnnl::memory::desc plain(const dnnl::memory::dims& dims, tag layout) {
+  return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, layout);
+}
+dnnl::memory::desc any(const dnnl::memory::dims& dims) {
+  return plain(dims, tag::any);
+}
+
+dnnl::convolution_forward::primitive_desc forward_desc(const Geometry& g, dnnl::prop_kind kind) {
+  return dnnl::convolution_forward::primitive_desc(
+      cpu_engine(), kind, dnnl::algorithm::convolution_direct, plain(g.src(), tag::nhwc),
+      any(g.weights()), plain(g.dst(), tag::nhwc), g.strides(), g.pad_lo(), g.pad_hi());
+}
+
+std::unique_ptr<Plan> make_plan(Pass pass, const Geometry& g) {
+  auto src = plain(g.src(), tag::nhwc), dst = plain(g.dst(), tag::nhwc), wei = plain(g.weights(), tag::ohwi);
+  switch (pass) {
+    case Pass::forward: {
+      auto pd = forward_desc(g, dnnl::prop_kind::forward_training);
+      return std::unique_ptr<Plan>(new Plan{
+          dnnl::convolution_forward(pd), Operand(DNNL_ARG_SRC, src, pd.src_desc(), false),
+          Operand(DNNL_ARG_WEIGHTS, wei, pd.weights_desc(), false),
+          Operand(DNNL_ARG_DST, dst, pd.dst_desc(), true), pd.impl_info_str()});
+    }
+    case Pass::backward_data: {
+      auto hint = forward_desc(g, dnnl::prop_kind::forward_training);
+      auto pd = dnnl::convolution_backward_data::primitive_desc(
+          cpu_engine(), dnnl::algorithm::convolution_direct, src, any(g.weights()), dst, g.strides(),
+          g.pad_lo(), g.pad_hi(), hint);
+      return std::unique_ptr<Plan>(new Plan{
+          dnnl::convolution_backward_data(pd), Operand(DNNL_ARG_DIFF_DST, dst, pd.diff_dst_desc(), false),
+          Operand(DNNL_ARG_WEIGHTS, wei, pd.weights_desc(), false),
+          Operand(DNNL_ARG_DIFF_SRC, src, pd.diff_src_desc(), true), pd.impl_info_str()});
+    }
+    case Pass::backward_weights: {
+      auto hint = forward_desc(g, dnnl::prop_kind::forward_training);
+      auto pd = dnnl::convolution_backward_weights::primitive_desc(
+          cpu_engine(), dnnl::algorithm::convolution_direct, src, any(g.weights()), dst, g.strides(),
+          g.pad_lo(), g.pad_hi(), hint);
+      return std::unique_ptr<Plan>(new Plan{
+          dnnl::convolution_backward_weights(pd), Operand(DNNL_ARG_SRC, src, pd.src_desc(), false),
+          Operand(DNNL_ARG_DIFF_DST, dst, pd.diff_dst_desc(), false),
+          Operand(DNNL_ARG_DIFF_WEIGHTS, wei, pd.diff_weights_desc(), true), pd.impl_info_str()});
+    }
+  }
+  throw std::logic_error("unknown convolution pass");
+}
+
+// Plans are made on first use of a pass and shape and kept (map nodes never move).
+std::mutex plans_mutex;
+std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>,
+         std::unique_ptr<Plan>>
+    plans;
+
+Plan& plan_for(Pass pass, const Geometry& g) {
+  std::lock_guard<std::mutex> lock(plans_mutex);
+  auto key = std::tuple_cat(std::make_tuple(static_cast<int>(pass)), g.key());
+  auto found = plans.find(key);
+  if (found == plans.end()) {
+    found = plans.emplace(key, make_plan(pass, g)).first;
+  }
+  return *found->second;
+}
+
+mx::array conv_op(Pass pass, const mx::array& a, const mx::array& b, const mx::Shape& x_shape,
+                  const mx::Shape& w_shape, int stride, int pad, mx::StreamOrDevice s);
+
+class OneDNNConv : public mx::UnaryPrimitive {
+ public:
+  OneDNNConv(mx::Stream stream, Pass pass, mx::Shape x_shape, mx::Shape w_shape, int stride, int pad)
+      : mx::UnaryPrimitive(stream),
+        pass_(pass),
+        x_shape_(std::move(x_shape)),
+        w_shape_(std::move(w_shape)),
+        stride_(stride),
+        pad_(pad) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    // Made here, in the thread that called eval, so that a oneDNN error is a Python exception.
+    Plan* plan = &plan_for(pass_, make_geometry(x_shape_, w_shape_, stride_, pad_));
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    auto& encoder = mx::cpu::get_command_encoder(stream());
+    encoder.set_input_array(inputs[0]);
+    encoder.set_input_array(inputs[1]);
+    encoder.set_output_array(out);
+    encoder.dispatch([a = mx::array::unsafe_weak_copy(inputs[0]), b = mx::array::unsafe_weak_copy(inputs[1]),
+                      out = mx::array::unsafe_weak_copy(out), plan]() mutable {
+      plan->run(a.data<float>(), b.data<float>(), out.data<float>());
+    });
+  }
+
+  void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
+    throw std::runtime_error("srgan_mlx._onednn: the oneDNN convolution runs on the CPU only");
+  }
+
+  // Each pass is bilinear in its two inputs, so each input's cotangent is another pass:
+  // forward (x, w) -> y:       dx = backward_data(c, w),   dw = backward_weights(x, c)
+  // backward_data (gy, w) -> dx: d gy = forward(c, w),     dw = backward_weights(c, gy)
+  // backward_weights (x, gy) -> dw: dx = backward_data(gy, c), d gy = forward(x, c)
+  std::vector<mx::array> vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
+                             const std::vector<int>& argnums, const std::vector<mx::array>&) override {
+    const auto& c = cotangents[0];
+    const auto& a = primals[0];
+    const auto& b = primals[1];
+    auto op = [&](Pass p, const mx::array& first, const mx::array& second) {
+      return conv_op(p, first, second, x_shape_, w_shape_, stride_, pad_, stream());
+    };
+    std::vector<mx::array> grads;
+    for (int arg : argnums) {
+      switch (pass_) {
+        case Pass::forward:
+          grads.push_back(arg == 0 ? op(Pass::backward_data, c, b) : op(Pass::backward_weights, a, c));
+          break;
+        case Pass::backward_data:
+          grads.push_back(arg == 0 ? op(Pass::forward, c, b) : op(Pass::backward_weights, c, a));
+          break;
+        case Pass::backward_weights:
+          grads.push_back(arg == 0 ? op(Pass::backward_data, b, c) : op(Pass::forward, a, c));
+          break;
+      }
+    }
+    return grads;
+  }
+
+  const char* name() const override {
+    return "OneDNNConv";
+  }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    const auto& o = static_cast<const OneDNNConv&>(other);
+    return pass_ == o.pass_ && x_shape_ == o.x_shape_ && w_shape_ == o.w_shape_ && stride_ == o.stride_ &&
+           pad_ == o.pad_;
+  }
+
+ private:
+  Pass pass_;
+  mx::Shape x_shape_, w_shape_;
+  int stride_, pad_;
+};
+
+mx::array conv_op(Pass pass, const mx::array& a, const mx::array& b, const mx::Shape& x_shape,
+                  const mx::Shape& w_shape, int stride, int pad, mx::StreamOrDevice s) {
+  auto stream = mx::to_stream(s);
+  if (stream.device != mx::Device::cpu) {
+    throw std::invalid_argument("srgan_mlx._onednn: the oneDNN convolution runs on the CPU only");
+  }
+  auto g = make_geometry(x_shape, w_shape, stride, pad);
+  mx::Shape y_shape = {static_cast<int>(g.n), static_cast<int>(g.out_h), static_cast<int>(g.out_w),
+                       static_cast<int>(g.out_ch)};
+  const mx::Shape& result = pass == Pass::forward ? y_shape : pass == Pass::backward_data ? x_shape : w_shape;
+  return mx::array(result, mx::float32, std::make_shared<OneDNNConv>(stream, pass, x_shape, w_shape, stride, pad),
+                   {mx::contiguous(a, false, stream), mx::contiguous(b, false, stream)});
+}
+
+void check(bool ok, const std::string& message) {
+  if (!ok) {
+    throw std::invalid_argument("srgan_mlx._onednn.conv2d: " + message);
+  }
+}
+
+mx::array conv2d(const mx::array& x, const mx::array& weight, int stride, int padding, mx::StreamOrDevice s) {
+  check(x.ndim() == 4 && weight.ndim() == 4, "input (N, H, W, C) and weight (O, k, k, C) must be 4-D");
+  check(x.dtype() == mx::float32 && weight.dtype() == mx::float32, "float32 only");
+  check(weight.shape(1) == weight.shape(2), "square kernels only");
+  check(x.shape(3) == weight.shape(3), "input channels differ from the weight's");
+  check(stride >= 1 && padding >= 0, "stride >= 1 and padding >= 0");
+  check(x.shape(1) + 2 * padding >= weight.shape(1) && x.shape(2) + 2 * padding >= weight.shape(1),
+        "kernel larger than the padded input");
+  return conv_op(Pass::forward, x, weight, x.shape(), weight.shape(), stride, padding, s);
+}
+
+std::string implementations() {
+  std::lock_guard<std::mutex> lock(plans_mutex);
+  std::ostringstream text;
+  const char* names[] = {"forward", "backward_data", "backward_weights"};
+  for (const auto& [key, plan] : plans) {
+    auto [pass, n, c, h, w, o, k, stride, pad] = key;
+    text << names[pass] << " n" << n << " " << h << "x" << w << " " << c << "->" << o << " k" << k << " s"
+         << stride << " p" << pad << ": " << plan->implementation << "\n";
+  }
+  return text.str();
+}
+
+}  // namespace
+
+NB_MODULE(_onednn, m) {
+  m.doc() = "2-D convolution through oneDNN as an MLX primitive (CPU), with its gradients.";
+  m.def("conv2d", &conv2d, "x"_a, "weight"_a, "stride"_a = 1, "padding"_a = 0, nb::kw_only(),
+        "stream"_a = nb::none(),
+        "Convolve NHWC float32 ``x`` with an (O, k, k, I) ``weight``, like ``mx.conv2d`` with a "
+        "square kernel, symmetric padding and no dilation or groups; differentiable.");
+  m.def("implementations", &implementations,
+        "One line per cached oneDNN primitive: pass, shape and the kernel oneDNN chose.");
+  const dnnl_version_t* v = dnnl_version();
+  m.attr("onednn_version") = std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+                             std::to_string(v->patch);
+  m.attr("mlx_version") = std::to_string(MLX_VERSION_MAJOR) + "." + std::to_string(MLX_VERSION_MINOR) + "." +
+                          std::to_string(MLX_VERSION_PATCH);
+}

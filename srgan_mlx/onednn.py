@@ -1,0 +1,139 @@
+"""The oneDNN convolution extension (``srgan_mlx._onednn``, built from ``csrc/``): load it safely or say why not.
+
+The extension is an MLX C++ primitive compiled against the headers of the pinned ``mlx-cpu``
+wheel; MLX's C++ API has no stable ABI, so it is loaded only when the ``libmlx.so`` in place is
+the very file it was built against (a CUDA build of MLX replaces it; another mlx version
+changes it). Its oneDNN library, ``libdnnl`` from the PyPI package ``onednn-cpu-gomp``, is
+loaded first with ``RTLD_GLOBAL`` (the build leaves no RPATH into pip's temporary build
+environment). Anything missing or different makes :func:`unavailable_reason` say so, and
+srgan-mlx runs on its pure-MLX convolutions; nothing here raises.
+
+``SRGAN_MLX_ONEDNN=0`` disables the extension (for comparisons and the fallback tests).
+This module must not import MLX at import time: :mod:`srgan_mlx.blas` uses
+:func:`load_library` before MLX is loaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from .blas import prefix_libraries
+
+DISABLE_ENV = "SRGAN_MLX_ONEDNN"
+LIBRARY = "libdnnl.so.3"
+BUILD_STATUS = Path(__file__).with_name("_onednn_build.json")
+SGEMM_LIBRARY = Path(__file__).with_name("libsrgan_sgemm.so")
+
+_library: str | None = None
+_library_error: str | None = None
+_module = None
+_reason: str | None = None
+_checked = False
+
+
+def load_library() -> str | None:
+    """Load ``libdnnl`` globally (once); its path, or None with the reason kept for :func:`unavailable_reason`."""
+    global _library, _library_error
+    if _library or _library_error:
+        return _library
+    if not sys.platform.startswith("linux") or platform.machine() != "x86_64":
+        _library_error = f"Linux x86_64 only (this is {sys.platform} {platform.machine()})"
+        return None
+    candidates = prefix_libraries(LIBRARY)
+    if not candidates:
+        _library_error = f"{LIBRARY} not found (pip install onednn-cpu-gomp==2023.2.0)"
+        return None
+    try:
+        ctypes.CDLL(candidates[0], mode=ctypes.RTLD_GLOBAL)
+    except OSError as exc:
+        _library_error = f"{candidates[0]} cannot be loaded: {exc}"
+        return None
+    _library = candidates[0]
+    return _library
+
+
+def _libmlx_path() -> Path | None:
+    spec = importlib.util.find_spec("mlx")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "lib" / "libmlx.so"
+        if path.is_file():
+            return path
+    return None
+
+
+def _same_library(path: Path, size: int, record_hash: str) -> bool:
+    """Whether ``path`` has the size and RECORD-style SHA-256 the build recorded."""
+    if path.stat().st_size != size:
+        return False
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return "sha256=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode() == record_hash
+
+
+def _why_not() -> str | None:
+    """None when the extension may be imported, else the reason it may not."""
+    if os.environ.get(DISABLE_ENV, "").strip() == "0":
+        return f"disabled by {DISABLE_ENV}=0"
+    try:
+        status = json.loads(BUILD_STATUS.read_text())
+    except FileNotFoundError:
+        return "not built (no build record; reinstall with pip install on Linux x86_64)"
+    except (OSError, ValueError) as exc:
+        return f"unreadable build record {BUILD_STATUS}: {exc}"
+    if not status.get("built"):
+        return f"not built: {status.get('reason', 'unknown reason')}"
+    from importlib import metadata
+
+    try:
+        mlx_version = metadata.version("mlx")
+    except metadata.PackageNotFoundError:
+        mlx_version = "unknown"
+    if mlx_version != status["mlx_version"]:
+        return f"built for mlx {status['mlx_version']}, but mlx {mlx_version} is installed (reinstall srgan-mlx)"
+    libmlx = _libmlx_path()
+    if libmlx is None or not _same_library(libmlx, status["libmlx_size"], status["libmlx_sha256"]):
+        from .devices import library_owner
+
+        owner = library_owner() or "unknown"
+        return (f"the mlx/lib/libmlx.so in place (from {owner}) is not the mlx-cpu {status['mlx_version']} "
+                "build it was compiled against")
+    if load_library() is None:
+        return _library_error
+    return None
+
+
+def extension():
+    """The loaded ``srgan_mlx._onednn`` module, or None (see :func:`unavailable_reason`)."""
+    global _module, _reason, _checked
+    if not _checked:
+        _checked = True
+        _reason = _why_not()
+        if _reason is None:
+            try:
+                from . import _onednn
+
+                _module = _onednn
+            except ImportError as exc:
+                _reason = f"cannot import srgan_mlx._onednn: {exc}"
+    return _module
+
+
+def unavailable_reason() -> str | None:
+    """Why the extension is not in use, or None when it is."""
+    extension()
+    return _reason
+
+
+def conv2d(x, weight, stride: int, padding: int):
+    """``mx.conv2d`` through oneDNN (square kernel, symmetric padding, float32, CPU); differentiable."""
+    return extension().conv2d(x, weight, stride, padding)
