@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -37,7 +38,7 @@ using tag = dnnl::memory::format_tag;
 
 namespace {
 
-enum class Pass : int { forward = 0, backward_data = 1, backward_weights = 2 };
+enum class Pass : int { forward = 0, backward_data = 1, backward_weights = 2, forward_bias = 3 };
 
 // The convolution, in oneDNN's logical (N, C, H, W) order.
 struct Geometry {
@@ -88,18 +89,23 @@ struct Operand {
   }
 };
 
-// A ready-to-run pass: two inputs and one output in MLX layouts.
+// A ready-to-run pass: two inputs (three with a bias) and one output in MLX layouts.
 struct Plan {
   dnnl::primitive primitive;
   Operand a, b, out;
   std::string implementation;
+  std::optional<Operand> bias;
   std::mutex running;  // the reorder buffers are the plan's own: one run at a time
 
-  void run(const float* a_ptr, const float* b_ptr, float* out_ptr) {
+  void run(const float* a_ptr, const float* b_ptr, float* out_ptr, const float* bias_ptr) {
     std::lock_guard<std::mutex> lock(running);
     dnnl::stream stream(cpu_engine());
     std::unordered_map<int, dnnl::memory> args;
-    for (auto [operand, ptr] : {std::pair<Operand*, const float*>{&a, a_ptr}, {&b, b_ptr}}) {
+    std::vector<std::pair<Operand*, const float*>> inputs = {{&a, a_ptr}, {&b, b_ptr}};
+    if (bias) {
+      inputs.emplace_back(&*bias, bias_ptr);
+    }
+    for (auto [operand, ptr] : inputs) {
       dnnl::memory user(operand->user, cpu_engine(), const_cast<float*>(ptr));
       if (operand->inner) {
         operand->convert.execute(stream, user, operand->inner);
@@ -125,21 +131,33 @@ dnnl::memory::desc any(const dnnl::memory::dims& dims) {
   return plain(dims, tag::any);
 }
 
-dnnl::convolution_forward::primitive_desc forward_desc(const Geometry& g, dnnl::prop_kind kind) {
-  return dnnl::convolution_forward::primitive_desc(
-      cpu_engine(), kind, dnnl::algorithm::convolution_direct, plain(g.src(), tag::nhwc),
-      any(g.weights()), plain(g.dst(), tag::nhwc), g.strides(), g.pad_lo(), g.pad_hi());
+dnnl::convolution_forward::primitive_desc forward_desc(const Geometry& g, dnnl::prop_kind kind,
+                                                       bool with_bias = false) {
+  auto src = plain(g.src(), tag::nhwc), dst = plain(g.dst(), tag::nhwc);
+  if (with_bias) {
+    return dnnl::convolution_forward::primitive_desc(cpu_engine(), kind, dnnl::algorithm::convolution_direct, src,
+                                                     any(g.weights()), plain({g.out_ch}, tag::a), dst, g.strides(),
+                                                     g.pad_lo(), g.pad_hi());
+  }
+  return dnnl::convolution_forward::primitive_desc(cpu_engine(), kind, dnnl::algorithm::convolution_direct, src,
+                                                   any(g.weights()), dst, g.strides(), g.pad_lo(), g.pad_hi());
 }
 
 std::unique_ptr<Plan> make_plan(Pass pass, const Geometry& g) {
   auto src = plain(g.src(), tag::nhwc), dst = plain(g.dst(), tag::nhwc), wei = plain(g.weights(), tag::ohwi);
   switch (pass) {
-    case Pass::forward: {
-      auto pd = forward_desc(g, dnnl::prop_kind::forward_training);
+    case Pass::forward:
+    case Pass::forward_bias: {
+      bool with_bias = pass == Pass::forward_bias;
+      auto pd = forward_desc(g, dnnl::prop_kind::forward_training, with_bias);
+      std::optional<Operand> bias;
+      if (with_bias) {
+        bias.emplace(DNNL_ARG_BIAS, plain({g.out_ch}, tag::a), pd.bias_desc(), false);
+      }
       return std::unique_ptr<Plan>(new Plan{
           dnnl::convolution_forward(pd), Operand(DNNL_ARG_SRC, src, pd.src_desc(), false),
           Operand(DNNL_ARG_WEIGHTS, wei, pd.weights_desc(), false),
-          Operand(DNNL_ARG_DST, dst, pd.dst_desc(), true), pd.impl_info_str()});
+          Operand(DNNL_ARG_DST, dst, pd.dst_desc(), true), pd.impl_info_str(), std::move(bias)});
     }
     case Pass::backward_data: {
       auto hint = forward_desc(g, dnnl::prop_kind::forward_training);
@@ -182,7 +200,8 @@ Plan& plan_for(Pass pass, const Geometry& g) {
 }
 
 mx::array conv_op(Pass pass, const mx::array& a, const mx::array& b, const mx::Shape& x_shape,
-                  const mx::Shape& w_shape, int stride, int pad, mx::StreamOrDevice s);
+                  const mx::Shape& w_shape, int stride, int pad, mx::StreamOrDevice s,
+                  const std::optional<mx::array>& bias = std::nullopt);
 
 class OneDNNConv : public mx::UnaryPrimitive {
  public:
@@ -199,12 +218,14 @@ class OneDNNConv : public mx::UnaryPrimitive {
     Plan* plan = &plan_for(pass_, make_geometry(x_shape_, w_shape_, stride_, pad_));
     out.set_data(mx::allocator::malloc(out.nbytes()));
     auto& encoder = mx::cpu::get_command_encoder(stream());
-    encoder.set_input_array(inputs[0]);
-    encoder.set_input_array(inputs[1]);
+    for (const auto& input : inputs) {
+      encoder.set_input_array(input);
+    }
     encoder.set_output_array(out);
+    const float* bias = inputs.size() > 2 ? inputs[2].data<float>() : nullptr;
     encoder.dispatch([a = mx::array::unsafe_weak_copy(inputs[0]), b = mx::array::unsafe_weak_copy(inputs[1]),
-                      out = mx::array::unsafe_weak_copy(out), plan]() mutable {
-      plan->run(a.data<float>(), b.data<float>(), out.data<float>());
+                      out = mx::array::unsafe_weak_copy(out), plan, bias]() mutable {
+      plan->run(a.data<float>(), b.data<float>(), out.data<float>(), bias);
     });
   }
 
@@ -213,7 +234,7 @@ class OneDNNConv : public mx::UnaryPrimitive {
   }
 
   // Each pass is bilinear in its two inputs, so each input's cotangent is another pass:
-  // forward (x, w) -> y:       dx = backward_data(c, w),   dw = backward_weights(x, c)
+  // forward (x, w[, b]) -> y:  dx = backward_data(c, w),   dw = backward_weights(x, c),  db = sum of c
   // backward_data (gy, w) -> dx: d gy = forward(c, w),     dw = backward_weights(c, gy)
   // backward_weights (x, gy) -> dw: dx = backward_data(gy, c), d gy = forward(x, c)
   std::vector<mx::array> vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
@@ -228,7 +249,10 @@ class OneDNNConv : public mx::UnaryPrimitive {
     for (int arg : argnums) {
       switch (pass_) {
         case Pass::forward:
-          grads.push_back(arg == 0 ? op(Pass::backward_data, c, b) : op(Pass::backward_weights, a, c));
+        case Pass::forward_bias:
+          grads.push_back(arg == 0   ? op(Pass::backward_data, c, b)
+                          : arg == 1 ? op(Pass::backward_weights, a, c)
+                                     : mx::sum(c, {0, 1, 2}, false, stream()));
           break;
         case Pass::backward_data:
           grads.push_back(arg == 0 ? op(Pass::forward, c, b) : op(Pass::backward_weights, c, a));
@@ -258,7 +282,8 @@ class OneDNNConv : public mx::UnaryPrimitive {
 };
 
 mx::array conv_op(Pass pass, const mx::array& a, const mx::array& b, const mx::Shape& x_shape,
-                  const mx::Shape& w_shape, int stride, int pad, mx::StreamOrDevice s) {
+                  const mx::Shape& w_shape, int stride, int pad, mx::StreamOrDevice s,
+                  const std::optional<mx::array>& bias) {
   auto stream = mx::to_stream(s);
   if (stream.device != mx::Device::cpu) {
     throw std::invalid_argument("srgan_mlx._onednn: the oneDNN convolution runs on the CPU only");
@@ -266,9 +291,13 @@ mx::array conv_op(Pass pass, const mx::array& a, const mx::array& b, const mx::S
   auto g = make_geometry(x_shape, w_shape, stride, pad);
   mx::Shape y_shape = {static_cast<int>(g.n), static_cast<int>(g.out_h), static_cast<int>(g.out_w),
                        static_cast<int>(g.out_ch)};
-  const mx::Shape& result = pass == Pass::forward ? y_shape : pass == Pass::backward_data ? x_shape : w_shape;
+  const mx::Shape& result = pass == Pass::backward_data ? x_shape : pass == Pass::backward_weights ? w_shape : y_shape;
+  std::vector<mx::array> inputs = {mx::contiguous(a, false, stream), mx::contiguous(b, false, stream)};
+  if (bias) {
+    inputs.push_back(mx::contiguous(*bias, false, stream));
+  }
   return mx::array(result, mx::float32, std::make_shared<OneDNNConv>(stream, pass, x_shape, w_shape, stride, pad),
-                   {mx::contiguous(a, false, stream), mx::contiguous(b, false, stream)});
+                   std::move(inputs));
 }
 
 void check(bool ok, const std::string& message) {
@@ -277,7 +306,8 @@ void check(bool ok, const std::string& message) {
   }
 }
 
-mx::array conv2d(const mx::array& x, const mx::array& weight, int stride, int padding, mx::StreamOrDevice s) {
+mx::array conv2d(const mx::array& x, const mx::array& weight, int stride, int padding,
+                 const std::optional<mx::array>& bias, mx::StreamOrDevice s) {
   check(x.ndim() == 4 && weight.ndim() == 4, "input (N, H, W, C) and weight (O, k, k, C) must be 4-D");
   check(x.dtype() == mx::float32 && weight.dtype() == mx::float32, "float32 only");
   check(weight.shape(1) == weight.shape(2), "square kernels only");
@@ -285,13 +315,18 @@ mx::array conv2d(const mx::array& x, const mx::array& weight, int stride, int pa
   check(stride >= 1 && padding >= 0, "stride >= 1 and padding >= 0");
   check(x.shape(1) + 2 * padding >= weight.shape(1) && x.shape(2) + 2 * padding >= weight.shape(1),
         "kernel larger than the padded input");
-  return conv_op(Pass::forward, x, weight, x.shape(), weight.shape(), stride, padding, s);
+  if (bias) {
+    check(bias->ndim() == 1 && bias->shape(0) == weight.shape(0) && bias->dtype() == mx::float32,
+          "bias must be float32 of shape (out channels,)");
+  }
+  return conv_op(bias ? Pass::forward_bias : Pass::forward, x, weight, x.shape(), weight.shape(), stride, padding, s,
+                 bias);
 }
 
 std::string implementations() {
   std::lock_guard<std::mutex> lock(plans_mutex);
   std::ostringstream text;
-  const char* names[] = {"forward", "backward_data", "backward_weights"};
+  const char* names[] = {"forward", "backward_data", "backward_weights", "forward+bias"};
   for (const auto& [key, plan] : plans) {
     auto [pass, n, c, h, w, o, k, stride, pad] = key;
     text << names[pass] << " n" << n << " " << h << "x" << w << " " << c << "->" << o << " k" << k << " s"
@@ -304,10 +339,11 @@ std::string implementations() {
 
 NB_MODULE(_onednn, m) {
   m.doc() = "2-D convolution through oneDNN as an MLX primitive (CPU), with its gradients.";
-  m.def("conv2d", &conv2d, "x"_a, "weight"_a, "stride"_a = 1, "padding"_a = 0, nb::kw_only(),
-        "stream"_a = nb::none(),
-        "Convolve NHWC float32 ``x`` with an (O, k, k, I) ``weight``, like ``mx.conv2d`` with a "
-        "square kernel, symmetric padding and no dilation or groups; differentiable.");
+  m.def("conv2d", &conv2d, "x"_a, "weight"_a, "stride"_a = 1, "padding"_a = 0, "bias"_a = nb::none(),
+        nb::kw_only(), "stream"_a = nb::none(),
+        "Convolve NHWC float32 ``x`` with an (O, k, k, I) ``weight`` and add the optional (O,) ``bias``, "
+        "like ``mx.conv2d`` with a square kernel, symmetric padding and no dilation or groups; "
+        "differentiable.");
   m.def("implementations", &implementations,
         "One line per cached oneDNN primitive: pass, shape and the kernel oneDNN chose.");
   const dnnl_version_t* v = dnnl_version();

@@ -19,8 +19,9 @@ class Conv2d(nn.Conv2d):
     ``onednn`` (the CPU default where the extension loads): every float32 layer with a square
     kernel and symmetric padding, i.e. all of the generator, discriminator and VGG19 (3x3
     stride 1 and 2, 9x9), goes through oneDNN's convolution primitives, forward and both
-    gradients (:mod:`srgan_mlx.onednn`), 3-17x faster than ``mx.conv2d`` per layer; anything
-    else takes the ``tuned`` path. ``tuned`` (the CPU default without the extension): stride-1 square convolutions with a large kernel (5 and
+    gradients (:mod:`srgan_mlx.onednn`), 3-17x faster than ``mx.conv2d`` per layer (the 9x9
+    tail with 3 outputs on 2x2 pixel blocks, :func:`srgan_mlx.onednn.conv2d_few_outputs`);
+    anything else takes the ``tuned`` path. ``tuned`` (the CPU default without the extension): stride-1 square convolutions with a large kernel (5 and
     up) or very unequal channel counts (one side at least 4x the other: 3->64, 64->256) go
     through :func:`srgan_mlx.conv.conv2d_same` (one matrix product plus shifted copies or
     adds, with its own backward pass), where MLX's CPU ``conv2d`` is slowest (measured:
@@ -33,13 +34,15 @@ class Conv2d(nn.Conv2d):
 
     def __call__(self, x: mx.array) -> mx.array:
         path = conv_path()
-        if path == "mlx":
-            y = self._mx_conv(x)
-        elif path == "onednn" and self._symmetric() and x.dtype == self.weight.dtype == mx.float32:
-            y = onednn.conv2d(x, self.weight, self.stride[0], self.padding[0])
+        bias = self.bias if "bias" in self else None
+        if path == "onednn" and self._symmetric() and x.dtype == self.weight.dtype == mx.float32:
+            out_ch, k, _, _ = self.weight.shape
+            if not (self.stride[0] == 1 and out_ch <= 4 and k >= 5 and self.padding[0] == k // 2):
+                return onednn.conv2d(x, self.weight, self.stride[0], self.padding[0], bias)  # bias fused
+            y = onednn.conv2d_few_outputs(x, self.weight, self.padding[0])  # the 9x9 tail: 3x faster
         else:
-            y = self._tuned_conv(x)
-        return y + self.bias if "bias" in self else y
+            y = self._mx_conv(x) if path == "mlx" else self._tuned_conv(x)
+        return y if bias is None else y + bias
 
     def _symmetric(self) -> bool:
         """Square kernel, one stride and one padding for both axes, no dilation or groups."""

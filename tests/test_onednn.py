@@ -93,6 +93,49 @@ def test_layer_matches_mx_conv2d(x_shape, w_shape, stride, pad):
 
 
 @needs_extension
+@pytest.mark.parametrize("stride", [1, 2])
+def test_fused_bias_and_its_gradient(stride):
+    keys = mx.random.split(mx.random.key(11 + stride), 4)
+    x = mx.random.normal((2, 12, 12, 16), key=keys[0])
+    w = mx.random.normal((32, 3, 3, 16), key=keys[1]) * 0.1
+    b = mx.random.normal((32,), key=keys[2])
+    c = mx.random.normal((2, 12 // stride, 12 // stride, 32), key=keys[3])
+
+    def value_and_grads(conv):
+        return mx.value_and_grad(lambda x, w, b: (conv(x, w, b) * c).sum(), argnums=(0, 1, 2))(x, w, b)
+
+    (ours, ours_g) = value_and_grads(lambda x, w, b: onednn.conv2d(x, w, stride, 1, b))
+    (ref, ref_g) = value_and_grads(lambda x, w, b: mx.conv2d(x, w, stride=stride, padding=1) + b)
+    assert abs(ours.item() - ref.item()) <= 1e-5 * abs(ref).item() + 1e-3
+    for got, want, terms in zip(ours_g, ref_g, (9 * 32, 2 * 144 // stride**2, 2 * 144 // stride**2)):
+        assert_close(got, want, terms, "gradient")
+    with pytest.raises(ValueError, match="bias must be float32 of shape"):
+        onednn.conv2d(x, w, stride, 1, mx.zeros((31,)))
+
+
+@needs_extension
+@pytest.mark.parametrize("x_shape,w_shape", [((2, 96, 96, 64), (3, 9, 9, 64)), ((1, 9, 7, 5), (2, 9, 9, 5)),
+                                             ((2, 8, 11, 4), (3, 5, 5, 4)), ((1, 10, 10, 6), (4, 7, 7, 6))])
+def test_few_outputs_on_pixel_blocks_matches_mx_conv2d(x_shape, w_shape):
+    """The generator's 9x9 64->3 tail (and odd sizes, other kernels) computed on 2x2 blocks."""
+    keys = mx.random.split(mx.random.key(sum(x_shape)), 3)
+    x = mx.random.normal(x_shape, key=keys[0])
+    w = mx.random.normal(w_shape, key=keys[1]) / np.sqrt(np.prod(w_shape[1:]))
+    k, pad = w_shape[1], w_shape[1] // 2
+    expected = mx.conv2d(x, w, padding=pad)
+    cotangent = mx.random.normal(expected.shape, key=keys[2])
+    assert_close(onednn.conv2d_few_outputs(x, w, pad), expected, k * k * x_shape[3], "forward")
+
+    def grads(conv):
+        return mx.grad(lambda x, w: (conv(x, w) * cotangent).sum(), argnums=(0, 1))(x, w)
+
+    dx, dw = grads(lambda x, w: onednn.conv2d_few_outputs(x, w, pad))
+    ref_dx, ref_dw = grads(lambda x, w: mx.conv2d(x, w, padding=pad))
+    assert_close(dx, ref_dx, 4 * k * k * w_shape[0], "input gradient")
+    assert_close(dw, ref_dw, int(np.prod(expected.shape[:3])), "weight gradient")
+
+
+@needs_extension
 @pytest.mark.parametrize("stride,k", [(1, 3), (2, 3), (1, 9)])
 def test_compiled_training_step_matches(stride, k):
     """mx.compile over value_and_grad of a two-layer network, against mx.conv2d uncompiled."""
