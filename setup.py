@@ -67,16 +67,23 @@ class OptionalCMakeBuild(build_ext):
     """Runs CMake for ``srgan_mlx._onednn``; any failure leaves the package pure-Python."""
 
     def build_extension(self, ext: Extension) -> None:
-        out_dir = Path(self.get_ext_fullpath(ext.name)).resolve().parent
+        target = Path(self.get_ext_fullpath(ext.name)).resolve()
+        out_dir = target.parent
         out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (target, out_dir / SGEMM_LIBRARY):  # an earlier build's, which a failure must not ship
+            stale.unlink(missing_ok=True)
         try:
             status = self._cmake_build(out_dir)
         except BuildSkipped as exc:
             status = {"built": False, "reason": str(exc)}
-        except (OSError, subprocess.CalledProcessError) as exc:
-            output = getattr(exc, "output", None) or ""
-            tail = " | ".join(line for line in str(output).splitlines()[-3:] if line.strip())
-            status = {"built": False, "reason": f"build failed: {exc}" + (f": {tail}" if tail else "")}
+        except subprocess.CalledProcessError as exc:
+            step = "configure" if "-S" in exc.cmd else "compile"
+            lines = [line.strip() for line in (exc.output or "").splitlines() if line.strip()]
+            first = next((i for i, line in enumerate(lines) if "error" in line.lower()), None)
+            detail = "" if first is None else ": " + " ".join(lines[first : first + 3])[:300]
+            status = {"built": False, "reason": f"CMake {step} failed (exit {exc.returncode}){detail}"}
+        except OSError as exc:
+            status = {"built": False, "reason": f"build failed: {exc}"}
         if not status["built"]:
             print(f"srgan-mlx: oneDNN extension not built ({status['reason']}); using the pure-MLX path")
         (out_dir / STATUS_FILE).write_text(json.dumps(status, indent=1) + "\n")
@@ -112,10 +119,12 @@ class OptionalCMakeBuild(build_ext):
         build_py = self.get_finalized_command("build_py")
         for ext in self.extensions:
             inplace_file, regular_file = self._get_inplace_equivalent(build_py, ext)
-            for name in (SGEMM_LIBRARY, STATUS_FILE):
-                built = Path(regular_file).parent / name
+            for name in (Path(regular_file).name, SGEMM_LIBRARY, STATUS_FILE):
+                built, in_place = Path(regular_file).parent / name, Path(inplace_file).parent / name
                 if built.exists():
-                    self.copy_file(str(built), str(Path(inplace_file).parent / name), level=self.verbose)
+                    self.copy_file(str(built), str(in_place), level=self.verbose)
+                else:  # this build failed: no stale library of an earlier one stays in the source tree
+                    in_place.unlink(missing_ok=True)
 
 
 setup(
