@@ -5,9 +5,11 @@
 // Layouts are MLX's: input NHWC, weight (O, kh, kw, I), output NHWC, float32, groups 1, no
 // dilation, symmetric zero padding, the same integer stride on both axes. Activations stay
 // NHWC (oneDNN's nhwc kernels); weights are reordered to the layout oneDNN picks
-// (format_tag::any: plain ohwi would select a reference kernel ~100x slower). One oneDNN
-// primitive, with its reorders and buffers, is cached per pass and shape.
+// (format_tag::any: plain ohwi would select a reference kernel ~100x slower). oneDNN picks
+// the kernels for the processor at run time (AVX-512, AVX2, ...). One oneDNN primitive, with
+// its reorders, is cached per pass and shape.
 
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -89,18 +91,45 @@ struct Operand {
   }
 };
 
+// Scratch memory of the primitives, which run one at a time (they also share their plans' reorder
+// buffers): user-managed, because oneDNN's own (thread-local) scratchpad is sized in the thread
+// that creates a primitive, and here MLX's eval thread creates what its stream thread runs.
+std::mutex running;
+std::unique_ptr<char, decltype(&std::free)> scratch(nullptr, &std::free);
+size_t scratch_size = 0;
+
+char* scratch_of_size(size_t size) {
+  if (size > scratch_size) {
+    size_t rounded = (size + 4095) / 4096 * 4096;
+    scratch.reset(static_cast<char*>(std::aligned_alloc(4096, rounded)));
+    if (!scratch) {
+      scratch_size = 0;
+      throw std::bad_alloc();
+    }
+    scratch_size = rounded;
+  }
+  return scratch.get();
+}
+
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
 // A ready-to-run pass: two inputs (three with a bias) and one output in MLX layouts.
 struct Plan {
   dnnl::primitive primitive;
   Operand a, b, out;
   std::string implementation;
+  dnnl::memory::desc scratchpad;
   std::optional<Operand> bias;
-  std::mutex running;  // the reorder buffers are the plan's own: one run at a time
 
   void run(const float* a_ptr, const float* b_ptr, float* out_ptr, const float* bias_ptr) {
     std::lock_guard<std::mutex> lock(running);
     dnnl::stream stream(cpu_engine());
     std::unordered_map<int, dnnl::memory> args;
+    args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(scratchpad, cpu_engine(), scratch_of_size(scratchpad.get_size()));
     std::vector<std::pair<Operand*, const float*>> inputs = {{&a, a_ptr}, {&b, b_ptr}};
     if (bias) {
       inputs.emplace_back(&*bias, bias_ptr);
@@ -132,19 +161,21 @@ dnnl::memory::desc any(const dnnl::memory::dims& dims) {
 }
 
 dnnl::convolution_forward::primitive_desc forward_desc(const Geometry& g, dnnl::prop_kind kind,
-                                                       bool with_bias = false) {
+                                                       bool with_bias) {
   auto src = plain(g.src(), tag::nhwc), dst = plain(g.dst(), tag::nhwc);
   if (with_bias) {
     return dnnl::convolution_forward::primitive_desc(cpu_engine(), kind, dnnl::algorithm::convolution_direct, src,
                                                      any(g.weights()), plain({g.out_ch}, tag::a), dst, g.strides(),
-                                                     g.pad_lo(), g.pad_hi());
+                                                     g.pad_lo(), g.pad_hi(), user_scratchpad());
   }
   return dnnl::convolution_forward::primitive_desc(cpu_engine(), kind, dnnl::algorithm::convolution_direct, src,
-                                                   any(g.weights()), dst, g.strides(), g.pad_lo(), g.pad_hi());
+                                                   any(g.weights()), dst, g.strides(), g.pad_lo(), g.pad_hi(),
+                                                   user_scratchpad());
 }
 
 std::unique_ptr<Plan> make_plan(Pass pass, const Geometry& g) {
   auto src = plain(g.src(), tag::nhwc), dst = plain(g.dst(), tag::nhwc), wei = plain(g.weights(), tag::ohwi);
+  auto hint = forward_desc(g, dnnl::prop_kind::forward_training, false);
   switch (pass) {
     case Pass::forward:
     case Pass::forward_bias: {
@@ -157,27 +188,27 @@ std::unique_ptr<Plan> make_plan(Pass pass, const Geometry& g) {
       return std::unique_ptr<Plan>(new Plan{
           dnnl::convolution_forward(pd), Operand(DNNL_ARG_SRC, src, pd.src_desc(), false),
           Operand(DNNL_ARG_WEIGHTS, wei, pd.weights_desc(), false),
-          Operand(DNNL_ARG_DST, dst, pd.dst_desc(), true), pd.impl_info_str(), std::move(bias)});
+          Operand(DNNL_ARG_DST, dst, pd.dst_desc(), true), pd.impl_info_str(), pd.scratchpad_desc(),
+          std::move(bias)});
     }
     case Pass::backward_data: {
-      auto hint = forward_desc(g, dnnl::prop_kind::forward_training);
       auto pd = dnnl::convolution_backward_data::primitive_desc(
           cpu_engine(), dnnl::algorithm::convolution_direct, src, any(g.weights()), dst, g.strides(),
-          g.pad_lo(), g.pad_hi(), hint);
+          g.pad_lo(), g.pad_hi(), hint, user_scratchpad());
       return std::unique_ptr<Plan>(new Plan{
           dnnl::convolution_backward_data(pd), Operand(DNNL_ARG_DIFF_DST, dst, pd.diff_dst_desc(), false),
           Operand(DNNL_ARG_WEIGHTS, wei, pd.weights_desc(), false),
-          Operand(DNNL_ARG_DIFF_SRC, src, pd.diff_src_desc(), true), pd.impl_info_str()});
+          Operand(DNNL_ARG_DIFF_SRC, src, pd.diff_src_desc(), true), pd.impl_info_str(), pd.scratchpad_desc()});
     }
     case Pass::backward_weights: {
-      auto hint = forward_desc(g, dnnl::prop_kind::forward_training);
       auto pd = dnnl::convolution_backward_weights::primitive_desc(
           cpu_engine(), dnnl::algorithm::convolution_direct, src, any(g.weights()), dst, g.strides(),
-          g.pad_lo(), g.pad_hi(), hint);
+          g.pad_lo(), g.pad_hi(), hint, user_scratchpad());
       return std::unique_ptr<Plan>(new Plan{
           dnnl::convolution_backward_weights(pd), Operand(DNNL_ARG_SRC, src, pd.src_desc(), false),
           Operand(DNNL_ARG_DIFF_DST, dst, pd.diff_dst_desc(), false),
-          Operand(DNNL_ARG_DIFF_WEIGHTS, wei, pd.diff_weights_desc(), true), pd.impl_info_str()});
+          Operand(DNNL_ARG_DIFF_WEIGHTS, wei, pd.diff_weights_desc(), true), pd.impl_info_str(),
+          pd.scratchpad_desc()});
     }
   }
   throw std::logic_error("unknown convolution pass");
