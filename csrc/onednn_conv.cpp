@@ -98,17 +98,18 @@ std::mutex running;
 std::unique_ptr<char, decltype(&std::free)> scratch(nullptr, &std::free);
 size_t scratch_size = 0;
 
-char* scratch_of_size(size_t size) {
+// Grow the shared scratch memory to ``size`` bytes; called in the eval thread (where bad_alloc is a
+// Python MemoryError), between runs, before the pass that needs it is queued.
+void reserve_scratch(size_t size) {
+  std::lock_guard<std::mutex> lock(running);
   if (size > scratch_size) {
     size_t rounded = (size + 4095) / 4096 * 4096;
     scratch.reset(static_cast<char*>(std::aligned_alloc(4096, rounded)));
+    scratch_size = scratch ? rounded : 0;
     if (!scratch) {
-      scratch_size = 0;
       throw std::bad_alloc();
     }
-    scratch_size = rounded;
   }
-  return scratch.get();
 }
 
 dnnl::primitive_attr user_scratchpad() {
@@ -129,7 +130,7 @@ struct Plan {
     std::lock_guard<std::mutex> lock(running);
     dnnl::stream stream(cpu_engine());
     std::unordered_map<int, dnnl::memory> args;
-    args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(scratchpad, cpu_engine(), scratch_of_size(scratchpad.get_size()));
+    args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(scratchpad, cpu_engine(), scratch.get());
     std::vector<std::pair<Operand*, const float*>> inputs = {{&a, a_ptr}, {&b, b_ptr}};
     if (bias) {
       inputs.emplace_back(&*bias, bias_ptr);
@@ -247,6 +248,7 @@ class OneDNNConv : public mx::UnaryPrimitive {
   void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
     // Made here, in the thread that called eval, so that a oneDNN error is a Python exception.
     Plan* plan = &plan_for(pass_, make_geometry(x_shape_, w_shape_, stride_, pad_));
+    reserve_scratch(plan->scratchpad.get_size());
     out.set_data(mx::allocator::malloc(out.nbytes()));
     auto& encoder = mx::cpu::get_command_encoder(stream());
     for (const auto& input : inputs) {

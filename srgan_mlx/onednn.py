@@ -123,6 +123,8 @@ def extension():
         _reason = _why_not()
         if _reason is None:
             try:
+                import mlx.core  # noqa: F401  (loads libmlx.so, which the extension links without an RPATH)
+
                 from . import _onednn
 
                 _module = _onednn

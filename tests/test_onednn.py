@@ -283,3 +283,12 @@ def test_onednn_path_sends_every_layer_of_the_networks_to_the_extension(monkeypa
     mx.eval(Generator(4, num_blocks=1, channels=8)(mx.zeros((1, 8, 8, 3))))
     mx.eval(Discriminator(32, base_channels=8)(mx.zeros((1, 32, 32, 3))))
     mx.eval(VGG19Features()(mx.zeros((1, 32, 32, 3)), ("relu5_4",))["relu5_4"])
+
+
+@needs_extension
+def test_extension_loads_in_a_fresh_process_before_mlx():
+    """Nothing but srgan_mlx imported: the loader itself brings in libmlx.so and libdnnl first."""
+    probe = "import srgan_mlx.onednn as o; print(o.extension() is not None, o.unavailable_reason())"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["True", "None"]
