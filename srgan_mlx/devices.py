@@ -13,9 +13,9 @@ call runs on (MLX's default device):
   (``../shared/FACTS.md`` section 5). Metal could not be measured for this project; it
   defaults to ``mx.conv2d`` too, which is what MLX tunes for Metal.
 * ``onednn``: oneDNN's convolutions (the kernels inside TensorFlow's CPU path) through the
-  MLX primitive of :mod:`srgan_mlx.onednn`, forward and both gradients, 3-17x faster than
-  ``mx.conv2d`` per layer (README, "Fast on Linux"). The default on the CPU when the
-  extension is built and loadable (Linux x86_64).
+  MLX primitive of :mod:`srgan_mlx.onednn`, forward and both gradients, 1.3-300x faster than
+  ``mx.conv2d`` per layer and pass (README, "Where the CPU time goes"). The default on the CPU
+  when the extension is built and loadable (Linux x86_64).
 * ``tuned``: the CPU-tuned forms of :mod:`srgan_mlx.conv` where they were measured
   faster than MLX's CPU ``conv2d`` (large kernels, very unequal channel counts, strided
   input gradients, per-image im2col), ``mx.conv2d`` elsewhere. The CPU default where the

@@ -18,11 +18,13 @@ class Conv2d(nn.Conv2d):
     :func:`srgan_mlx.devices.conv_path` decides. ``mlx``: ``mx.conv2d`` (the GPU default).
     ``onednn`` (the CPU default where the extension loads): every float32 layer with a square
     kernel and symmetric padding, i.e. all of the generator, discriminator and VGG19 (3x3
-    stride 1 and 2, 9x9), goes through oneDNN's convolution primitives, forward and both
-    gradients (:mod:`srgan_mlx.onednn`), 3-17x faster than ``mx.conv2d`` per layer (the 9x9
-    tail with 3 outputs on 2x2 pixel blocks, :func:`srgan_mlx.onednn.conv2d_few_outputs`);
-    anything else takes the ``tuned`` path. ``tuned`` (the CPU default without the extension): stride-1 square convolutions with a large kernel (5 and
-    up) or very unequal channel counts (one side at least 4x the other: 3->64, 64->256) go
+    stride 1 and 2, 9x9), goes through oneDNN's convolution primitives, forward (bias fused)
+    and both gradients (:mod:`srgan_mlx.onednn`); the 9x9 tail with 3 outputs on 2x2 pixel
+    blocks (:func:`srgan_mlx.onednn.conv2d_few_outputs`). Measured per layer
+    (``benchmarks/conv_layers.py``): 1.3-3x ``mx.conv2d``'s speed forward and for weight
+    gradients, 2.5-300x for input gradients; anything else takes the ``tuned`` path.
+    ``tuned`` (the CPU default without the extension): stride-1 square convolutions with a
+    large kernel (5 and up) or very unequal channel counts (one side at least 4x the other: 3->64, 64->256) go
     through :func:`srgan_mlx.conv.conv2d_same` (one matrix product plus shifted copies or
     adds, with its own backward pass), where MLX's CPU ``conv2d`` is slowest (measured:
     9x9 64->3 at 96x96 10x, 3x3 3->64 5x, 3x3 64->256 at 24x24 1.6x faster fwd+bwd);
