@@ -292,3 +292,12 @@ def test_extension_loads_in_a_fresh_process_before_mlx():
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["True", "None"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc settings on Linux only")
+def test_freed_memory_setting_and_its_opt_out(monkeypatch):
+    from srgan_mlx import heap
+
+    assert heap.keep_freed_memory() is True
+    monkeypatch.setenv(heap.OPT_OUT_ENV, "0")
+    assert heap.keep_freed_memory() is False
