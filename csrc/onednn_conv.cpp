@@ -45,9 +45,10 @@ enum class Pass : int { forward = 0, backward_data = 1, backward_weights = 2, fo
 // The convolution, in oneDNN's logical (N, C, H, W) order.
 struct Geometry {
   int64_t n, in_ch, h, w, out_ch, k, out_h, out_w, stride, pad;
+  bool bf16;  // inputs rounded to bfloat16 for the multiplications (outputs and sums stay float32)
 
   auto key() const {
-    return std::make_tuple(n, in_ch, h, w, out_ch, k, stride, pad);
+    return std::make_tuple(n, in_ch, h, w, out_ch, k, stride, pad, bf16);
   }
   dnnl::memory::dims src() const { return {n, in_ch, h, w}; }
   dnnl::memory::dims weights() const { return {out_ch, in_ch, k, k}; }
@@ -60,11 +61,11 @@ struct Geometry {
   }
 };
 
-Geometry make_geometry(const mx::Shape& x, const mx::Shape& wt, int stride, int pad) {
+Geometry make_geometry(const mx::Shape& x, const mx::Shape& wt, int stride, int pad, bool bf16) {
   int64_t k = wt[1];
   int64_t out_h = (x[1] + 2 * pad - k) / stride + 1;
   int64_t out_w = (x[2] + 2 * pad - k) / stride + 1;
-  return {x[0], x[3], x[1], x[2], wt[0], k, out_h, out_w, stride, pad};
+  return {x[0], x[3], x[1], x[2], wt[0], k, out_h, out_w, stride, pad, bf16};
 }
 
 dnnl::engine& cpu_engine() {
@@ -73,17 +74,15 @@ dnnl::engine& cpu_engine() {
 }
 
 // One operand of a oneDNN primitive: MLX's layout, the primitive's layout, and the reorder
-// between them (with its buffer) when they differ.
+// between them when they differ (into a buffer that lives for one run).
 struct Operand {
   int arg;
-  dnnl::memory::desc user;
-  dnnl::memory inner;  // empty when the primitive takes the user layout
-  dnnl::reorder convert;
+  dnnl::memory::desc user, wanted;
+  dnnl::reorder convert;  // empty when the primitive takes the user layout
 
-  Operand(int arg_, const dnnl::memory::desc& user_, const dnnl::memory::desc& wanted, bool is_output)
-      : arg(arg_), user(user_) {
+  Operand(int arg_, const dnnl::memory::desc& user_, const dnnl::memory::desc& wanted_, bool is_output)
+      : arg(arg_), user(user_), wanted(wanted_) {
     if (wanted != user) {
-      inner = dnnl::memory(wanted, cpu_engine());
       auto& e = cpu_engine();
       convert = dnnl::reorder(is_output ? dnnl::reorder::primitive_desc(e, wanted, e, user)
                                         : dnnl::reorder::primitive_desc(e, user, e, wanted));
@@ -91,8 +90,7 @@ struct Operand {
   }
 };
 
-// Scratch memory of the primitives, which run one at a time (they also share their plans' reorder
-// buffers): user-managed, because oneDNN's own (thread-local) scratchpad is sized in the thread
+// Scratch memory of the primitives, which run one at a time: user-managed, because oneDNN's own (thread-local) scratchpad is sized in the thread
 // that creates a primitive, and here MLX's eval thread creates what its stream thread runs.
 std::mutex running;
 std::unique_ptr<char, decltype(&std::free)> scratch(nullptr, &std::free);
@@ -137,18 +135,20 @@ struct Plan {
     }
     for (auto [operand, ptr] : inputs) {
       dnnl::memory user(operand->user, cpu_engine(), const_cast<float*>(ptr));
-      if (operand->inner) {
-        operand->convert.execute(stream, user, operand->inner);
-        args[operand->arg] = operand->inner;
+      if (operand->convert) {
+        dnnl::memory inner(operand->wanted, cpu_engine());
+        operand->convert.execute(stream, user, inner);
+        args[operand->arg] = inner;
       } else {
         args[operand->arg] = user;
       }
     }
     dnnl::memory user_out(out.user, cpu_engine(), out_ptr);
-    args[out.arg] = out.inner ? out.inner : user_out;
+    dnnl::memory inner_out = out.convert ? dnnl::memory(out.wanted, cpu_engine()) : user_out;
+    args[out.arg] = inner_out;
     primitive.execute(stream, args);
-    if (out.inner) {
-      out.convert.execute(stream, out.inner, user_out);
+    if (out.convert) {
+      out.convert.execute(stream, inner_out, user_out);
     }
     stream.wait();
   }
@@ -157,25 +157,32 @@ struct Plan {
 dnnl::memory::desc plain(const dnnl::memory::dims& dims, tag layout) {
   return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, layout);
 }
-dnnl::memory::desc any(const dnnl::memory::dims& dims) {
-  return plain(dims, tag::any);
+dnnl::memory::desc any(const dnnl::memory::dims& dims, dnnl::memory::data_type type = dnnl::memory::data_type::f32) {
+  return dnnl::memory::desc(dims, type, tag::any);
+}
+
+// The type the primitives multiply in: float32, or bfloat16 (the inputs' reorders round them).
+dnnl::memory::data_type input_type(const Geometry& g) {
+  return g.bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
 }
 
 dnnl::convolution_forward::primitive_desc forward_desc(const Geometry& g, dnnl::prop_kind kind,
                                                        bool with_bias) {
-  auto src = plain(g.src(), tag::nhwc), dst = plain(g.dst(), tag::nhwc);
+  auto src = dnnl::memory::desc(g.src(), input_type(g), tag::nhwc), dst = plain(g.dst(), tag::nhwc);
+  auto wei = any(g.weights(), input_type(g));
   if (with_bias) {
     return dnnl::convolution_forward::primitive_desc(cpu_engine(), kind, dnnl::algorithm::convolution_direct, src,
-                                                     any(g.weights()), plain({g.out_ch}, tag::a), dst, g.strides(),
-                                                     g.pad_lo(), g.pad_hi(), user_scratchpad());
+                                                     wei, plain({g.out_ch}, tag::a), dst, g.strides(), g.pad_lo(),
+                                                     g.pad_hi(), user_scratchpad());
   }
   return dnnl::convolution_forward::primitive_desc(cpu_engine(), kind, dnnl::algorithm::convolution_direct, src,
-                                                   any(g.weights()), dst, g.strides(), g.pad_lo(), g.pad_hi(),
-                                                   user_scratchpad());
+                                                   wei, dst, g.strides(), g.pad_lo(), g.pad_hi(), user_scratchpad());
 }
 
 std::unique_ptr<Plan> make_plan(Pass pass, const Geometry& g) {
   auto src = plain(g.src(), tag::nhwc), dst = plain(g.dst(), tag::nhwc), wei = plain(g.weights(), tag::ohwi);
+  auto src_in = dnnl::memory::desc(g.src(), input_type(g), tag::nhwc);
+  auto dst_in = dnnl::memory::desc(g.dst(), input_type(g), tag::nhwc);
   auto hint = forward_desc(g, dnnl::prop_kind::forward_training, false);
   switch (pass) {
     case Pass::forward:
@@ -194,8 +201,8 @@ std::unique_ptr<Plan> make_plan(Pass pass, const Geometry& g) {
     }
     case Pass::backward_data: {
       auto pd = dnnl::convolution_backward_data::primitive_desc(
-          cpu_engine(), dnnl::algorithm::convolution_direct, src, any(g.weights()), dst, g.strides(),
-          g.pad_lo(), g.pad_hi(), hint, user_scratchpad());
+          cpu_engine(), dnnl::algorithm::convolution_direct, src, any(g.weights(), input_type(g)), dst_in,
+          g.strides(), g.pad_lo(), g.pad_hi(), hint, user_scratchpad());
       return std::unique_ptr<Plan>(new Plan{
           dnnl::convolution_backward_data(pd), Operand(DNNL_ARG_DIFF_DST, dst, pd.diff_dst_desc(), false),
           Operand(DNNL_ARG_WEIGHTS, wei, pd.weights_desc(), false),
@@ -203,7 +210,7 @@ std::unique_ptr<Plan> make_plan(Pass pass, const Geometry& g) {
     }
     case Pass::backward_weights: {
       auto pd = dnnl::convolution_backward_weights::primitive_desc(
-          cpu_engine(), dnnl::algorithm::convolution_direct, src, any(g.weights()), dst, g.strides(),
+          cpu_engine(), dnnl::algorithm::convolution_direct, src_in, any(g.weights()), dst_in, g.strides(),
           g.pad_lo(), g.pad_hi(), hint, user_scratchpad());
       return std::unique_ptr<Plan>(new Plan{
           dnnl::convolution_backward_weights(pd), Operand(DNNL_ARG_SRC, src, pd.src_desc(), false),
@@ -217,7 +224,7 @@ std::unique_ptr<Plan> make_plan(Pass pass, const Geometry& g) {
 
 // Plans are made on first use of a pass and shape and kept (map nodes never move).
 std::mutex plans_mutex;
-std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>,
+std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>,
          std::unique_ptr<Plan>>
     plans;
 
@@ -226,28 +233,40 @@ Plan& plan_for(Pass pass, const Geometry& g) {
   auto key = std::tuple_cat(std::make_tuple(static_cast<int>(pass)), g.key());
   auto found = plans.find(key);
   if (found == plans.end()) {
-    found = plans.emplace(key, make_plan(pass, g)).first;
+    std::unique_ptr<Plan> plan;
+    try {
+      plan = make_plan(pass, g);
+    } catch (const dnnl::error&) {
+      if (!g.bf16) {
+        throw;
+      }
+      Geometry f32 = g;  // no bfloat16 kernels on this processor (e.g. AVX2 only): float32
+      f32.bf16 = false;
+      plan = make_plan(pass, f32);
+    }
+    found = plans.emplace(key, std::move(plan)).first;
   }
   return *found->second;
 }
 
 mx::array conv_op(Pass pass, const mx::array& a, const mx::array& b, const mx::Shape& x_shape,
-                  const mx::Shape& w_shape, int stride, int pad, mx::StreamOrDevice s,
+                  const mx::Shape& w_shape, int stride, int pad, bool bf16, mx::StreamOrDevice s,
                   const std::optional<mx::array>& bias = std::nullopt);
 
 class OneDNNConv : public mx::UnaryPrimitive {
  public:
-  OneDNNConv(mx::Stream stream, Pass pass, mx::Shape x_shape, mx::Shape w_shape, int stride, int pad)
+  OneDNNConv(mx::Stream stream, Pass pass, mx::Shape x_shape, mx::Shape w_shape, int stride, int pad, bool bf16)
       : mx::UnaryPrimitive(stream),
         pass_(pass),
         x_shape_(std::move(x_shape)),
         w_shape_(std::move(w_shape)),
         stride_(stride),
-        pad_(pad) {}
+        pad_(pad),
+        bf16_(bf16) {}
 
   void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
     // Made here, in the thread that called eval, so that a oneDNN error is a Python exception.
-    Plan* plan = &plan_for(pass_, make_geometry(x_shape_, w_shape_, stride_, pad_));
+    Plan* plan = &plan_for(pass_, make_geometry(x_shape_, w_shape_, stride_, pad_, bf16_));
     reserve_scratch(plan->scratchpad.get_size());
     out.set_data(mx::allocator::malloc(out.nbytes()));
     auto& encoder = mx::cpu::get_command_encoder(stream());
@@ -276,7 +295,7 @@ class OneDNNConv : public mx::UnaryPrimitive {
     const auto& a = primals[0];
     const auto& b = primals[1];
     auto op = [&](Pass p, const mx::array& first, const mx::array& second) {
-      return conv_op(p, first, second, x_shape_, w_shape_, stride_, pad_, stream());
+      return conv_op(p, first, second, x_shape_, w_shape_, stride_, pad_, bf16_, stream());
     };
     std::vector<mx::array> grads;
     for (int arg : argnums) {
@@ -305,6 +324,7 @@ class OneDNNConv : public mx::UnaryPrimitive {
   bool is_equivalent(const mx::Primitive& other) const override {
     const auto& o = static_cast<const OneDNNConv&>(other);
     return pass_ == o.pass_ && x_shape_ == o.x_shape_ && w_shape_ == o.w_shape_ && stride_ == o.stride_ &&
+           bf16_ == o.bf16_ &&
            pad_ == o.pad_;
   }
 
@@ -312,16 +332,17 @@ class OneDNNConv : public mx::UnaryPrimitive {
   Pass pass_;
   mx::Shape x_shape_, w_shape_;
   int stride_, pad_;
+  bool bf16_;
 };
 
 mx::array conv_op(Pass pass, const mx::array& a, const mx::array& b, const mx::Shape& x_shape,
-                  const mx::Shape& w_shape, int stride, int pad, mx::StreamOrDevice s,
+                  const mx::Shape& w_shape, int stride, int pad, bool bf16, mx::StreamOrDevice s,
                   const std::optional<mx::array>& bias) {
   auto stream = mx::to_stream(s);
   if (stream.device != mx::Device::cpu) {
     throw std::invalid_argument("srgan_mlx._onednn: the oneDNN convolution runs on the CPU only");
   }
-  auto g = make_geometry(x_shape, w_shape, stride, pad);
+  auto g = make_geometry(x_shape, w_shape, stride, pad, bf16);
   mx::Shape y_shape = {static_cast<int>(g.n), static_cast<int>(g.out_h), static_cast<int>(g.out_w),
                        static_cast<int>(g.out_ch)};
   const mx::Shape& result = pass == Pass::backward_data ? x_shape : pass == Pass::backward_weights ? w_shape : y_shape;
@@ -329,7 +350,7 @@ mx::array conv_op(Pass pass, const mx::array& a, const mx::array& b, const mx::S
   if (bias) {
     inputs.push_back(mx::contiguous(*bias, false, stream));
   }
-  return mx::array(result, mx::float32, std::make_shared<OneDNNConv>(stream, pass, x_shape, w_shape, stride, pad),
+  return mx::array(result, mx::float32, std::make_shared<OneDNNConv>(stream, pass, x_shape, w_shape, stride, pad, bf16),
                    std::move(inputs));
 }
 
@@ -340,7 +361,7 @@ void check(bool ok, const std::string& message) {
 }
 
 mx::array conv2d(const mx::array& x, const mx::array& weight, int stride, int padding,
-                 const std::optional<mx::array>& bias, mx::StreamOrDevice s) {
+                 const std::optional<mx::array>& bias, bool bf16, mx::StreamOrDevice s) {
   check(x.ndim() == 4 && weight.ndim() == 4, "input (N, H, W, C) and weight (O, k, k, C) must be 4-D");
   check(x.dtype() == mx::float32 && weight.dtype() == mx::float32, "float32 only");
   check(weight.shape(1) == weight.shape(2), "square kernels only");
@@ -352,8 +373,8 @@ mx::array conv2d(const mx::array& x, const mx::array& weight, int stride, int pa
     check(bias->ndim() == 1 && bias->shape(0) == weight.shape(0) && bias->dtype() == mx::float32,
           "bias must be float32 of shape (out channels,)");
   }
-  return conv_op(bias ? Pass::forward_bias : Pass::forward, x, weight, x.shape(), weight.shape(), stride, padding, s,
-                 bias);
+  return conv_op(bias ? Pass::forward_bias : Pass::forward, x, weight, x.shape(), weight.shape(), stride, padding,
+                 bf16, s, bias);
 }
 
 std::string implementations() {
@@ -361,9 +382,9 @@ std::string implementations() {
   std::ostringstream text;
   const char* names[] = {"forward", "backward_data", "backward_weights", "forward+bias"};
   for (const auto& [key, plan] : plans) {
-    auto [pass, n, c, h, w, o, k, stride, pad] = key;
+    auto [pass, n, c, h, w, o, k, stride, pad, bf16] = key;
     text << names[pass] << " n" << n << " " << h << "x" << w << " " << c << "->" << o << " k" << k << " s"
-         << stride << " p" << pad << ": " << plan->implementation << "\n";
+         << stride << " p" << pad << (bf16 ? " bf16" : "") << ": " << plan->implementation << "\n";
   }
   return text.str();
 }
@@ -373,10 +394,11 @@ std::string implementations() {
 NB_MODULE(_onednn, m) {
   m.doc() = "2-D convolution through oneDNN as an MLX primitive (CPU), with its gradients.";
   m.def("conv2d", &conv2d, "x"_a, "weight"_a, "stride"_a = 1, "padding"_a = 0, "bias"_a = nb::none(),
-        nb::kw_only(), "stream"_a = nb::none(),
+        nb::kw_only(), "bf16"_a = false, "stream"_a = nb::none(),
         "Convolve NHWC float32 ``x`` with an (O, k, k, I) ``weight`` and add the optional (O,) ``bias``, "
         "like ``mx.conv2d`` with a square kernel, symmetric padding and no dilation or groups; "
-        "differentiable.");
+        "differentiable. ``bf16``: multiply in bfloat16 (inputs rounded, sums and results float32) "
+        "where the processor has bfloat16 kernels (2x the speed on AVX512-BF16), else float32.");
   m.def("implementations", &implementations,
         "One line per cached oneDNN primitive: pass, shape and the kernel oneDNN chose.");
   const dnnl_version_t* v = dnnl_version();

@@ -9,6 +9,10 @@ environment). Anything missing or different makes :func:`unavailable_reason` say
 srgan-mlx runs on its pure-MLX convolutions; nothing here raises.
 
 ``SRGAN_MLX_ONEDNN=0`` disables the extension (for comparisons and the fallback tests).
+``SRGAN_MLX_ONEDNN_BF16=1`` makes the convolutions multiply in bfloat16 (inputs rounded to 8
+significant bits, sums and results in float32) where the processor has bfloat16 kernels
+(AVX512-BF16: Zen 4/5, Sapphire Rapids): 2x the float32 speed, opt-in because it changes the
+numbers at the third significant digit.
 This module must not import MLX at import time: :mod:`srgan_mlx.blas` uses
 :func:`load_library` before MLX is loaded.
 """
@@ -28,6 +32,7 @@ from pathlib import Path
 from .blas import prefix_libraries
 
 DISABLE_ENV = "SRGAN_MLX_ONEDNN"
+BF16_ENV = "SRGAN_MLX_ONEDNN_BF16"
 LIBRARY = "libdnnl.so.3"
 BUILD_STATUS = Path(__file__).with_name("_onednn_build.json")
 SGEMM_LIBRARY = Path(__file__).with_name("libsrgan_sgemm.so")
@@ -141,8 +146,8 @@ def unavailable_reason() -> str | None:
 
 def conv2d(x, weight, stride: int, padding: int, bias=None):
     """``mx.conv2d`` (plus ``bias``, fused) through oneDNN: square kernel, symmetric padding, float32, CPU;
-    differentiable."""
-    return extension().conv2d(x, weight, stride, padding, bias)
+    differentiable. Multiplies in bfloat16 with ``SRGAN_MLX_ONEDNN_BF16=1``."""
+    return extension().conv2d(x, weight, stride, padding, bias, bf16=os.environ.get(BF16_ENV, "").strip() == "1")
 
 
 def conv2d_few_outputs(x, weight, padding: int):

@@ -301,3 +301,29 @@ def test_freed_memory_setting_and_its_opt_out(monkeypatch):
     assert heap.keep_freed_memory() is True
     monkeypatch.setenv(heap.OPT_OUT_ENV, "0")
     assert heap.keep_freed_memory() is False
+
+
+@needs_extension
+def test_bfloat16_opt_in(monkeypatch):
+    """SRGAN_MLX_ONEDNN_BF16=1: bfloat16 products (error ~2^-9 relative) where the processor has the kernels,
+    float32 where it has not (then as exact as without the option); all three passes."""
+    keys = mx.random.split(mx.random.key(21), 3)
+    x = mx.random.normal((2, 10, 10, 32), key=keys[0])
+    w = mx.random.normal((16, 3, 3, 32), key=keys[1]) / np.sqrt(9 * 32)
+    c = mx.random.normal((2, 10, 10, 16), key=keys[2])
+
+    def value_and_grads(conv):
+        out = conv(x, w)
+        return [out, *mx.grad(lambda x, w: (conv(x, w) * c).sum(), argnums=(0, 1))(x, w)]
+
+    reference = value_and_grads(lambda x, w: mx.conv2d(x, w, padding=1))
+    monkeypatch.setenv(onednn.BF16_ENV, "1")
+    ours = value_and_grads(lambda x, w: onednn.conv2d(x, w, 1, 1))
+    mx.eval(ours)
+    rounded = [line for line in onednn.extension().implementations().splitlines() if "10x10 32->16" in line
+               and " bf16:" in line]
+    assert len(rounded) == 3, onednn.extension().implementations()
+    native = all("bf16" in line.split(": ", 1)[1] for line in rounded)
+    for got, want in zip(ours, reference):
+        error = np.abs(np.array(got) - np.array(want)).max() / np.abs(np.array(want)).max()
+        assert (2**-12 < error < 2**-6) if native else error < 1e-5, (error, rounded)
