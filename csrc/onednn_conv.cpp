@@ -9,6 +9,7 @@
 // the kernels for the processor at run time (AVX-512, AVX2, ...). One oneDNN primitive, with
 // its reorders, is cached per pass and shape.
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -94,19 +95,24 @@ struct Operand {
 // that creates a primitive, and here MLX's eval thread creates what its stream thread runs.
 std::mutex running;
 std::unique_ptr<char, decltype(&std::free)> scratch(nullptr, &std::free);
-size_t scratch_size = 0;
+std::atomic<size_t> scratch_size{0};
 
 // Grow the shared scratch memory to ``size`` bytes; called in the eval thread (where bad_alloc is a
-// Python MemoryError), between runs, before the pass that needs it is queued.
+// Python MemoryError), between runs, before the pass that needs it is queued. It only grows, so the
+// eval thread waits for a running pass only the few times it must grow.
 void reserve_scratch(size_t size) {
+  if (size <= scratch_size.load()) {
+    return;
+  }
   std::lock_guard<std::mutex> lock(running);
   if (size > scratch_size) {
     size_t rounded = (size + 4095) / 4096 * 4096;
-    scratch.reset(static_cast<char*>(std::aligned_alloc(4096, rounded)));
-    scratch_size = scratch ? rounded : 0;
-    if (!scratch) {
-      throw std::bad_alloc();
+    char* grown = static_cast<char*>(std::aligned_alloc(4096, rounded));
+    if (!grown) {
+      throw std::bad_alloc();  // the passes already queued keep the buffer they were sized for
     }
+    scratch.reset(grown);
+    scratch_size = rounded;
   }
 }
 
