@@ -5,7 +5,7 @@
 
 Runs two child processes of this script: one with ``SRGAN_MLX_BLAS=none`` (MLX keeps
 the reference BLAS bundled in the ``mlx[cpu]`` wheel, see ``srgan_mlx/blas.py``), one
-with the default (``import srgan_mlx`` loads MKL's ``libmkl_rt`` before MLX). Each
+with the default (``import srgan_mlx`` loads its oneDNN sgemm, or MKL, before MLX). Each
 reports the BLAS that resolves ``cblas_sgemm``, the GFLOP/s of a 1024x1024x1024 float32
 matmul, and the median time of an SRResNet training step (``Generator()``,
 ``SRResNetStep`` with Adam 1e-4, 24->96 px, batch 16). The reference-BLAS step takes

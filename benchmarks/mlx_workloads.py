@@ -34,7 +34,7 @@ from common import ADVERSARIAL_WEIGHT, Spec, Workload, random_batch  # noqa: E40
 
 def configure_threads(threads: int) -> None:
     """Nothing to set in-process: MLX's CPU ops run one at a time on its stream thread, and the
-    BLAS (MKL) takes ``MKL_NUM_THREADS`` / ``OMP_NUM_THREADS``, which run.py sets for the worker."""
+    oneDNN convolutions and sgemm take ``OMP_NUM_THREADS``, which run.py sets for the worker."""
 
 
 def use_device(name: str) -> None:

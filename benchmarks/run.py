@@ -19,7 +19,8 @@ peak RSS (``ru_maxrss``, which includes the framework import and the build) when
 exits. All workers get the same thread settings (``--threads``, default: the CPUs
 this process may use): ``OMP_NUM_THREADS`` = ``MKL_NUM_THREADS`` = ``OPENBLAS_NUM_THREADS``
 = N; TensorFlow intra-op N, inter-op 1; torch ``set_num_threads(N)``, interop 1; MLX
-runs its ops one at a time on its CPU stream with an N-thread BLAS (MKL).
+runs its other ops one at a time on its CPU stream; its convolutions and sgemm are oneDNN's, with N
+OpenMP threads.
 
 On a GPU (``--device gpu``) the frameworks are ``mlx`` (MLX's GPU backend), ``mlx-half``
 (inference in float16), ``torch`` (CUDA fp32, ``cudnn.benchmark``) and ``torch-bf16`` (bfloat16
@@ -190,7 +191,7 @@ def machine_info(threads: int) -> dict:
     except OSError:
         pass
     packages = {}
-    for dist in ("mlx", "mlx-cpu", "tensorflow-cpu", "tensorflow", "keras", "torch", "numpy", "mkl"):
+    for dist in ("mlx", "mlx-cpu", "tensorflow-cpu", "tensorflow", "keras", "torch", "numpy", "mkl", "onednn-cpu-gomp"):
         try:
             packages[dist] = version(dist)
         except PackageNotFoundError:

@@ -1,15 +1,21 @@
-"""Load an optimized BLAS for MLX's CPU backend on Linux, before MLX itself.
+"""Load a fast BLAS for MLX's CPU backend on Linux, before MLX itself.
 
 The ``mlx[cpu]`` wheel for Linux links the reference (netlib) BLAS that it
 bundles, which runs sgemm at ~6 GFLOP/s. ``libmlx.so`` imports ``cblas_sgemm``
 as an undefined dynamic symbol, so a library exporting the standard CBLAS
 names that is loaded with ``RTLD_GLOBAL`` *before* ``import mlx.core`` takes
-its place. We use Intel MKL's single dynamic library ``libmkl_rt`` from the
-PyPI package ``mkl`` (a dependency on Linux x86_64), or a system OpenBLAS
-(Debian ``libopenblas0-pthread``) when MKL is absent. ``SRGAN_MLX_BLAS`` may
-name a library file to load instead, or ``none`` to keep the bundled BLAS.
+its place. In order of preference:
 
-Nothing happens on macOS, where MLX uses Accelerate (and Metal).
+* ``srgan_mlx/libsrgan_sgemm.so``, built with the oneDNN extension
+  (:mod:`srgan_mlx.onednn`): ``cblas_sgemm`` computed by oneDNN's sgemm, as fast
+  as MKL here at no install cost beyond oneDNN itself;
+* Intel MKL's ``libmkl_rt`` when the user installed it (``pip install mkl``),
+  with its OpenMP layer set to GNU (``MKL_THREADING_LAYER``) so that it shares
+  one OpenMP runtime, libgomp, with oneDNN;
+* a system OpenBLAS (Debian ``libopenblas0-pthread``).
+
+``SRGAN_MLX_BLAS`` may name a library file to load instead, or ``none`` to keep
+the bundled BLAS. Nothing happens on macOS, where MLX uses Accelerate (and Metal).
 """
 
 from __future__ import annotations
@@ -27,18 +33,26 @@ from .errors import warn
 _loaded: str | None = None
 
 
+def prefix_libraries(pattern: str) -> list[str]:
+    """Files matching ``pattern`` in the ``lib`` folder of this environment, its base and the user base
+    (where pip puts the shared libraries of packages like ``mkl`` and ``onednn-cpu-gomp``)."""
+    prefixes = dict.fromkeys([sys.prefix, sys.base_prefix, sysconfig.get_config_var("prefix") or sys.prefix])
+    user_base = sysconfig.get_config_var("userbase")
+    if user_base:
+        prefixes[user_base] = None
+    return [path for prefix in prefixes for path in sorted(glob.glob(os.path.join(prefix, "lib", pattern)))]
+
+
 def _candidates() -> list[str]:
     """Library files to try, best first."""
+    from .onednn import SGEMM_LIBRARY, load_library
+
+    load_library()  # the oneDNN sgemm library, and an explicit SRGAN_MLX_BLAS=.../libsrgan_sgemm.so, need it
     override = os.environ.get("SRGAN_MLX_BLAS", "").strip()
     if override:
         return [] if override.lower() == "none" else [override]
-    found: list[str] = []
-    prefixes = {sys.prefix, sys.base_prefix, sysconfig.get_config_var("prefix") or sys.prefix}
-    user_base = sysconfig.get_config_var("userbase")
-    if user_base:
-        prefixes.add(user_base)
-    for prefix in prefixes:
-        found += sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")))
+    found: list[str] = [str(SGEMM_LIBRARY)] if SGEMM_LIBRARY.is_file() else []
+    found += prefix_libraries("libmkl_rt.so*")
     for name in ("openblas", "openblasp"):
         path = ctypes.util.find_library(name)
         if path:
@@ -59,6 +73,7 @@ def load_optimized_blas() -> str | None:
         warn("mlx was imported before srgan_mlx, so the optimized BLAS cannot take effect")
         return None
     errors = []
+    os.environ.setdefault("MKL_THREADING_LAYER", "GNU")  # MKL and oneDNN on one OpenMP runtime
     for path in _candidates():
         try:
             lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
@@ -71,11 +86,11 @@ def load_optimized_blas() -> str | None:
     if os.environ.get("SRGAN_MLX_BLAS", "").lower() != "none":
         detail = f" ({'; '.join(errors)})" if errors else ""
         warn(
-            "no optimized BLAS found, MLX's CPU backend stays on its slow reference BLAS; "
-            f"`pip install mkl` (x86_64) or `apt-get install libopenblas0-pthread` fixes this{detail}"
+            "no optimized BLAS found, MLX's CPU backend stays on its slow reference BLAS; reinstalling "
+            "srgan-mlx with a C++ compiler present (Linux x86_64), `pip install mkl` (x86_64) or "
+            f"`apt-get install libopenblas0-pthread` fixes this{detail}"
         )
     return None
-
 
 
 class _DlInfo(ctypes.Structure):

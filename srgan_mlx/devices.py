@@ -12,12 +12,18 @@ call runs on (MLX's default device):
   (cuDNN on CUDA) were 1.6-1.7x faster than the CPU-tuned forms on an NVIDIA H200
   (``../shared/FACTS.md`` section 5). Metal could not be measured for this project; it
   defaults to ``mx.conv2d`` too, which is what MLX tunes for Metal.
+* ``onednn``: oneDNN's convolutions (the kernels inside TensorFlow's CPU path) through the
+  MLX primitive of :mod:`srgan_mlx.onednn`, forward and both gradients, 1.3-300x faster than
+  ``mx.conv2d`` per layer and pass (README, "Where the CPU time goes"). The default on the CPU
+  when the extension is built and loadable (Linux x86_64).
 * ``tuned``: the CPU-tuned forms of :mod:`srgan_mlx.conv` where they were measured
   faster than MLX's CPU ``conv2d`` (large kernels, very unequal channel counts, strided
-  input gradients, per-image im2col), ``mx.conv2d`` elsewhere. The default on the CPU.
+  input gradients, per-image im2col), ``mx.conv2d`` elsewhere. The CPU default where the
+  extension is not available; ``srgan-mlx info`` says why.
 
-``SRGAN_MLX_CONV=mlx`` or ``SRGAN_MLX_CONV=tuned`` forces one path on every device (for
-measurements and tests); ``auto`` or unset picks per device as above.
+``SRGAN_MLX_CONV=mlx|tuned|onednn`` forces one path (for measurements and tests): ``mlx`` and
+``tuned`` on every device, ``onednn`` on the CPU only, and only where the extension loads
+(else a one-line error with the reason); ``auto`` or unset picks per device as above.
 """
 
 from __future__ import annotations
@@ -29,13 +35,14 @@ from importlib import metadata
 
 import mlx.core as mx
 
+from . import onednn
 from .errors import UserError
 
 DEVICES = ("auto", "cpu", "gpu")
 BACKEND_PACKAGES = ("mlx-metal", "mlx-cpu", "mlx-cuda-12", "mlx-cuda-13")
 """The distributions that provide MLX's native library; on Linux they all install ``mlx/lib/libmlx.so``."""
 CONV_ENV = "SRGAN_MLX_CONV"
-CONV_PATHS = ("mlx", "tuned")
+CONV_PATHS = ("mlx", "tuned", "onednn")
 
 
 def gpu_backend() -> str | None:
@@ -62,14 +69,21 @@ def select_device(name: str = "auto") -> mx.Device:
 
 
 def conv_path(device: mx.Device | None = None) -> str:
-    """The convolution implementation for ``device`` (default: MLX's default device): ``mlx`` or ``tuned``."""
+    """The convolution implementation for ``device`` (default: MLX's default device): ``mlx``, ``tuned`` or ``onednn``."""
     forced = os.environ.get(CONV_ENV, "auto").strip().lower() or "auto"
-    if forced in CONV_PATHS:
-        return forced
-    if forced != "auto":
-        raise UserError(f"{CONV_ENV}={forced!r}: expected auto, {' or '.join(CONV_PATHS)}")
+    if forced not in CONV_PATHS and forced != "auto":
+        raise UserError(f"{CONV_ENV}={forced!r}: expected auto, {', '.join(CONV_PATHS[:-1])} or {CONV_PATHS[-1]}")
     device = mx.default_device() if device is None else device
-    return "mlx" if device.type == mx.gpu else "tuned"
+    if forced == "onednn":
+        if device.type == mx.gpu:
+            raise UserError(f"{CONV_ENV}=onednn: oneDNN runs on the CPU only (use --device cpu)")
+        if onednn.unavailable_reason():
+            raise UserError(f"{CONV_ENV}=onednn: the oneDNN extension is unavailable: {onednn.unavailable_reason()}")
+    if forced != "auto":
+        return forced
+    if device.type == mx.gpu:
+        return "mlx"
+    return "tuned" if onednn.unavailable_reason() else "onednn"
 
 
 def backend_packages() -> dict[str, str]:

@@ -44,7 +44,10 @@ class UpsampleBlock(nn.Module):
         self.act = nn.PReLU(channels)
 
     def __call__(self, x: mx.array) -> mx.array:
-        return self.act(pixel_shuffle(self.conv(x), 2))
+        # PReLU(shuffle(y)) == shuffle(PReLU'(y)) where each conv channel gets the slope of the output
+        # channel it moves to; applied first, it runs on the conv's contiguous output instead of the
+        # shuffle's strided view, where MLX's CPU kernel is ~8x slower (0.3 s of a 1024x1024 inference)
+        return pixel_shuffle(nn.prelu(self.conv(x), mx.repeat(self.act.weight, 4)), 2)
 
 
 class Generator(nn.Module):

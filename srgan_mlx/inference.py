@@ -18,6 +18,7 @@ from typing import Callable
 import mlx.core as mx
 import numpy as np
 
+from .devices import conv_path
 from .generator import Generator
 
 DEFAULT_MAX_MEMORY = 2 * 1024**3
@@ -61,9 +62,19 @@ def working_set_per_pixel(generator: Generator) -> int:
 
     For the paper's x4 generator the tail dominates: (64 + 486) * 16 floats,
     35 KB per LR pixel, times :data:`HEADROOM`.
+
+    With oneDNN's convolutions (:func:`srgan_mlx.devices.conv_path` ``onednn``) there is no
+    im2col: head 3 + 2C; a block's skip, trunk and three C maps; upsample stage k its input C,
+    conv output 4C, PReLU output 4C and the shuffled copy 4C; the tail its input, a padded
+    and a 2x2-block copy of it (3C) and its 3 outputs twice. The x4 generator's last upsample
+    stage dominates: 13 * 64 * 4 floats, 13 KB per LR pixel, times :data:`HEADROOM`.
     """
     c = generator.channels
     s = generator.scale
+    if conv_path() == "onednn":
+        stages = [3 + 2 * c, 5 * c] + [13 * c * 4**k for k in range(len(generator.upsample))]
+        stages.append((3 * c + 6) * s * s)
+        return int(4 * max(stages) * HEADROOM)
     stages = [243 + 2 * c, 13 * c]
     stages += [18 * c * 4**k for k in range(len(generator.upsample))]
     stages.append((c + 2 * _tail_columns(c)) * s * s)
@@ -82,9 +93,12 @@ def bytes_per_pixel(generator: Generator) -> int:
     ops before earlier buffers are freed. :func:`super_resolve` sets MLX's
     memory limit to the tile's working set, which makes evaluation wait whenever
     it is above it, so at most one more op's output (the tail's largest, 243 s*s
-    floats per LR pixel) comes on top. Measured peaks stay below this (tests check it).
+    floats per LR pixel; with oneDNN the last upsample conv's, 4C * s*s / 4) comes on top.
+    Measured peaks stay below this (tests check it).
     """
     s = generator.scale
+    if conv_path() == "onednn":
+        return working_set_per_pixel(generator) + 4 * generator.channels * s * s
     return working_set_per_pixel(generator) + 4 * _tail_columns(generator.channels) * s * s
 
 

@@ -8,7 +8,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from srgan_mlx import layers
+from srgan_mlx import layers, onednn
 from srgan_mlx.devices import CONV_ENV, conv_path, gpu_backend, select_device
 from srgan_mlx.discriminator import Discriminator
 from srgan_mlx.errors import UserError
@@ -16,9 +16,12 @@ from srgan_mlx.generator import Generator
 from srgan_mlx.vgg import VGG19Features
 
 
+CPU_DEFAULT = "tuned" if onednn.unavailable_reason() else "onednn"
+
+
 def test_default_path_per_device(monkeypatch):
     monkeypatch.delenv(CONV_ENV, raising=False)
-    assert conv_path(mx.Device(mx.cpu)) == "tuned"
+    assert conv_path(mx.Device(mx.cpu)) == CPU_DEFAULT
     assert conv_path(mx.Device(mx.gpu, 0)) == "mlx"
     monkeypatch.setenv(CONV_ENV, "auto")
     assert conv_path(mx.Device(mx.gpu, 0)) == "mlx"
@@ -34,7 +37,7 @@ def test_environment_forces_a_path_on_every_device(monkeypatch, forced):
 
 def test_bad_environment_value_is_a_one_line_error(monkeypatch):
     monkeypatch.setenv(CONV_ENV, "cudnn")
-    with pytest.raises(UserError, match=r"SRGAN_MLX_CONV='cudnn': expected auto, mlx or tuned"):
+    with pytest.raises(UserError, match=r"SRGAN_MLX_CONV='cudnn': expected auto, mlx, tuned or onednn"):
         conv_path()
 
 
@@ -99,7 +102,7 @@ NETWORKS = {
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))
-def test_both_paths_give_the_same_numbers(monkeypatch, name):
+def test_every_path_gives_the_same_numbers(monkeypatch, name):
     make, shape, call = NETWORKS[name]
     mx.random.seed(1)
     model = make()
@@ -111,10 +114,12 @@ def test_both_paths_give_the_same_numbers(monkeypatch, name):
     forbid(monkeypatch, "conv2d_same", "conv2d_strided")
     plain = outputs_and_grads(model, x, "mlx", monkeypatch, call)
     assert_same(tuned, plain)
+    if onednn.extension() is not None:
+        assert_same(outputs_and_grads(model, x, "onednn", monkeypatch, call), plain)
 
 
-def test_tuned_path_uses_the_tuned_forms_on_the_cpu(monkeypatch):
-    monkeypatch.delenv(CONV_ENV, raising=False)
+def test_tuned_path_uses_the_tuned_forms(monkeypatch):
+    monkeypatch.setenv(CONV_ENV, "tuned")
     forbid(monkeypatch, "conv2d_same")
     with pytest.raises(AssertionError, match="tuned convolution called"):
         Generator(4, num_blocks=1, channels=8)(mx.zeros((1, 8, 8, 3)))
@@ -146,6 +151,7 @@ def test_info_names_devices_paths_and_models(monkeypatch):
     monkeypatch.delenv(CONV_ENV, raising=False)
     result = CliRunner().invoke(main, ["info"])
     assert result.exit_code == 0, result.output
-    assert "convolutions: tuned" in result.output
+    assert f"convolutions: {CPU_DEFAULT}" in result.output
+    assert "onednn: " in result.output
     assert "model srresnet: scale 4, num_blocks 16, channels 64" in result.output
     assert ("gpu: none" in result.output) == (gpu_backend() is None)

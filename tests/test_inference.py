@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from srgan_mlx import inference
+from srgan_mlx.generator import Generator
 from srgan_mlx.inference import auto_tile, bytes_per_pixel, receptive_field_radius, super_resolve
 
 WHOLE = 10_000  # a tile larger than any test image: one tile, no margins
@@ -100,3 +101,19 @@ def test_needs_eval_mode(tiny_generator):
     generator.train()
     with pytest.raises(ValueError, match="eval mode"):
         super_resolve(generator, _image(8, 8))
+
+
+@pytest.mark.parametrize("scale,blocks,channels", [(4, 16, 64), (2, 4, 32)])
+def test_peak_memory_within_estimate_at_full_width(scale, blocks, channels):
+    """The paper's generator (and a x2 one) on the active convolution path: the tile model holds."""
+    mx.random.seed(0)
+    generator = Generator(scale, num_blocks=blocks, channels=channels)
+    generator.eval()
+    mx.eval(generator.parameters())
+    image = _image(64, 64)
+    super_resolve(generator, image, tile=WHOLE)  # first call: compilation, plans
+    mx.clear_cache()
+    mx.reset_peak_memory()
+    base = mx.get_active_memory()
+    super_resolve(generator, image, tile=WHOLE)
+    assert mx.get_peak_memory() - base <= 64 * 64 * bytes_per_pixel(generator)

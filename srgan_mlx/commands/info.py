@@ -13,8 +13,16 @@ def command():
 
     from .. import __version__
     from ..blas import active_blas, is_reference_blas
-    from ..devices import CONV_ENV, backend_packages, conv_path, gpu_backend, library_owner
+    from .. import onednn
+    from ..devices import CONV_ENV, CONV_PATHS, backend_packages, conv_path, gpu_backend, library_owner
+    from ..errors import UserError
     from ..model_io import shipped_models
+
+    def path_on(device):
+        try:
+            return conv_path(device)
+        except UserError as exc:
+            return f"error: {exc}"
 
     click.echo(f"srgan-mlx {__version__}")
     click.echo(f"python {platform.python_version()} on {platform.system()} {platform.machine()}")
@@ -29,15 +37,20 @@ def command():
             f"{next((p for p in packages if 'cuda' in p), 'mlx-cuda-13')}=={mx.__version__}"
         )
     cpu_name = mx.device_info(mx.cpu).get("device_name", "")
-    click.echo(f"cpu: {cpu_name or 'available'}, convolutions: {conv_path(mx.Device(mx.cpu))}")
+    click.echo(f"cpu: {cpu_name or 'available'}, convolutions: {path_on(mx.Device(mx.cpu))}")
+    extension = onednn.extension()
+    if extension:
+        click.echo(f"onednn: oneDNN {extension.onednn_version} extension loaded (built for mlx {extension.mlx_version})")
+    else:
+        click.echo(f"onednn: not in use, {onednn.unavailable_reason()}; the CPU runs the pure-MLX 'tuned' convolutions")
     backend = gpu_backend()
     if backend:
         gpu_name = mx.device_info(mx.gpu).get("device_name", "")
-        click.echo(f"gpu: {backend} {gpu_name}".rstrip() + f", convolutions: {conv_path(mx.Device(mx.gpu, 0))}")
+        click.echo(f"gpu: {backend} {gpu_name}".rstrip() + f", convolutions: {path_on(mx.Device(mx.gpu, 0))}")
     else:
         click.echo("gpu: none (Linux + NVIDIA: pip install 'srgan-mlx[cuda]'; Mac: Apple silicon)")
     click.echo(f"default device: {'gpu' if backend else 'cpu'} (--device auto)")
-    click.echo(f"convolution override: {CONV_ENV}=<auto|mlx|tuned> (now: {os.environ.get(CONV_ENV, 'unset')})")
+    click.echo(f"convolution override: {CONV_ENV}=<auto|{'|'.join(CONV_PATHS)}> (now: {os.environ.get(CONV_ENV, 'unset')})")
     blas = active_blas()
     note = " (slow reference BLAS bundled with MLX's Linux wheels)" if is_reference_blas(blas) else ""
     click.echo(f"blas: {blas}{note}")
