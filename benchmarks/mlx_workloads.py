@@ -18,6 +18,7 @@ from __future__ import annotations
 import srgan_mlx  # noqa: F401 -- loads the optimized BLAS; must come before mlx
 from srgan_mlx.blas import active_blas
 from srgan_mlx.devices import conv_path, select_device
+from srgan_mlx.heap import keep_freed_memory
 
 import mlx.core as mx  # noqa: E402
 import mlx.optimizers as optim  # noqa: E402
@@ -30,6 +31,9 @@ from srgan_mlx.steps import SRGANStep, SRResNetStep  # noqa: E402
 from srgan_mlx.vgg import LAYER_NAMES, VGG19Features  # noqa: E402
 
 from common import ADVERSARIAL_WEIGHT, Spec, Workload, random_batch  # noqa: E402
+
+
+keep_freed_memory()  # as the srgan-mlx command line does
 
 
 def configure_threads(threads: int) -> None:

@@ -2,15 +2,13 @@
 
 Importing the package loads oneDNN and a fast BLAS for MLX's Linux CPU backend
 before MLX itself (see :mod:`srgan_mlx.blas`), so import ``srgan_mlx`` before
-``mlx``, and keeps freed memory for reuse (:mod:`srgan_mlx.heap`). It imports nothing else:
+``mlx``. It imports nothing else:
 ``srgan_mlx.Upscaler`` (the Python API, see :mod:`srgan_mlx.upscaler`) loads MLX on first use.
 """
 
 from .blas import load_optimized_blas
-from .heap import keep_freed_memory
 
 load_optimized_blas()
-keep_freed_memory()
 
 __version__ = "0.1.0"
 __all__ = ["Upscaler"]

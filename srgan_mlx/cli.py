@@ -9,6 +9,7 @@ import click
 
 from . import __version__
 from .errors import UserError
+from .heap import keep_freed_memory
 
 COMMANDS = ("info", "train", "upscale", "evaluate", "export", "convert_vgg")
 
@@ -28,6 +29,7 @@ class Group(click.Group):
 @click.version_option(__version__, prog_name="srgan-mlx")
 def main():
     """SRGAN super-resolution (Ledig et al. 2017) in MLX: train, upscale, evaluate."""
+    keep_freed_memory()  # a process-wide malloc policy: the command line's choice, not the library's
 
 
 for _name in COMMANDS:

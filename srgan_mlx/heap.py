@@ -9,6 +9,10 @@ the heap and ``M_TRIM_THRESHOLD`` keeps freed memory there for the next step. Pe
 held by the arrays is unchanged, but blocks freed where a later, larger one does not fit
 stay mapped: peak RSS of the SRGAN step 2.06 -> 2.55 GiB for 2x the speed (README, "Threads
 and memory"). ``SRGAN_MLX_KEEP_FREED_MEMORY=0`` keeps glibc's defaults (less memory, slower).
+
+It changes the whole process's allocator, so the ``srgan-mlx`` command line applies it, not
+``import srgan_mlx``: a program that embeds the package keeps its own malloc policy unless it
+calls :func:`keep_freed_memory` itself.
 """
 
 from __future__ import annotations
