@@ -291,6 +291,8 @@ def reference(meta: dict) -> tuple[str, str]:
 
 def markdown(results: dict, meta: dict) -> str:
     key, title = reference(meta)
+    # on the CPU, PyTorch's ratio gets a column of its own beside TensorFlow's
+    extra = key != "ratio_mlx_over_torch" and any("ratio_mlx_over_torch" in r for r in results.values())
     gpu = f"GPU: {meta['gpu']}; " if meta.get("gpu") else ""
     unit, factor = ("ms", 1000) if meta["device"] == "gpu" else ("s", 1)
     lines = [
@@ -303,8 +305,9 @@ def markdown(results: dict, meta: dict) -> str:
         f"Warm-up {meta['warmup']} step(s) excluded; repetitions alternate between frameworks; "
         f"load average at start {meta['loadavg_start']}, end {meta['loadavg_end']}.",
         "",
-        f"| Workload | Batch | Framework | {unit}/step median | min-max | images/s | peak RSS GiB | {title} |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| Workload | Batch | Framework | {unit}/step median | min-max | images/s | peak RSS GiB | {title} |"
+        + (" MLX/PyTorch |" if extra else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if extra else ""),
     ]
     for name, r in results.items():
         first = True
@@ -313,9 +316,13 @@ def markdown(results: dict, meta: dict) -> str:
             wl = f"{name}: {r['title']}" if first else ""
             batch = str(r["batch"]) if first else ""
             if "median_s" not in e:
-                lines.append(f"| {wl} | {batch} | {label} | failed | | | {_gib(e.get('peak_rss_bytes'))} | |")
+                lines.append(f"| {wl} | {batch} | {label} | failed | | | {_gib(e.get('peak_rss_bytes'))} | |"
+                             + (" |" if extra else ""))
             else:
                 ratio = f"{r[key]:.2f}" if first and key in r else ""
+                if extra:
+                    torch = r.get("ratio_mlx_over_torch")
+                    ratio += " | " + (f"{torch:.2f}" if first and torch else "")
                 lines.append(
                     f"| {wl} | {batch} | {label} | {e['median_s'] * factor:.3f} "
                     f"| {e['min_s'] * factor:.3f}-{e['max_s'] * factor:.3f} "
@@ -372,7 +379,8 @@ def chart(results: dict, meta: dict, path: Path) -> None:
     if meta["device"] == "gpu":
         where = meta.get("gpu") or "GPU"
     else:
-        where = f"{meta['machine']['cpu']}, {meta['machine']['threads']} threads"
+        flags = " (AVX-512)" if meta["machine"].get("avx512") else " (AVX2)" if meta["machine"].get("avx2") else ""
+        where = f"{meta['machine']['cpu']}{flags}, {meta['machine']['threads']} threads"
     draw.text((20, 12), title + ": images/s (higher is better)" + ("  [QUICK run]" if meta["quick"] else ""),
               fill="black", font=f_title)
     draw.text((20, 40), f"{where}; bars: median, whiskers: min-max", fill=(90, 90, 90), font=f_text)
