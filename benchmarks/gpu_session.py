@@ -7,7 +7,7 @@ session is three calls, prepared here:
     python benchmarks/gpu_session.py prepare --vgg ../shared/vgg19/vgg19_..._q.bin \\
         --data ../shared/data/train --val ../shared/data/Set5/HR --test ../shared/data/Set14/HR
 
-writes ``.gpu/call1``, ``.gpu/call2``, ``.gpu/call3`` (git-ignored, each under the limit: the 90 MB
+writes ``.gpu/call1``, ``.gpu/call2``, ``.gpu/call3`` (ignored by ``.gitignore``: never commit them; each under the limit: the 90 MB
 ``mlx_cuda_13`` wheel split in two, the training images as lossless WebP spread over the calls) and prints
 the three device commands, each a ``carry`` of one folder:
 
@@ -50,20 +50,12 @@ def run(*command: str, **kwargs) -> None:
     subprocess.run(command, check=True, **kwargs)
 
 
-def ignore_staging() -> None:
-    exclude = ROOT / ".git" / "info" / "exclude"
-    if exclude.is_file() and "/.gpu/" not in exclude.read_text().split():
-        with open(exclude, "a") as handle:
-            handle.write("/.gpu/\n")
-
-
 def prepare(args) -> None:
     """Fill .gpu/call1..3 here: wheels, data as lossless WebP, the VGG19 file; print the device calls."""
     from importlib.metadata import version
 
     from PIL import Image
 
-    ignore_staging()
     shutil.rmtree(STAGING, ignore_errors=True)
     calls = [STAGING / f"call{i}" for i in (1, 2, 3)]
     for call in calls:
