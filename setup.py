@@ -49,6 +49,13 @@ def _located(distribution: str, suffix: str) -> Path:
     raise BuildSkipped(f"{distribution} has no {suffix}")
 
 
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        raise BuildSkipped(f"{distribution} is not installed in the build environment") from None
+
+
 def _record_hash(path: Path) -> str:
     digest = hashlib.sha256(path.read_bytes()).digest()
     return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -90,7 +97,10 @@ class OptionalCMakeBuild(build_ext):
 
     def _cmake_build(self, out_dir: Path) -> dict:
         _check_platform()
-        import nanobind  # a build requirement on Linux x86_64
+        try:
+            import nanobind  # a build requirement on Linux x86_64
+        except ImportError:
+            raise BuildSkipped("build requirement nanobind is not installed") from None
 
         libmlx = _located("mlx-cpu", "mlx/lib/libmlx.so")
         build_temp = Path(self.build_temp).resolve() / "onednn"
@@ -107,18 +117,23 @@ class OptionalCMakeBuild(build_ext):
             subprocess.run(command, check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         return {
             "built": True,
-            "mlx_version": metadata.version("mlx-cpu"),
+            "mlx_version": _version("mlx-cpu"),
             "libmlx_size": libmlx.stat().st_size,
             "libmlx_sha256": _record_hash(libmlx),
-            "onednn_version": metadata.version("onednn-cpu-gomp"),
+            "onednn_version": _version("onednn-cpu-gomp"),
         }
 
     def copy_extensions_to_source(self) -> None:
         """Editable installs: the sgemm library and the status file go beside the extension too."""
         super().copy_extensions_to_source()
+        inplace_equivalent = getattr(self, "_get_inplace_equivalent", None)  # setuptools' own helper, not public API
+        if inplace_equivalent is None:
+            print("srgan-mlx: this setuptools cannot place the sgemm library for an editable install; the extension "
+                  "will report itself unavailable (a regular `pip install .` is unaffected)")
+            return
         build_py = self.get_finalized_command("build_py")
         for ext in self.extensions:
-            inplace_file, regular_file = self._get_inplace_equivalent(build_py, ext)
+            inplace_file, regular_file = inplace_equivalent(build_py, ext)
             for name in (Path(regular_file).name, SGEMM_LIBRARY, STATUS_FILE):
                 built, in_place = Path(regular_file).parent / name, Path(inplace_file).parent / name
                 if built.exists():

@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import srgan_mlx  # noqa: E402,F401  (loads the BLAS before mlx)
+from srgan_mlx.errors import UserError  # noqa: E402
 from srgan_mlx.evaluate import evaluate, evaluate_images  # noqa: E402
 from srgan_mlx.inference import super_resolve  # noqa: E402
 from srgan_mlx.interpolation import interpolate  # noqa: E402
@@ -95,7 +96,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON and PNG")
     args = parser.parse_args(argv)
     steps = [float(v) for v in args.steps.split(",")]
-    result = measure(args.hr, args.model, args.fidelity_model, steps)
+    try:
+        result = measure(args.hr, args.model, args.fidelity_model, steps)
+    except UserError as exc:
+        sys.exit(f"error: {exc}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "realism_curve.json").write_text(json.dumps(result, indent=2) + "\n")
     chart(result, args.out / "realism_curve.png")

@@ -1,6 +1,6 @@
 """Scale of the VGG content loss for converted VGG19 files, on real photos: relu5_4 magnitude and the paper's loss.
 
-The SRGAN paper multiplies VGG feature maps by 1/12.75 (``--vgg-rescale``'s default), on the
+The SRGAN paper multiplies VGG feature maps by 1/12.75 (``TrainConfig.vgg_rescale``), on the
 original network fed Caffe-style inputs (0..255). A VGG19 file whose features live on another
 scale (torchvision's: inputs divided by their std, a retrained network) changes the content
 loss's weight against the 1e-3 adversarial term by the square of the feature ratio printed here.

@@ -23,7 +23,6 @@ written with the release, the source's name and SHA-256 and this converter's ver
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from tqdm import tqdm
 from convert.keras_h5 import read_layers
 from convert.pth import load_state_dict
 from srgan_mlx.atomic import atomic_path
+from srgan_mlx.checksums import file_hash
 from srgan_mlx.errors import UserError
 from srgan_mlx.model_io import load_into, save_module
 from srgan_mlx.vgg import INPUT_CONVENTIONS, LAYER_NAMES, VGG19Features
@@ -119,14 +119,10 @@ def torch_shapes(vgg: VGG19Features) -> dict[str, tuple[int, ...]]:
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
     """Hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.new(algorithm)
     try:
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
+        return file_hash(path, algorithm).hexdigest()
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    return digest.hexdigest()
 
 
 def is_vgg_key(key: str) -> bool:

@@ -2,8 +2,8 @@
 
 Importing the package loads oneDNN and a fast BLAS for MLX's Linux CPU backend
 before MLX itself (see :mod:`srgan_mlx.blas`), so import ``srgan_mlx`` before
-``mlx``. It imports nothing else:
-``srgan_mlx.Upscaler`` (the Python API, see :mod:`srgan_mlx.upscaler`) loads MLX on first use.
+``mlx``; it also sets ``OMP_WAIT_POLICY=PASSIVE`` unless set (see README, "Threads and memory"). It
+imports no MLX: ``srgan_mlx.Upscaler`` (the Python API, see :mod:`srgan_mlx.upscaler`) loads it on first use.
 """
 
 from .blas import load_optimized_blas

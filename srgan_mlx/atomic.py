@@ -12,17 +12,25 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``target`` on success.
 
     ``suffix`` keeps the extension that writers such as PIL or ``mx.save_safetensors``
-    look at. On error the temporary file is removed and ``target`` is untouched.
+    look at. On error the temporary file is removed and ``target`` is untouched; a target
+    that cannot be written at all (a folder, no permission) is a one-line :class:`UserError`.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent)
+    if target.is_dir():
+        raise UserError(f"{target}: is a folder, not a file to write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent)
+    except OSError as exc:
+        raise UserError(f"{target}: cannot write ({exc.strerror or exc})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)

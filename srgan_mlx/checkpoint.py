@@ -45,12 +45,15 @@ def save_checkpoint(
         for key, optimizer in optimizers.items():
             write_weights(optimizer_file(tmp, key), dict(tree_flatten(optimizer.state)), "optimizer", {})
         write_text(state_file(tmp), json.dumps({**state, "step": step}, indent=1))
-        if final.exists():  # the same step saved again (after a resume): swap the old one out
-            shutil.rmtree(final)
+        if final.exists():
+            # the same step saved again (after resuming from an older checkpoint): the old folder keeps a hidden
+            # name until the new one is in place, so a pointer at this step always finds a complete checkpoint
+            os.replace(final, tmp.with_name(tmp.name + ".old"))
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    shutil.rmtree(tmp.with_name(tmp.name + ".old"), ignore_errors=True)
     run.point("latest", final)
     if best:
         run.point("best", final)
@@ -87,9 +90,12 @@ def load_optimizer(checkpoint: Path, key: str, optimizer: optim.Optimizer, param
 
 
 def prune(run: RunFolder, keep: int) -> None:
-    """Delete all but the newest ``keep`` checkpoints and the ones ``latest`` and ``best`` name."""
+    """Delete all but the newest ``keep`` checkpoints and the ones ``latest`` and ``best`` name, and the hidden
+    half-written folders a killed save leaves behind (only the rank that saves calls this, after its save)."""
     protected = {run.pointed(pointer) for pointer in ("latest", "best")}
     saved = run.saved()
     for folder in saved[: max(len(saved) - keep, 0)]:
         if folder not in protected:
             shutil.rmtree(folder, ignore_errors=True)
+    for leftover in run.checkpoints.glob(".step_*"):
+        shutil.rmtree(leftover, ignore_errors=True)

@@ -79,6 +79,17 @@ def _comparable(name: str, value):
     return [os.path.abspath(v) for v in value] if isinstance(value, list) else os.path.abspath(value)
 
 
+def anchored(config: TrainConfig) -> TrainConfig:
+    """``config`` with its data, validation and VGG paths (and ``init`` when it is a path, not a shipped model's
+    name) made absolute, so that ``--resume`` from any working folder finds them."""
+    changes = {"data": [os.path.abspath(path) for path in config.data]}
+    for name in ("val", "vgg", "init"):
+        value = getattr(config, name)
+        if value and (name != "init" or os.path.exists(value)):
+            changes[name] = os.path.abspath(value)
+    return dataclasses.replace(config, **changes)
+
+
 def _shown(value) -> str:
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 

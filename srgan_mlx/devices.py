@@ -28,14 +28,13 @@ call runs on (MLX's default device):
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 from importlib import metadata
 
 import mlx.core as mx
 
 from . import onednn
+from .checksums import record_hash
 from .errors import UserError
 
 DEVICES = ("auto", "cpu", "gpu")
@@ -111,10 +110,22 @@ def library_owner() -> str | None:
             path = dist.locate_file(entry)
             if not os.path.isfile(path) or os.path.getsize(path) != entry.size:
                 continue
-            digest = hashlib.sha256()
-            with open(path, "rb") as handle:
-                while block := handle.read(1 << 20):
-                    digest.update(block)
-            if base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode() == entry.hash.value:
+            if record_hash(path) == entry.hash.value:
                 return name
     return None
+
+
+def library_note(packages: dict[str, str]) -> str | None:
+    """With several backend distributions installed, which one's ``libmlx.so`` is in place, and the fix when a
+    CUDA build was asked for but the CPU library won (None with a single distribution)."""
+    if len(packages) < 2:
+        return None
+    owner = library_owner()
+    cuda = [name for name in packages if name.startswith("mlx-cuda")]
+    if owner in cuda or not cuda:
+        return f"mlx/lib/libmlx.so in place: {owner or 'unknown'}'s (installed: {', '.join(packages)})"
+    return (
+        f"warning: {', '.join(packages)} all install mlx/lib/libmlx.so and the one in place is "
+        f"{owner or 'unknown'}'s, not the CUDA build's; for the GPU: "
+        f"pip install --force-reinstall --no-deps {cuda[0]}=={packages[cuda[0]]}"
+    )

@@ -138,5 +138,5 @@ def write_image(path: str | os.PathLike, image: Image.Image, quality: int = 95) 
     try:
         with atomic_path(path) as tmp:
             image.save(tmp, format=format, **options)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a format's own limit, e.g. WebP's 16383 px
         raise UserError(f"{path}: cannot write image ({exc})") from None

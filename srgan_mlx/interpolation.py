@@ -11,11 +11,11 @@ extra weights shipped.
 
 from __future__ import annotations
 
-import mlx.core as mx
 from mlx.utils import tree_flatten
 
 from .errors import UserError
 from .generator import Generator
+from .model_io import generator_of
 
 
 def interpolate(fidelity: Generator, realistic: Generator, realism: float) -> Generator:
@@ -30,8 +30,4 @@ def interpolate(fidelity: Generator, realistic: Generator, realism: float) -> Ge
     blended = [
         (name, (1.0 - realism) * ours + realism * theirs[name]) for name, ours in tree_flatten(fidelity.parameters())
     ]
-    generator = Generator(**fidelity.config())
-    generator.load_weights(blended, strict=True)
-    generator.eval()
-    mx.eval(generator.parameters())
-    return generator
+    return generator_of(fidelity.config(), blended)

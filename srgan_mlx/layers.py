@@ -39,7 +39,7 @@ class Conv2d(nn.Conv2d):
         bias = self.bias if "bias" in self else None
         if path == "onednn" and self._symmetric() and x.dtype == self.weight.dtype == mx.float32:
             out_ch, k, _, _ = self.weight.shape
-            if not (self.stride[0] == 1 and out_ch <= 4 and k >= 5 and self.padding[0] == k // 2):
+            if not (self.stride[0] == 1 and out_ch <= 4 and k >= 5 and k == 2 * self.padding[0] + 1):
                 return onednn.conv2d(x, self.weight, self.stride[0], self.padding[0], bias)  # bias fused
             y = onednn.conv2d_few_outputs(x, self.weight, self.padding[0])  # the 9x9 tail: 3x faster
         else:

@@ -123,11 +123,16 @@ def with_dtype(generator: Generator, dtype: mx.Dtype) -> Generator:
     """``generator`` computing in ``dtype`` (every array cast): itself for its own dtype, else an eval-mode copy."""
     if generator.head.weight.dtype == dtype:
         return generator
-    copy = Generator(**generator.config())
-    copy.load_weights([(k, v.astype(dtype)) for k, v in tree_flatten(generator.parameters())], strict=True)
-    copy.eval()
-    mx.eval(copy.parameters())
-    return copy
+    return generator_of(generator.config(), [(k, v.astype(dtype)) for k, v in tree_flatten(generator.parameters())])
+
+
+def generator_of(config: dict, arrays: list[tuple[str, mx.array]]) -> Generator:
+    """A new eval-mode generator of ``config`` holding exactly ``arrays`` (every parameter and statistic)."""
+    generator = Generator(**config)
+    generator.load_weights(arrays, strict=True)
+    generator.eval()
+    mx.eval(generator.parameters())
+    return generator
 
 
 def export_generator(source: str | os.PathLike, target: str | os.PathLike, float16: bool = False, **extra: str) -> Path:

@@ -6,7 +6,8 @@ the very file it was built against (a CUDA build of MLX replaces it; another mlx
 changes it). Its oneDNN library, ``libdnnl`` from the PyPI package ``onednn-cpu-gomp``, is
 loaded first with ``RTLD_GLOBAL`` (the build leaves no RPATH into pip's temporary build
 environment). Anything missing or different makes :func:`unavailable_reason` say so, and
-srgan-mlx runs on its pure-MLX convolutions; nothing here raises.
+srgan-mlx runs on its pure-MLX convolutions; loading never raises (calling :func:`conv2d` without the
+extension does: :func:`srgan_mlx.devices.conv_path` never picks it then).
 
 ``SRGAN_MLX_ONEDNN=0`` disables the extension (for comparisons and the fallback tests).
 ``SRGAN_MLX_ONEDNN_BF16=1`` makes the convolutions multiply in bfloat16 (inputs rounded to 8
@@ -19,9 +20,7 @@ This module must not import MLX at import time: :mod:`srgan_mlx.blas` uses
 
 from __future__ import annotations
 
-import base64
 import ctypes
-import hashlib
 import importlib.util
 import json
 import os
@@ -29,6 +28,7 @@ import platform
 import sys
 from pathlib import Path
 
+from . import checksums
 from .blas import prefix_libraries
 
 DISABLE_ENV = "SRGAN_MLX_ONEDNN"
@@ -81,11 +81,7 @@ def _same_library(path: Path, size: int, record_hash: str) -> bool:
     """Whether ``path`` has the size and RECORD-style SHA-256 the build recorded."""
     if path.stat().st_size != size:
         return False
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return "sha256=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode() == record_hash
+    return "sha256=" + checksums.record_hash(path) == record_hash
 
 
 def _why_not() -> str | None:

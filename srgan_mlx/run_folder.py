@@ -131,6 +131,6 @@ def find_generator(path: Path) -> Path | None:
     run = RunFolder(path)
     for pointer in ("best", "latest"):
         checkpoint = run.pointed(pointer)
-        if checkpoint is not None:
-            return find_generator(checkpoint)
+        if checkpoint is not None and (checkpoint / GENERATOR_FILE).is_file():
+            return checkpoint / GENERATOR_FILE
     return None

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -33,11 +34,11 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .atomic import write_text
-from .config import STAGES, TrainConfig, option, resumed_config
+from .config import STAGES, TrainConfig, anchored, option, resumed_config
 from .data import BatchLoader, BatchSampler, DataSet
 from .discriminator import Discriminator
 from .errors import UserError
-from .evaluate import BIAS_KEYS, Images, evaluate
+from .evaluate import BIAS_KEYS, Images, evaluate, list_images, pair_inputs
 from .generator import Generator
 from .image_io import write_image
 from .imresize import imresize
@@ -48,7 +49,7 @@ from .model_io import load_into, read_weights, resolve_generator_file
 from .panels import labelled_row
 from .run_folder import RunFolder, find_checkpoint, run_of
 from .steps import SRGANStep, SRResNetStep
-from .vgg import VGG19Features
+from .vgg import LAYER_NAMES, VGG19Features
 
 CONVERT_HINT = "python -m convert.vgg19 --download original -o vgg19.safetensors (the paper's VGG19; see README)"
 
@@ -92,16 +93,28 @@ def load_init(generator: Generator, source: str) -> None:
     load_into(generator, arrays, file)
 
 
+AT_LEAST_ONE = ("crop", "batch_size", "num_blocks", "channels", "workers", "log_every", "val_every", "checkpoint_every")
+
+
 def check(config: TrainConfig) -> None:
-    """Refuse configurations that cannot train, in one line."""
+    """Refuse configurations that cannot train, in one line, before any work (the validation images too)."""
     if config.stage not in STAGES:
         raise UserError(f"unknown stage {config.stage!r}")
+    for name in AT_LEAST_ONE:
+        if getattr(config, name) < 1:
+            raise UserError(f"{option(name)} must be at least 1, got {getattr(config, name)}")
+    if config.steps is not None and config.steps < 1 or config.keep < 0:
+        raise UserError(f"--steps must be at least 1 and --keep at least 0 (got {config.steps}, {config.keep})")
+    if config.vgg_layer not in LAYER_NAMES:
+        raise UserError(f"unknown --vgg-layer {config.vgg_layer!r}; VGG19's layers: {', '.join(LAYER_NAMES)}")
     if config.crop % config.scale:
         raise UserError(f"--crop {config.crop} must be a multiple of --scale {config.scale}")
     if config.pixel_weight < 0:
         raise UserError(f"--pixel-weight must be >= 0, got {config.pixel_weight}")
     if config.pixel_weight and config.stage != "srgan":
         raise UserError("--pixel-weight adds a pixel loss to --stage srgan (SRResNet's loss is one already)")
+    if config.val:
+        pair_inputs(list_images(Path(config.val)), config.scale, None)  # headers only: sizes checked now
 
 
 @dataclass
@@ -125,9 +138,12 @@ class Window:
 
 
 @contextlib.contextmanager
-def first_ctrl_c_asks(announce: Callable[[str], None]) -> Iterator[Callable[[], bool]]:
-    """Inside: a first Ctrl-C only asks to stop (the callable yielded says whether it was pressed);
-    a second raises ``KeyboardInterrupt`` at once. Outside the main thread Ctrl-C is left alone."""
+def first_ctrl_c_asks(speak: bool) -> Iterator[Callable[[], bool]]:
+    """Inside: a first Ctrl-C only asks to stop (the callable yielded says whether it was pressed), saying so on
+    stderr if ``speak``; a second raises ``KeyboardInterrupt`` at once. Outside the main thread Ctrl-C is left alone.
+
+    The handler writes with one ``os.write``: it may run while the main thread is inside a buffered write to the
+    same stream (a progress bar), where another buffered write would raise "reentrant call"."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False
         return
@@ -137,7 +153,8 @@ def first_ctrl_c_asks(announce: Callable[[str], None]) -> Iterator[Callable[[], 
         if pressed:
             raise KeyboardInterrupt
         pressed.append(True)
-        announce("Ctrl-C: stopping after this step with a checkpoint (press again to stop at once)")
+        if speak:
+            os.write(2, b"\nCtrl-C: stopping after this step with a checkpoint (press again to stop at once)\n")
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -250,7 +267,7 @@ class Trainer:
         )
         bar = tqdm(total=total, initial=self.step, disable=not self.main, unit="step", dynamic_ncols=True)
         try:
-            with first_ctrl_c_asks(self.log) as ctrl_c_pressed:
+            with first_ctrl_c_asks(speak=self.main) as ctrl_c_pressed:
                 while self.step < total:
                     self._train_one(bar, total)
                     validated = bool(self.config.val) and (self.step % self.config.val_every == 0 or self.step == total)
@@ -284,9 +301,11 @@ class Trainer:
         out = self.train_step(mx.array(lr), mx.array(hr))
         mx.eval(out, self.train_step.state)
         losses = {k: v.item() for k, v in out.items()}
-        if not all(math.isfinite(v) for v in losses.values()):
+        broken = {name: value for name, value in losses.items() if not math.isfinite(value)}
+        if broken:
             raise TrainingError(
-                f"loss became {losses['loss']} at step {self.step + 1}; stopping. "
+                f"{', '.join(f'{name} became {value}' for name, value in broken.items())} at step {self.step + 1}; "
+                "stopping. "
                 f"The last good checkpoint is in {self.folder.checkpoints}"
             )
         self.step += 1
@@ -372,7 +391,7 @@ class Trainer:
 
 def train(config: TrainConfig, overwrite: bool = False) -> Path:
     """Start a new run in ``config.out`` and train it; ``overwrite`` replaces a run already there."""
-    trainer = Trainer(config)
+    trainer = Trainer(anchored(config))
     trainer.start(overwrite)
     return trainer.run()
 

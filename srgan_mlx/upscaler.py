@@ -90,6 +90,8 @@ class Upscaler:
             raise ValueError(f"alpha must be one of {ALPHA_METHODS}, got {alpha!r}")
         if tile is not None and tile < 1:
             raise ValueError(f"tile must be at least 1, got {tile}")
+        if max_memory is not None and max_memory < 1:
+            raise ValueError(f"max_memory must be a positive number of bytes, got {max_memory}")
         self.generator = load_model(model)
         if self.generator.training:
             raise ValueError("the generator must be in eval mode (generator.eval())")

@@ -155,3 +155,17 @@ def test_info_names_devices_paths_and_models(monkeypatch):
     assert "onednn: " in result.output
     assert "model srresnet: scale 4, num_blocks 16, channels 64" in result.output
     assert ("gpu: none" in result.output) == (gpu_backend() is None)
+
+
+@pytest.mark.parametrize(
+    "owner, warns",
+    [("mlx-cuda-13", False), ("mlx-cpu", True), (None, True)],
+)
+def test_library_note_warns_only_when_the_cuda_library_lost(monkeypatch, owner, warns):
+    from srgan_mlx import devices
+
+    monkeypatch.setattr(devices, "library_owner", lambda: owner)
+    assert devices.library_note({"mlx-cpu": "0.32.4"}) is None
+    note = devices.library_note({"mlx-cpu": "0.32.4", "mlx-cuda-13": "0.32.4"})
+    assert note.startswith("warning:") == warns
+    assert ("pip install --force-reinstall --no-deps mlx-cuda-13==0.32.4" in note) == warns

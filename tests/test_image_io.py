@@ -114,3 +114,14 @@ def test_sixteen_bit_gray_is_refused_for_datasets(tmp_path):
     write_png16(tmp_path / "g.png", np.zeros((4, 5, 1), np.uint16))
     with pytest.raises(UserError, match="g.png: I;16 .*use 8-bit"):
         read_header(tmp_path / "g.png")
+
+
+def test_a_format_limit_is_a_one_line_error_and_leaves_nothing(tmp_path):
+    from srgan_mlx.image_io import write_image
+
+    with pytest.raises(UserError, match=r"wide\.webp: cannot write image .*WebP"):
+        write_image(tmp_path / "wide.webp", Image.new("RGB", (16384, 1)))
+    assert list(tmp_path.iterdir()) == []  # no half-written or temporary file
+    (tmp_path / "taken.png").mkdir()
+    with pytest.raises(UserError, match="taken.png: is a folder, not a file to write"):
+        write_image(tmp_path / "taken.png", Image.new("RGB", (4, 4)))

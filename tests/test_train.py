@@ -166,7 +166,10 @@ def test_pruning_keeps_latest_best_and_the_newest(images, tmp_path, monkeypatch,
     monkeypatch.setattr(
         train_module, "evaluate", lambda *args, **kw: {"mean": {"psnr": next(psnr), "ssim": 0.5, **bias}}
     )
-    run = train(config(images, tmp_path / "run", steps=6, checkpoint_every=1, val=str(images), val_every=1, keep=keep))
+    (tmp_path / "val").mkdir()
+    shutil.copy(images / "img0.png", tmp_path / "val")
+    run = train(config(images, tmp_path / "run", steps=6, checkpoint_every=1, val=str(tmp_path / "val"), val_every=1,
+                       keep=keep))
     root = RunFolder(run).checkpoints
     assert (root / "best").read_text().strip() == "step_00000001"
     assert (root / "latest").read_text().strip() == "step_00000006"
@@ -597,3 +600,48 @@ def test_resume_from_a_checkpoint_folder_carried_elsewhere(images, tmp_path):
                              (images, "not a checkpoint or a run folder with checkpoints")):  # fmt: skip
         with pytest.raises(UserError, match=f"{missing}: {message}"):
             resume(str(missing))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1, got 0"),
+        (["--log-every", "0"], "--log-every must be at least 1, got 0"),
+        (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["--steps", "0"], "--steps must be at least 1"),
+        (["--vgg-layer", "relu9_9"], "unknown --vgg-layer 'relu9_9'"),
+        (["--val", "nowhere"], "nowhere: no such folder"),
+    ],
+)
+def test_bad_options_are_refused_before_any_step(images, tmp_path, args, message):
+    """One line, exit 1, and nothing written: the run folder does not exist afterwards."""
+    out = tmp_path / "run"
+    result = cli_train("--preset", "tiny", "--data", images, "--out", out, *args)
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_relative_paths_are_kept_absolute_so_resume_works_from_anywhere(images, tmp_path, monkeypatch):
+    monkeypatch.chdir(images.parent)
+    first = cli_train("--preset", "tiny", "--data", images.name, "--out", "run", "--steps", "2", "--checkpoint-every", "2")
+    assert first.exit_code == 0, first.output
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["data"] == [str(images)]
+    monkeypatch.chdir(tmp_path.parent)
+    resumed = cli_train("--resume", tmp_path / "run", "--steps", "4")
+    assert resumed.exit_code == 0, resumed.output
+    assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == "step_00000004"
+
+
+def test_saving_a_step_again_replaces_it_whole_and_leftovers_are_pruned(images, tmp_path):
+    """After a resume from an older checkpoint the same step is saved again; a killed save's hidden folder goes."""
+    run = train(config(images, tmp_path / "run", steps=4, checkpoint_every=2))
+    root = RunFolder(run).checkpoints
+    leftover = root / ".step_00000009.abc"
+    leftover.mkdir()
+    before = checkpoint_arrays(run, 4)
+    resume(root / "step_00000002", steps=4)  # saves step 4 again over the existing folder
+    assert not leftover.exists() and not list(root.glob(".step_*"))
+    assert_same_arrays(before, checkpoint_arrays(run, 4))  # the same step, bit for bit
+    assert (root / "latest").read_text().strip() == "step_00000004"

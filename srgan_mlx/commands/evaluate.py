@@ -100,7 +100,8 @@ def model_upscaler(generator, label: str, scale: int, tile: int | None):
     help="Upscaling factor (also the border removed).",
 )
 @click.option("--tile", type=click.IntRange(min=1), help="With --model: LR tile size (default: fit a memory budget).")
-@click.option("--json", "json_path", metavar="FILE", help="Also write the results as JSON (atomically).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the results as JSON (atomically).")
 @device_option
 def command(
     hr_dir, image_dir, lr_dir, model, realism, fidelity_model, half, bicubic, niqe, border, scale, tile, json_path,

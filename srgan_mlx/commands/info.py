@@ -14,7 +14,7 @@ def command():
     from .. import __version__
     from ..blas import active_blas, is_reference_blas
     from .. import onednn
-    from ..devices import CONV_ENV, CONV_PATHS, backend_packages, conv_path, gpu_backend, library_owner
+    from ..devices import CONV_ENV, CONV_PATHS, backend_packages, conv_path, gpu_backend, library_note
     from ..errors import UserError
     from ..model_io import shipped_models
 
@@ -29,13 +29,9 @@ def command():
     packages = backend_packages()
     listed = ", ".join(f"{name} {version}" for name, version in packages.items()) or "none"
     click.echo(f"mlx {mx.__version__} (backend packages: {listed})")
-    if len(packages) > 1:
-        owner = library_owner()
-        click.echo(
-            f"  warning: {' and '.join(packages)} both install mlx/lib/libmlx.so; the one in place is "
-            f"{owner or 'unknown'}. For the GPU: pip install --force-reinstall --no-deps "
-            f"{next((p for p in packages if 'cuda' in p), 'mlx-cuda-13')}=={mx.__version__}"
-        )
+    note = library_note(packages)
+    if note:
+        click.echo(f"  {note}")
     cpu_name = mx.device_info(mx.cpu).get("device_name", "")
     click.echo(f"cpu: {cpu_name or 'available'}, convolutions: {path_on(mx.Device(mx.cpu))}")
     extension = onednn.extension()

@@ -22,8 +22,8 @@ def generator_options(command):
         help="Compute in float16: for GPUs, slower on the CPU (srresnet Set5 PSNR +0.001 dB, measured on the CPU).",
     )(command)
     command = click.option(
-        "--fidelity-model", default=FIDELITY_MODEL, show_default=True, metavar="NAME|PATH",
-        help="With --realism: the generator at realism 0.",
+        "--fidelity-model", metavar="NAME|PATH",
+        help=f"With --realism: the generator at realism 0 [{FIDELITY_MODEL}].",
     )(command)
     return click.option(
         "--realism", type=click.FloatRange(0.0, 1.0), metavar="R",
@@ -32,10 +32,13 @@ def generator_options(command):
     )(command)
 
 
-def load_generator_from(model: str | None, realism: float | None, fidelity_model: str, half: bool, default: str):
+def load_generator_from(
+    model: str | None, realism: float | None, fidelity_model: str | None, half: bool, default: str
+):
     """The generator the options name, and its label for pictures and tables.
 
-    ``model`` None means ``default``, or the realistic end (``srgan``) when ``realism`` is given.
+    ``model`` None means ``default``, or the realistic end (``srgan``) when ``realism`` is given;
+    ``fidelity_model`` None means ``srresnet``, and is refused without ``realism``.
     """
     import mlx.core as mx
 
@@ -49,8 +52,10 @@ def load_generator_from(model: str | None, realism: float | None, fidelity_model
     if half and mx.default_device().type == mx.cpu:
         warn("--half on the CPU is slower than float32 (MLX's CPU float16 kernels); it pays off on a GPU")
     if realism is None:
+        if fidelity_model:
+            raise click.UsageError("--fidelity-model is one end of the --realism dial: give --realism too")
         model = model or default
         return load_generator(model, dtype), model_label(model)
     model = model or REALISTIC_MODEL
-    blended = interpolate(load_generator(fidelity_model), load_generator(model), realism)
+    blended = interpolate(load_generator(fidelity_model or FIDELITY_MODEL), load_generator(model), realism)
     return with_dtype(blended, dtype), f"realism {realism:g}"
