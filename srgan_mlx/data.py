@@ -131,9 +131,10 @@ class BatchLoader:
         image = self.cache.get(index)
         if image is None:
             image, _ = load_image(self.data.files[index])
-            if self.cache_bytes + image.nbytes <= CACHE_BYTES:
-                self.cache[index] = image
-                self.cache_bytes += image.nbytes
+            with self.lock:  # workers decode in parallel: the budget check and the update go together
+                if index not in self.cache and self.cache_bytes + image.nbytes <= CACHE_BYTES:
+                    self.cache[index] = image
+                    self.cache_bytes += image.nbytes
         return image
 
     def _readable(self, index: int) -> np.ndarray:
