@@ -46,7 +46,7 @@ from srgan_mlx.atomic import atomic_path
 from srgan_mlx.checksums import file_hash
 from srgan_mlx.errors import UserError
 from srgan_mlx.model_io import load_into, save_module
-from srgan_mlx.vgg import INPUT_CONVENTIONS, LAYER_NAMES, VGG19Features
+from srgan_mlx.vgg import LAYER_NAMES, VGG19Features
 
 CONVERTER_VERSION = "convert.vgg19/2"  # /1 recorded no release and no input convention (all were torchvision's)
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")

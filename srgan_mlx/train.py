@@ -240,9 +240,10 @@ class Trainer:
             f"or start again with --overwrite ({removes})"
         )
 
-    def restore(self, path: Path) -> None:
-        """Continue from the checkpoint at ``path``: weights, optimizer states, step, data position, metrics."""
-        state = checkpoint.read_state(path)
+    def restore(self, path: Path, state: dict | None = None) -> None:
+        """Continue from the checkpoint at ``path``: weights, optimizer states, step, data position, metrics
+        (``state``: its ``state.json``, when the caller has read it already)."""
+        state = state or checkpoint.read_state(path)
         checkpoint.load_modules(path, self.modules)
         for key, optimizer in self.optimizers.items():
             checkpoint.load_optimizer(path, key, optimizer, self.modules[self.OPTIMIZES[key]].trainable_parameters())
@@ -400,11 +401,12 @@ def resumed(path: str | Path, **changes) -> Trainer:
     """The run at ``path`` (run folder or checkpoint) restored, with the operational ``changes`` applied
     (:func:`srgan_mlx.config.resumed_config`: others are refused)."""
     found = find_checkpoint(path)
-    saved = checkpoint.read_state(found)["config"]
+    state = checkpoint.read_state(found)
+    saved = state["config"]
     run = run_of(found)
     config = resumed_config({**saved, "out": str(run) if run else saved["out"]}, changes)
     trainer = Trainer(config)
-    trainer.restore(found)
+    trainer.restore(found, state)
     before = TrainConfig.from_dict(saved)
     if config.stage == "srgan" and config.total_steps() != before.total_steps():
         trainer.log(
