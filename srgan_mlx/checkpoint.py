@@ -24,7 +24,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 from .atomic import write_text
 from .errors import UserError
 from .model_io import load_into, read_weights, save_module, write_weights
-from .run_folder import RunFolder, optimizer_file, state_file, weights_file
+from .run_folder import RunFolder, network_kind, optimizer_file, state_file, weights_file
 
 
 def save_checkpoint(
@@ -41,7 +41,7 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=run.checkpoints))
     try:
         for key, module in modules.items():
-            save_module(weights_file(tmp, key), module, key, module.config())
+            save_module(weights_file(tmp, key), module, network_kind(key), module.config())
         for key, optimizer in optimizers.items():
             write_weights(optimizer_file(tmp, key), dict(tree_flatten(optimizer.state)), "optimizer", {})
         write_text(state_file(tmp), json.dumps({**state, "step": step}, indent=1))
@@ -70,7 +70,7 @@ def read_state(checkpoint: Path) -> dict:
 def load_modules(checkpoint: Path, modules: dict[str, nn.Module]) -> None:
     for key, module in modules.items():
         file = weights_file(checkpoint, key)
-        arrays, _ = read_weights(file, key)
+        arrays, _ = read_weights(file, network_kind(key))
         load_into(module, arrays, file)
 
 

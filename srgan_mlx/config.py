@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .errors import UserError
 
 STAGES = ("srresnet", "srgan")
+D_BATCHES = ("separate", "joint")
 
 
 @dataclass
@@ -36,6 +37,10 @@ class TrainConfig:
     beta2: float = 0.999
     adversarial_weight: float = 1e-3
     pixel_weight: float = 0.0  # SRGAN: weight of an L1 pixel loss beside the paper's (ESRGAN: 1e-2); 0 = the paper
+    anchor_weight: float = 0.0  # SRGAN: weight of L1(imresize(SR, 1/scale), LR), the low-frequency anchor; 0 = the paper
+    d_batch: str = "separate"  # SRGAN: D sees real and fake in separate batches (the paper's code) or one joint batch
+    d_warmup: int = 0  # SRGAN: the first d_warmup steps train D alone against the initial generator; 0 = the paper
+    ema_decay: float = 0.0  # moving average of the generator for validation and export (BasicSR: 0.999); 0 = none
     vgg_layer: str = "relu5_4"
     vgg_rescale: float = 1 / 12.75
     vgg: str | None = None

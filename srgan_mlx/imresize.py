@@ -44,6 +44,15 @@ def contributions(in_length: int, out_length: int, scale: float) -> tuple[np.nda
     return weights[:, used], indices[:, used]
 
 
+def resize_matrix(in_length: int, out_length: int, scale: float) -> np.ndarray:
+    """One axis's resize as an (out_length, in_length) float64 matrix: ``matrix @ signal`` is :func:`resize_axis`
+    (boundary taps folded onto the pixels they mirror), for frameworks that differentiate through it."""
+    weights, indices = contributions(in_length, out_length, scale)
+    matrix = np.zeros((out_length, in_length))
+    np.add.at(matrix, (np.arange(out_length)[:, None], indices), weights)
+    return matrix
+
+
 def to_uint8(values: np.ndarray) -> np.ndarray:
     """MATLAB's double -> uint8 conversion: round half away from zero, saturate."""
     return np.clip(np.floor(values + 0.5), 0, 255).astype(np.uint8)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
+from .imresize import resize_matrix
 from .vgg import LAYER_NAMES, VGG19Features
 
 VGG_RESCALE = 1 / 12.75  # the paper's rescaling of VGG feature maps (its scale: the original VGG19, Caffe inputs)
@@ -29,6 +30,27 @@ def pixel_l1(sr: mx.array, hr: mx.array) -> mx.array:
     [0, 1]) costs 0.008 in L1 but 6e-5 in MSE, too little to weigh against the perceptual loss.
     """
     return mx.mean(mx.abs(sr - hr)) / 2
+
+
+class LowFrequencyAnchor:
+    """L1 between the SR output downscaled by MATLAB's bicubic ``imresize`` and the LR input, on [0, 1] values.
+
+    The training LR is that same downscale of the HR crop, so the term is 0 for any SR whose low frequencies are
+    the HR's: it pins colour and brightness (what the VGG ``relu5_4`` term barely sees) and leaves the texture above
+    the LR's Nyquist frequency to the content and adversarial terms. The downscale is exact MATLAB ``imresize``
+    (antialiased cubic, mirrored borders) as two matrix products, for square ``crop`` x ``crop`` outputs.
+    """
+
+    def __init__(self, crop: int, scale: int):
+        self.matrix = mx.array(resize_matrix(crop, crop // scale, 1 / scale).astype("float32"))
+
+    def downscale(self, images: mx.array) -> mx.array:
+        """NHWC ``images`` (crop x crop) downscaled by ``scale`` along both axes."""
+        rows = mx.einsum("oh,nhwc->nowc", self.matrix, images)
+        return mx.einsum("pw,nowc->nopc", self.matrix, rows)
+
+    def __call__(self, sr: mx.array, lr: mx.array) -> mx.array:
+        return mx.mean(mx.abs(self.downscale((sr + 1) / 2) - lr))
 
 
 class VGGLoss(nn.Module):

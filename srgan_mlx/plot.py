@@ -18,8 +18,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import atomic_path
 
-LOSS_KEYS = ("loss", "content", "adversarial", "pixel", "d_loss")
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#8c564b", "#9467bd")
+LOSS_KEYS = ("loss", "content", "adversarial", "pixel", "anchor", "d_loss")
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#8c564b", "#e377c2", "#9467bd")
 """The colour of each of :data:`LOSS_KEYS`."""
 PSNR_COLOR = "#ff7f0e"
 WIDTH = 900

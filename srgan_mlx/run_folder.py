@@ -9,6 +9,7 @@
       validation/step_00001000/  bicubic | SR | HR of each validation image
       checkpoints/
         step_00001000/           generator.safetensors, discriminator.safetensors (SRGAN),
+                                 generator_ema.safetensors (with --ema-decay: the generator's moving average),
                                  optimizer_g.safetensors, optimizer_d.safetensors (SRGAN), state.json
         latest, best             one line each: the name of a checkpoint folder
 
@@ -34,7 +35,11 @@ RUN_ENTRIES = (CONFIG_FILE, METRICS_FILE, CHART_FILE, CHECKPOINTS, VALIDATION)
 """What a run writes into its folder, and all that ``--overwrite`` removes."""
 
 STATE_FILE = "state.json"
-GENERATOR_FILE = "generator.safetensors"
+GENERATOR = "generator"
+AVERAGE = "generator_ema"
+"""The moving average of the generator (``--ema-decay``): what a checkpoint's generator means when it has one."""
+GENERATOR_FILES = (f"{AVERAGE}.safetensors", f"{GENERATOR}.safetensors")
+"""A checkpoint's generator weights, in order of preference."""
 
 
 def checkpoint_name(step: int) -> str:
@@ -124,13 +129,25 @@ def run_of(checkpoint: Path) -> RunFolder | None:
     return RunFolder(folder.parent.parent) if folder.parent.name == CHECKPOINTS else None
 
 
+def network_kind(network: str) -> str:
+    """The kind of weights file a checkpoint's network is saved as (the moving average is a generator)."""
+    return GENERATOR if network == AVERAGE else network
+
+
+def checkpoint_generator(checkpoint: Path) -> Path | None:
+    """A checkpoint's generator weights: its moving average where it keeps one, else the trained generator."""
+    return next((checkpoint / name for name in GENERATOR_FILES if (checkpoint / name).is_file()), None)
+
+
 def find_generator(path: Path) -> Path | None:
-    """The generator weights in a checkpoint folder, or in a run folder's best checkpoint, else its latest."""
-    if (path / GENERATOR_FILE).is_file():
-        return path / GENERATOR_FILE
+    """The generator weights (:func:`checkpoint_generator`) of a checkpoint folder, or of a run folder's best
+    checkpoint, else its latest."""
+    found = checkpoint_generator(path)
+    if found is not None:
+        return found
     run = RunFolder(path)
     for pointer in ("best", "latest"):
         checkpoint = run.pointed(pointer)
-        if checkpoint is not None and (checkpoint / GENERATOR_FILE).is_file():
-            return checkpoint / GENERATOR_FILE
+        if checkpoint is not None and checkpoint_generator(checkpoint) is not None:
+            return checkpoint_generator(checkpoint)
     return None

@@ -6,6 +6,11 @@ functions that update them. Call a step, then ``mx.eval`` its
 result and ``step.state`` once per iteration. With more than one process in
 ``mx.distributed`` the gradients are averaged across ranks before each update
 and BatchNorm running statistics after it.
+
+Both steps can keep an exponential moving average of the generator (every array,
+BatchNorm statistics included) in a second generator, updated after each of its
+updates; the SRGAN step also takes the training recipe's options (see
+:class:`SRGANStep`), and :class:`DiscriminatorStep` trains the discriminator alone.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Callable
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
+
+from mlx.utils import tree_map
 
 from .losses import discriminator_loss, generator_adversarial_loss, mse, pixel_l1
 
@@ -40,11 +47,53 @@ def _sync_batch_statistics(model: nn.Module) -> None:
             module.running_var = mx.distributed.all_sum(module.running_var) / size
 
 
-class SRResNetStep:
-    """One Adam update of the generator on pixel MSE: ``step(lr, hr) -> loss``."""
+def _update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """``average <- decay * average + (1 - decay) * model`` for every array (BasicSR's ``model_ema``)."""
+    average.update(tree_map(lambda a, m: decay * a + (1 - decay) * m, average.parameters(), model.parameters()))
 
-    def __init__(self, generator: nn.Module, optimizer: optim.Optimizer):
+
+def _discriminate(discriminator: nn.Module, hr: mx.array, sr: mx.array, joint: bool) -> tuple[mx.array, mx.array]:
+    """D's logits on the real and the fake batch: two calls (each normalised by BatchNorm with its own batch's
+    statistics, as the paper's code does) or, ``joint``, one call on the two concatenated (shared statistics)."""
+    if not joint:
+        return discriminator(hr), discriminator(sr)
+    logits = discriminator(mx.concatenate([hr, sr]))
+    return logits[: hr.shape[0]], logits[hr.shape[0] :]
+
+
+def _discriminator_update(discriminator: nn.Module, optimizer: optim.Optimizer, joint: bool):
+    """``update(hr, sr)``: one Adam step of D on binary cross-entropy (real 1, fake 0); returns D's loss and mean
+    outputs. ``sr`` is treated as a constant."""
+
+    def loss_fn(hr, sr):
+        real, fake = _discriminate(discriminator, hr, sr, joint)
+        return discriminator_loss(real, fake), (mx.sigmoid(real).mean(), mx.sigmoid(fake).mean())
+
+    loss_and_grad = nn.value_and_grad(discriminator, loss_fn)
+
+    def update(hr, sr):
+        (loss, (real, fake)), grads = loss_and_grad(hr, mx.stop_gradient(sr))
+        optimizer.update(discriminator, _average(grads))
+        _sync_batch_statistics(discriminator)
+        return {"d_loss": loss, "d_real": real, "d_fake": fake}
+
+    return update
+
+
+class SRResNetStep:
+    """One Adam update of the generator on pixel MSE: ``step(lr, hr) -> loss``; with ``average`` (a generator of
+    the same shape) and ``average_decay``, then the moving average's update."""
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        optimizer: optim.Optimizer,
+        average: nn.Module | None = None,
+        average_decay: float = 0.0,
+    ):
         self.state = [generator.state, optimizer.state, mx.random.state]
+        if average is not None:
+            self.state.append(average.state)
 
         def loss_fn(lr, hr):
             return mse(generator(lr), hr)
@@ -56,6 +105,8 @@ class SRResNetStep:
             loss, grads = loss_and_grad(lr, hr)
             optimizer.update(generator, _average(grads))
             _sync_batch_statistics(generator)
+            if average is not None:
+                _update_average(average, generator, average_decay)
             return {"loss": loss}
 
         self._step = step
@@ -67,12 +118,14 @@ class SRResNetStep:
 class SRGANStep:
     """One alternating SRGAN update (k = 1): the generator, then the discriminator.
 
-    Generator loss: ``content(sr, hr) + adversarial_weight * -log D(sr)`` (the paper's),
-    plus ``pixel_weight * pixel_l1(sr, hr)`` when ``pixel_weight`` is not 0 (ESRGAN's
-    addition against colour and brightness drift; 0 leaves the paper's loss as it is);
-    discriminator loss: binary cross-entropy on real HR (1) and the same step's
-    detached SR (0). Returns the loss terms (``pixel`` whatever its weight) and D's mean
-    outputs on real and fake.
+    Generator loss: ``content(sr, hr) + adversarial_weight * -log D(sr)`` (the paper's), plus
+    ``pixel_weight * pixel_l1(sr, hr)`` (ESRGAN's L1) and ``anchor_weight * anchor(sr, lr)`` (a low-frequency
+    anchor, :class:`srgan_mlx.losses.LowFrequencyAnchor`) where their weights are not 0; discriminator loss:
+    binary cross-entropy on real HR (1) and the same step's detached SR (0). ``joint``: D sees real and fake as
+    one batch, in its own update and in the generator's adversarial term (the fake half of D on HR and SR
+    concatenated), so both uses of D normalise alike. ``average``: a generator kept as the moving average of
+    this one (``average_decay``). With the defaults this is the paper's step. Returns the loss terms (``pixel``,
+    and ``anchor`` when given, whatever their weights) and D's mean outputs on real and fake.
     """
 
     def __init__(
@@ -84,43 +137,66 @@ class SRGANStep:
         opt_d: optim.Optimizer,
         adversarial_weight: float = 1e-3,
         pixel_weight: float = 0.0,
+        anchor: Callable[[mx.array, mx.array], mx.array] | None = None,
+        anchor_weight: float = 0.0,
+        joint: bool = False,
+        average: nn.Module | None = None,
+        average_decay: float = 0.0,
     ):
+        if anchor_weight and anchor is None:
+            raise ValueError("anchor_weight needs an anchor")
         self.state = [generator.state, discriminator.state, opt_g.state, opt_d.state, mx.random.state]
+        if average is not None:
+            self.state.append(average.state)
 
         def g_loss_fn(lr, hr):
             sr = generator(lr)
-            content = content_loss(sr, hr)
-            adversarial = generator_adversarial_loss(discriminator(sr))
-            pixel = pixel_l1(sr, hr)
-            total = content + adversarial_weight * adversarial
+            terms = {"content": content_loss(sr, hr)}
+            fake = discriminator(sr) if not joint else _discriminate(discriminator, hr, sr, joint)[1]
+            terms["adversarial"] = generator_adversarial_loss(fake)
+            terms["pixel"] = pixel_l1(sr, hr)
+            total = terms["content"] + adversarial_weight * terms["adversarial"]
             if pixel_weight:
-                total = total + pixel_weight * pixel
-            return total, (content, adversarial, pixel, sr)
-
-        def d_loss_fn(hr, sr):
-            real, fake = discriminator(hr), discriminator(sr)
-            return discriminator_loss(real, fake), (mx.sigmoid(real).mean(), mx.sigmoid(fake).mean())
+                total = total + pixel_weight * terms["pixel"]
+            if anchor is not None:
+                terms["anchor"] = anchor(sr, lr)
+                if anchor_weight:
+                    total = total + anchor_weight * terms["anchor"]
+            return total, (terms, sr)
 
         g_grad = nn.value_and_grad(generator, g_loss_fn)
-        d_grad = nn.value_and_grad(discriminator, d_loss_fn)
+        d_update = _discriminator_update(discriminator, opt_d, joint)
 
         @partial(mx.compile, inputs=self.state, outputs=self.state)
         def step(lr, hr):
-            (g_total, (content, adversarial, pixel, sr)), grads = g_grad(lr, hr)
+            (g_total, (terms, sr)), grads = g_grad(lr, hr)
             opt_g.update(generator, _average(grads))
-            (d_total, (d_real, d_fake)), grads = d_grad(hr, mx.stop_gradient(sr))
-            opt_d.update(discriminator, _average(grads))
+            d_terms = d_update(hr, sr)
             _sync_batch_statistics(generator)
-            _sync_batch_statistics(discriminator)
-            return {
-                "loss": g_total,
-                "content": content,
-                "adversarial": adversarial,
-                "pixel": pixel,
-                "d_loss": d_total,
-                "d_real": d_real,
-                "d_fake": d_fake,
-            }
+            if average is not None:
+                _update_average(average, generator, average_decay)
+            return {"loss": g_total, **terms, **d_terms}
+
+        self._step = step
+
+    def __call__(self, lr: mx.array, hr: mx.array) -> dict[str, mx.array]:
+        return self._step(lr, hr)
+
+
+class DiscriminatorStep:
+    """One update of the discriminator alone, against the generator's output (its weights are not updated;
+    in training mode its BatchNorm running statistics follow the batches, as in an SRGAN step): the
+    discriminator's warm-up (BasicSR's ``net_d_init_iters``). Same D loss and ``joint`` as :class:`SRGANStep`."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, opt_d: optim.Optimizer, joint: bool = False):
+        self.state = [generator.state, discriminator.state, opt_d.state, mx.random.state]
+        d_update = _discriminator_update(discriminator, opt_d, joint)
+
+        @partial(mx.compile, inputs=self.state, outputs=self.state)
+        def step(lr, hr):
+            out = d_update(hr, generator(lr))
+            _sync_batch_statistics(generator)
+            return out
 
         self._step = step
 

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .atomic import write_text
-from .config import STAGES, TrainConfig, anchored, option, resumed_config
+from .config import D_BATCHES, STAGES, TrainConfig, anchored, option, resumed_config
 from .data import BatchLoader, BatchSampler, DataSet
 from .discriminator import Discriminator
 from .errors import UserError
@@ -43,12 +43,12 @@ from .generator import Generator
 from .image_io import write_image
 from .imresize import imresize
 from .inference import super_resolve
-from .losses import VGGLoss
+from .losses import LowFrequencyAnchor, VGGLoss
 from .metrics_log import MetricsLog
 from .model_io import load_into, read_weights, resolve_generator_file
 from .panels import labelled_row
-from .run_folder import RunFolder, find_checkpoint, run_of
-from .steps import SRGANStep, SRResNetStep
+from .run_folder import AVERAGE, RunFolder, find_checkpoint, run_of
+from .steps import DiscriminatorStep, SRGANStep, SRResNetStep
 from .vgg import LAYER_NAMES, VGG19Features
 
 CONVERT_HINT = "python -m convert.vgg19 --download original -o vgg19.safetensors (the paper's VGG19; see README)"
@@ -93,6 +93,8 @@ def load_init(generator: Generator, source: str) -> None:
     load_into(generator, arrays, file)
 
 
+SRGAN_ONLY = {"pixel_weight": 0.0, "anchor_weight": 0.0, "d_batch": "separate", "d_warmup": 0}
+"""The SRGAN recipe's options, with the values that leave the SRResNet stage as it is."""
 AT_LEAST_ONE = ("crop", "batch_size", "num_blocks", "channels", "workers", "log_every", "val_every", "checkpoint_every")
 
 
@@ -109,10 +111,19 @@ def check(config: TrainConfig) -> None:
         raise UserError(f"unknown --vgg-layer {config.vgg_layer!r}; VGG19's layers: {', '.join(LAYER_NAMES)}")
     if config.crop % config.scale:
         raise UserError(f"--crop {config.crop} must be a multiple of --scale {config.scale}")
-    if config.pixel_weight < 0:
-        raise UserError(f"--pixel-weight must be >= 0, got {config.pixel_weight}")
-    if config.pixel_weight and config.stage != "srgan":
-        raise UserError("--pixel-weight adds a pixel loss to --stage srgan (SRResNet's loss is one already)")
+    for name in ("pixel_weight", "anchor_weight", "d_warmup"):
+        if getattr(config, name) < 0:
+            raise UserError(f"{option(name)} must be >= 0, got {getattr(config, name)}")
+    if config.stage != "srgan":
+        recipe = [name for name, default in SRGAN_ONLY.items() if getattr(config, name) != default]
+        if recipe:
+            raise UserError(f"{', '.join(map(option, recipe))}: options of --stage srgan (SRResNet's loss is pixel MSE)")
+    if config.d_batch not in D_BATCHES:
+        raise UserError(f"--d-batch must be one of {', '.join(D_BATCHES)}, got {config.d_batch!r}")
+    if config.d_warmup >= config.total_steps():
+        raise UserError(f"--d-warmup {config.d_warmup} leaves no generator update in --steps {config.total_steps()}")
+    if not 0 <= config.ema_decay < 1:
+        raise UserError(f"--ema-decay must be in [0, 1) (0: no moving average), got {config.ema_decay}")
     if config.val:
         pair_inputs(list_images(Path(config.val)), config.scale, None)  # headers only: sizes checked now
 
@@ -183,18 +194,28 @@ class Trainer:
         self.opt_g = optim.Adam(learning_rate(config), betas=[config.beta1, config.beta2])
         self.modules = {"generator": self.generator}
         self.optimizers = {"g": self.opt_g}
+        self.average = None  # the generator's moving average, which validation and export use
+        if config.ema_decay:
+            self.average = Generator(config.scale, config.num_blocks, config.channels)
+            self.modules[AVERAGE] = self.average
+        self.warmup_step = None
         if config.stage == "srgan":
             content = VGGLoss(load_vgg(config.vgg), config.vgg_layer, config.vgg_rescale)
             self.discriminator = Discriminator(config.crop)
             self.opt_d = optim.Adam(learning_rate(config), betas=[config.beta1, config.beta2])
             self.modules["discriminator"] = self.discriminator
             self.optimizers["d"] = self.opt_d
+            joint = config.d_batch == "joint"
             self.train_step = SRGANStep(
                 self.generator, self.discriminator, content, self.opt_g, self.opt_d,
                 config.adversarial_weight, config.pixel_weight,
+                LowFrequencyAnchor(config.crop, config.scale), config.anchor_weight, joint,
+                self.average, config.ema_decay,
             )  # fmt: skip
+            if config.d_warmup:
+                self.warmup_step = DiscriminatorStep(self.generator, self.discriminator, self.opt_d, joint)
         else:
-            self.train_step = SRResNetStep(self.generator, self.opt_g)
+            self.train_step = SRResNetStep(self.generator, self.opt_g, self.average, config.ema_decay)
         for key, optimizer in self.optimizers.items():
             optimizer.init(self.modules[self.OPTIMIZES[key]].trainable_parameters())
 
@@ -221,6 +242,8 @@ class Trainer:
             raise UserError(self._occupied())
         if self.config.init:
             load_init(self.generator, self.config.init)
+        if self.average is not None:
+            self.average.update(self.generator.parameters())  # the average starts at the initial weights
         if self.main:
             if holds:
                 self.folder.clear()
@@ -299,8 +322,9 @@ class Trainer:
         waited = time.perf_counter() - started
         # MLX's random key is a function of (seed, rank, step): resumed runs need not save it
         mx.random.seed(hash((self.config.seed, self.rank, self.step)) % 2**32)
-        out = self.train_step(mx.array(lr), mx.array(hr))
-        mx.eval(out, self.train_step.state)
+        step = self.warmup_step if self.step < self.config.d_warmup else self.train_step
+        out = step(mx.array(lr), mx.array(hr))
+        mx.eval(out, step.state)
         losses = {k: v.item() for k, v in out.items()}
         broken = {name: value for name, value in losses.items() if not math.isfinite(value)}
         if broken:
@@ -314,9 +338,10 @@ class Trainer:
         self.window.add({**losses, "seconds": elapsed, "data_wait": waited})
         images = self.config.batch_size * self.world
         bar.update(1)
-        bar.set_postfix(loss=f"{losses['loss']:.4g}", img_s=f"{images / elapsed:.1f}")
-        if self.step % self.config.log_every == 0 or self.step == total:
-            self.record(images)
+        shown = "loss" if "loss" in losses else "d_loss"  # a warm-up step trains D alone
+        bar.set_postfix({shown: f"{losses[shown]:.4g}", "img_s": f"{images / elapsed:.1f}"})
+        if self.step % self.config.log_every == 0 or self.step in (total, self.config.d_warmup):
+            self.record(images)  # (the warm-up's D-only steps are never averaged with full steps)
 
     def _agreed(self, pressed: bool) -> bool:
         """Whether any rank's Ctrl-C asks to stop (all ranks must stop at the same step)."""
@@ -345,7 +370,8 @@ class Trainer:
             self.metrics.append(row)
 
     def validate(self) -> bool:
-        """PSNR/SSIM/colour bias on ``--val`` (standard protocol), bicubic | SR | HR images; True if a new best."""
+        """PSNR/SSIM/colour bias on ``--val`` (standard protocol), bicubic | SR | HR images, of the generator's moving
+        average where the run keeps one, else of the generator; True if a new best."""
         if not self.main:
             return False
         folder = self.folder.validation(self.step)
@@ -356,14 +382,15 @@ class Trainer:
             picture = labelled_row([bicubic, images.sr, images.hr], ["bicubic", label, "HR"])
             write_image(folder / f"{row['name']}.png", picture)
 
-        self.generator.eval()
+        generator = self.average if self.average is not None else self.generator
+        generator.eval()
         try:
             result = evaluate(
-                self.config.val, self.config.scale, upscaler=lambda lr: super_resolve(self.generator, lr),
+                self.config.val, self.config.scale, upscaler=lambda lr: super_resolve(generator, lr),
                 on_image=save_images,
             )  # fmt: skip
         finally:
-            self.generator.train()
+            generator.train()
         mean = result["mean"]
         self.metrics.append(
             {"step": self.step, "val_psnr": mean["psnr"], "val_ssim": mean["ssim"], **{f"val_{k}": mean[k] for k in BIAS_KEYS}}

@@ -26,7 +26,7 @@ from .errors import warn
 from .generator import Generator
 from .inference import MIN_TILE, receptive_field_radius, smallest_tile_memory, super_resolve
 from .model_io import BUNDLED, DEFAULT_MODEL, load_generator
-from .run_folder import GENERATOR_FILE
+from .run_folder import GENERATOR_FILES
 from .picture import Picture, from_array, from_pil, gray_to_rgb, resize_bicubic, to_array, to_gray, to_pil
 
 ALPHA_METHODS = ("bicubic", "model")
@@ -49,7 +49,7 @@ def model_label(model: Model) -> str:
     if str(model) in BUNDLED:
         return str(model)
     path = Path(model)
-    return path.parent.name if path.name == GENERATOR_FILE else path.stem
+    return path.parent.name if path.name in GENERATOR_FILES else path.stem
 
 
 def _size(count: int) -> str:

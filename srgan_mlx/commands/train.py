@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..config import PRESETS, STAGES, TrainConfig
+from ..config import D_BATCHES, PRESETS, STAGES, TrainConfig
 from .options import device_option
 
 DEFAULTS = TrainConfig()
@@ -40,6 +40,18 @@ DEFAULTS = TrainConfig()
 @click.option("--pixel-weight", type=float, default=None,
               help=f"SRGAN: add this times an L1 pixel loss (ESRGAN uses 1e-2; against colour casts) "
               f"[{DEFAULTS.pixel_weight:g}: the paper's loss].")
+@click.option("--anchor-weight", type=float, default=None,
+              help="SRGAN: add this times the L1 between the SR output downscaled by MATLAB bicubic and the LR input "
+              f"(pins colour and brightness, leaves texture free) [{DEFAULTS.anchor_weight:g}: the paper's loss].")
+@click.option("--d-batch", type=click.Choice(D_BATCHES), default=None,
+              help="SRGAN: the discriminator sees real and fake as separate batches (the paper's code) or as one joint "
+              f"batch, sharing BatchNorm statistics, in its update and in the generator's loss [{DEFAULTS.d_batch}].")
+@click.option("--d-warmup", type=int, default=None,
+              help="SRGAN: the first N steps train the discriminator alone against the initial generator "
+              f"[{DEFAULTS.d_warmup}].")
+@click.option("--ema-decay", type=float, default=None,
+              help="Keep a moving average of the generator with this decay (e.g. 0.999); validation, checkpoints' "
+              f"generator for upscale/export and --init use it [{DEFAULTS.ema_decay:g}: none].")
 @click.option("--vgg-layer", default=None, help=f"Content-loss VGG19 layer [{DEFAULTS.vgg_layer}].")
 @click.option("--num-blocks", type=int, default=None, help=f"Generator residual blocks [{DEFAULTS.num_blocks}].")
 @click.option("--channels", type=int, default=None, help=f"Generator channels [{DEFAULTS.channels}].")
