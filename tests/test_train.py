@@ -1,6 +1,7 @@
 """Training: learning, exact resume, crash-safe checkpoints, Ctrl-C, run folders, bad data, NaN stop, CLI errors."""
 
 import json
+from functools import partial
 import math
 import shutil
 import signal
@@ -137,6 +138,74 @@ def test_srgan_resume_is_exact_across_the_learning_rate_switch(images, vgg_file,
         assert (run / "checkpoints" / "latest").read_text().strip() == f"step_{every:08d}"
         resumed = resume(str(run))
         assert_same_arrays(checkpoint_arrays(resumed, 6), expected)
+
+
+RECIPE = dict(stage="srgan", vgg_layer="relu2_2", steps=6, d_batch="joint", d_warmup=3, anchor_weight=1.0,
+              ema_decay=0.9, lr=1e-3)  # every SRGAN recipe option away from the paper's value
+
+
+def test_srgan_recipe_resumes_exactly_in_and_after_the_warmup(images, vgg_file, tmp_path):
+    """With every recipe option on, a run stopped during the discriminator's warm-up or after it ends, resumed,
+    with the arrays of a run never stopped: generator, its moving average, discriminator, both optimizers."""
+    gan = dict(RECIPE, vgg=str(vgg_file))
+    straight = train(config(images, tmp_path / "straight", checkpoint_every=2, keep=5, **gan))
+    expected = checkpoint_arrays(straight, 6)
+    assert {key.split(":")[0] for key in expected} == {
+        "generator.safetensors", "generator_ema.safetensors", "discriminator.safetensors",
+        "optimizer_g.safetensors", "optimizer_d.safetensors",
+    }  # fmt: skip
+    for stop, latest in ((3, 2), (5, 4)):
+        trainer = Trainer(config(images, tmp_path / f"stop{stop}", checkpoint_every=2, **gan))
+        trainer.start()
+        for name in ("warmup_step", "train_step"):
+            step = getattr(trainer, name)
+            step._step = partial(stop_at, trainer, stop, step._step)
+        with pytest.raises(Interrupted):
+            trainer.run()
+        assert (Path(trainer.folder.path) / "checkpoints" / "latest").read_text().strip() == f"step_{latest:08d}"
+        assert_same_arrays(checkpoint_arrays(resume(str(trainer.folder.path)), 6), expected)
+
+
+def stop_at(trainer, at_step, real_step, lr, hr):
+    if trainer.step + 1 == at_step:
+        raise KeyboardInterrupt
+    return real_step(lr, hr)
+
+
+def test_warmup_trains_the_discriminator_alone_then_both(images, vgg_file, tmp_path):
+    """The warm-up's steps leave the generator's weights (and so its average) where ``--init`` put them and log D's
+    terms alone, in lines of their own; then the generator moves and its average follows it."""
+    init = train(config(images, tmp_path / "pre", steps=1, checkpoint_every=1))
+    run = train(config(images, tmp_path / "gan", checkpoint_every=1, keep=10, log_every=2, init=str(init),
+                       **dict(RECIPE, vgg=str(vgg_file))))  # fmt: skip
+    initial = {k: v for k, v in checkpoint_arrays(init, 1).items() if k.startswith("generator.")}
+    for step in (1, 2, 3):
+        arrays = checkpoint_arrays(run, step)
+        for key, value in initial.items():
+            if "running" not in key:  # BatchNorm statistics follow the batches, as in any training-mode step
+                assert np.array_equal(arrays[key], value), (step, key)
+                assert np.array_equal(arrays[key.replace("generator.", "generator_ema.")], value), (step, key)
+    moved = checkpoint_arrays(run, 4)
+    assert not np.array_equal(moved["generator.safetensors:tail.weight"], initial["generator.safetensors:tail.weight"])
+    average = moved["generator_ema.safetensors:tail.weight"]
+    assert np.allclose(average, 0.9 * initial["generator.safetensors:tail.weight"]
+                       + 0.1 * moved["generator.safetensors:tail.weight"], atol=1e-7)  # fmt: skip
+    rows = metrics_rows(run)
+    assert [r["step"] for r in rows] == [2, 3, 4, 6]  # a line at the warm-up's end
+    assert {"d_loss", "d_real", "d_fake"} <= set(rows[1]) and "content" not in rows[1]
+    assert {"content", "adversarial", "anchor", "d_loss"} <= set(rows[2])
+
+
+def test_a_run_with_a_moving_average_upscales_with_it(images, tmp_path):
+    """``--ema-decay``: validation, upscale, export and --init take the average, not the last trained weights."""
+    run = train(config(images, tmp_path / "run", steps=2, checkpoint_every=2, ema_decay=0.5, lr=1e-2))
+    assert model_io.resolve_generator_file(run).name == "generator_ema.safetensors"
+    checkpoint_folder = run / "checkpoints" / "step_00000002"
+    assert model_io.resolve_generator_file(checkpoint_folder).name == "generator_ema.safetensors"
+    average = model_io.load_generator(run)
+    stored = mx.load(str(checkpoint_folder / "generator_ema.safetensors"))
+    for key, value in tree_flatten(average.parameters()):
+        assert np.array_equal(np.array(value), np.array(stored[key])), key
 
 
 def test_interrupted_checkpoint_keeps_previous(images, tmp_path, monkeypatch):
@@ -611,6 +680,11 @@ def test_resume_from_a_checkpoint_folder_carried_elsewhere(images, tmp_path):
         (["--steps", "0"], "--steps must be at least 1"),
         (["--vgg-layer", "relu9_9"], "unknown --vgg-layer 'relu9_9'"),
         (["--val", "nowhere"], "nowhere: no such folder"),
+        (["--anchor-weight", "-1"], "--anchor-weight must be >= 0, got -1.0"),
+        (["--stage", "srgan", "--d-warmup", "60"], "--d-warmup 60 leaves no generator update in --steps 60"),
+        (["--ema-decay", "1"], "--ema-decay must be in [0, 1)"),
+        (["--d-batch", "joint"], "--d-batch: options of --stage srgan"),
+        (["--anchor-weight", "1", "--pixel-weight", "1"], "--pixel-weight, --anchor-weight: options of --stage srgan"),
     ],
 )
 def test_bad_options_are_refused_before_any_step(images, tmp_path, args, message):

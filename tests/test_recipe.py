@@ -1,0 +1,191 @@
+"""The SRGAN recipe's options, each against a reference written here from its definition: the joint
+discriminator batch, the low-frequency anchor, the generator's moving average and the discriminator's warm-up."""
+
+import numpy as np
+import pytest
+
+import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+from mlx.utils import tree_flatten
+
+from srgan_mlx.discriminator import Discriminator
+from srgan_mlx.generator import Generator
+from srgan_mlx.imresize import imresize
+from srgan_mlx.losses import LowFrequencyAnchor
+from srgan_mlx.steps import DiscriminatorStep, SRGANStep, SRResNetStep
+
+CROP = 24
+
+
+def networks(seed=0):
+    mx.random.seed(seed)
+    return Generator(4, num_blocks=2, channels=16), Discriminator(CROP)
+
+
+def content(sr, hr):  # any content loss will do; VGG is not what is tested here
+    return mx.mean(mx.square(sr - hr))
+
+
+def arrays(module):
+    return {k: np.array(v) for k, v in tree_flatten(module.parameters())}
+
+
+def sgd():
+    return optim.SGD(learning_rate=1.0)  # an update is minus the gradient
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(0)
+    hr = rng.uniform(-1, 1, (2, CROP, CROP, 3)).astype(np.float32)
+    lr = rng.uniform(0, 1, (2, CROP // 4, CROP // 4, 3)).astype(np.float32)
+    return mx.array(lr), mx.array(hr)
+
+
+def bce(real_logits, fake_logits):
+    """Binary cross-entropy, real 1 and fake 0, written with log-sigmoid."""
+    return -mx.mean(nn.log_sigmoid(real_logits)) - mx.mean(nn.log_sigmoid(-fake_logits))
+
+
+def assert_moved_by(after, before, grads, scale_of=None):
+    """``after - before == -grads`` for every array, to a tolerance relative to the largest gradient."""
+    grads = {k: np.array(v) for k, v in tree_flatten(grads)}
+    scale = max(np.abs(g).max() for g in grads.values())
+    for key, grad in grads.items():
+        np.testing.assert_allclose(after[key] - before[key], -grad, atol=2e-4 * scale, err_msg=key)
+
+
+@pytest.mark.parametrize("size, scale", [(24, 4), (96, 4), (48, 2), (96, 8)])
+def test_anchor_downscale_is_matlab_imresize(size, scale):
+    """The anchor's two matrix products equal the numpy MATLAB imresize (float input: no rounding), borders too."""
+    rng = np.random.default_rng(size + scale)
+    images = rng.uniform(0, 1, (2, size, size, 3))
+    anchor = LowFrequencyAnchor(size, scale)
+    got = np.array(anchor.downscale(mx.array(images.astype(np.float32))))
+    expected = np.stack([imresize(image, 1 / scale) for image in images])
+    assert got.shape == expected.shape == (2, size // scale, size // scale, 3)
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+
+
+def test_anchor_is_zero_for_the_hr_itself_and_sees_a_colour_cast():
+    """SR = HR gives 0 against the LR made from it; a uniform cast of c on [0, 1] gives c."""
+    rng = np.random.default_rng(1)
+    hr = rng.uniform(0.1, 0.9, (1, CROP, CROP, 3))
+    lr = mx.array(imresize(hr[0], 0.25)[None].astype(np.float32))
+    anchor = LowFrequencyAnchor(CROP, 4)
+    sr = mx.array((hr * 2 - 1).astype(np.float32))
+    assert anchor(sr, lr).item() == pytest.approx(0, abs=1e-6)
+    assert anchor(sr + 2 * 0.03, lr).item() == pytest.approx(0.03, rel=1e-4)
+
+
+def test_joint_batch_step_against_its_definition(batch):
+    """``joint``: D's update is minus the gradient of BCE on the logits of D(concat(HR, SR)), and the
+    generator's adversarial term is -log D on the fake half of D(concat(HR, SR)), both in training mode."""
+    lr, hr = batch
+    generator, discriminator = networks()
+    step = SRGANStep(generator, discriminator, content, sgd(), sgd(), 0.5, joint=True)
+    before_g, before_d = arrays(generator), arrays(discriminator)
+    ref_g, ref_d = networks()
+
+    def g_loss(lr, hr):
+        sr = ref_g(lr)
+        logits = ref_d(mx.concatenate([hr, sr]))
+        return content(sr, hr) - 0.5 * mx.mean(nn.log_sigmoid(logits[2:]))
+
+    g_value, g_grads = nn.value_and_grad(ref_g, g_loss)(lr, hr)
+    sr = mx.stop_gradient(ref_g(lr))
+
+    def d_loss(hr, sr):
+        logits = ref_d(mx.concatenate([hr, sr]))
+        return bce(logits[:2], logits[2:])
+
+    d_value, d_grads = nn.value_and_grad(ref_d, d_loss)(hr, sr)
+    out = step(lr, hr)
+    mx.eval(out, step.state)
+    assert out["loss"].item() == pytest.approx(g_value.item(), rel=1e-5)
+    assert out["d_loss"].item() == pytest.approx(d_value.item(), rel=1e-5)
+    assert_moved_by(arrays(generator), before_g, g_grads)
+    trainable_d = dict(tree_flatten(discriminator.trainable_parameters()))
+    assert_moved_by({k: v for k, v in arrays(discriminator).items() if k in trainable_d}, before_d, d_grads)
+
+
+def test_separate_and_joint_batches_differ(batch):
+    """The two settings are not the same computation (BatchNorm statistics are per batch or shared)."""
+    losses = []
+    for joint in (False, True):
+        generator, discriminator = networks()
+        out = SRGANStep(generator, discriminator, content, sgd(), sgd(), joint=joint)(*batch)
+        losses.append(out["d_loss"].item())
+    assert abs(losses[0] - losses[1]) > 1e-4
+
+
+def test_anchor_weight_enters_the_generators_gradient(batch):
+    """With plain SGD the generators of weight w and weight 0 differ by w times the anchor's gradient."""
+    lr, hr = batch
+    anchor = LowFrequencyAnchor(CROP, 4)
+    moved = {}
+    for weight in (0.0, 0.7):
+        generator, discriminator = networks()
+        step = SRGANStep(generator, discriminator, content, sgd(), sgd(), anchor=anchor, anchor_weight=weight)
+        out = step(lr, hr)
+        mx.eval(out, step.state)
+        moved[weight] = arrays(generator)
+    reference, _ = networks()
+    value, grads = nn.value_and_grad(reference, lambda lr: anchor(reference(lr), lr))(lr)
+    assert out["anchor"].item() == pytest.approx(value.item(), rel=1e-5)
+    assert out["loss"].item() == pytest.approx(
+        out["content"].item() + 1e-3 * out["adversarial"].item() + 0.7 * out["anchor"].item(), rel=1e-5
+    )
+    assert_moved_by(moved[0.7], moved[0.0], {k: 0.7 * v for k, v in tree_flatten(grads)})
+
+
+@pytest.mark.parametrize("kind", ["srresnet", "srgan"])
+def test_moving_average_follows_its_definition(batch, kind):
+    """After each update, average = d * average + (1 - d) * generator, over every array (BN statistics too)."""
+    decay = 0.75
+    generator, discriminator = networks()
+    average, _ = networks(seed=1)
+    average.update(generator.parameters())
+    if kind == "srresnet":
+        step = SRResNetStep(generator, optim.Adam(1e-2), average, decay)
+    else:
+        step = SRGANStep(generator, discriminator, content, optim.Adam(1e-2), optim.Adam(1e-2),
+                         average=average, average_decay=decay)  # fmt: skip
+    expected = arrays(generator)
+    for _ in range(3):
+        mx.eval(step(*batch), step.state)
+        expected = {k: decay * v + (1 - decay) * arrays(generator)[k] for k, v in expected.items()}
+    got = arrays(average)
+    assert got.keys() == expected.keys() and any("running_var" in k for k in got)
+    for key in got:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    assert not np.allclose(got["tail.weight"], arrays(generator)["tail.weight"])
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_discriminator_warmup_step_moves_only_the_discriminator(batch, joint):
+    """D's update is the SRGAN step's D update on the generator's output; the generator's weights stay."""
+    lr, hr = batch
+    generator, discriminator = networks()
+    before_g, before_d = arrays(generator), arrays(discriminator)
+    ref_g, ref_d = networks()
+    sr = mx.stop_gradient(ref_g(lr))
+
+    def d_loss(hr, sr):
+        if joint:
+            logits = ref_d(mx.concatenate([hr, sr]))
+            return bce(logits[:2], logits[2:])
+        return bce(ref_d(hr), ref_d(sr))
+
+    _, d_grads = nn.value_and_grad(ref_d, d_loss)(hr, sr)
+    step = DiscriminatorStep(generator, discriminator, sgd(), joint)
+    out = step(lr, hr)
+    mx.eval(out, step.state)
+    assert set(out) == {"d_loss", "d_real", "d_fake"}
+    after_g = arrays(generator)
+    for key in dict(tree_flatten(generator.trainable_parameters())):
+        assert np.array_equal(after_g[key], before_g[key]), key
+    trainable_d = dict(tree_flatten(discriminator.trainable_parameters()))
+    assert_moved_by({k: v for k, v in arrays(discriminator).items() if k in trainable_d}, before_d, d_grads)
