@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
@@ -56,8 +56,14 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
 
 
+class TooLarge(UserError):
+    """An image with more pixels than may be opened (a decompression bomb's header, or a caller's limit)."""
+
+
 def unreadable(path: Path, exc: Exception) -> UserError:
     """The one-line error for a file that cannot be read as an image."""
+    if isinstance(exc, Image.DecompressionBombError):
+        return TooLarge(f"{path}: too many pixels to open ({exc})")
     if isinstance(exc, FileNotFoundError):
         return UserError(f"{path}: no such file")
     if isinstance(exc, UnidentifiedImageError):
@@ -67,10 +73,11 @@ def unreadable(path: Path, exc: Exception) -> UserError:
 
 
 @contextlib.contextmanager
-def opened(path: Path) -> Iterator[Image.Image]:
-    """``path`` opened by PIL (header read, pixels not decoded); a read failure inside becomes :func:`unreadable`."""
+def opened(path: Path, source: BinaryIO | None = None) -> Iterator[Image.Image]:
+    """``path`` opened by PIL (header read, pixels not decoded); a read failure inside becomes :func:`unreadable`.
+    ``source``: read this file object instead (an upload), ``path`` only naming it in messages."""
     try:
-        with Image.open(path) as image:
+        with Image.open(path if source is None else source) as image:
             yield image
     except READ_ERRORS as exc:
         raise unreadable(path, exc) from None

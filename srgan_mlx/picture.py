@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -101,10 +102,11 @@ def from_pil(image: Image.Image) -> Picture:
     return Picture(_to_float(pixels, 255), None, "RGB", icc)
 
 
-def read_picture(path: str | os.PathLike) -> Picture:
-    """Read any common image file, upright, as a :class:`Picture`; a bad file is a one-line :class:`UserError`."""
+def read_picture(path: str | os.PathLike, source: BinaryIO | None = None) -> Picture:
+    """Read any common image file, upright, as a :class:`Picture`; a bad file is a one-line :class:`UserError`.
+    ``source``: read this file object instead, ``path`` only naming it in messages."""
     path = Path(path)
-    with opened(path) as image:
+    with opened(path, source) as image:
         reduced = reduces_depth(image)
         upright = decode(image)
     picture = from_pil(upright)

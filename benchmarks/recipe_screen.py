@@ -1,0 +1,87 @@
+"""Score the checkpoints of SRGAN training runs on Set5 and Set14: the table behind the choice of recipe.
+
+    python benchmarks/recipe_screen.py runs/screen/* --data ../shared/data --out benchmarks/results/recipes
+
+For every checkpoint of every run (or the checkpoints named with ``--steps``), the generator is
+scored, and its moving average too where the run keeps one: PSNR, SSIM and colour bias on Set5
+and Set14, NIQE on Set14 (the standard protocol of ``srgan-mlx evaluate``, LR from the
+benchmark's MATLAB-bicubic files). Writes ``<out>/recipes.json`` (one row per run, step and
+generator, with the run's recipe options) and prints a markdown table. Rows already in the JSON
+are not scored again, so it can be re-run as runs go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import srgan_mlx  # noqa: E402,F401  (loads the BLAS before mlx)
+from srgan_mlx.atomic import write_text  # noqa: E402
+from srgan_mlx.evaluate import BIAS_KEYS, evaluate  # noqa: E402
+from srgan_mlx.inference import super_resolve  # noqa: E402
+from srgan_mlx.model_io import load_generator  # noqa: E402
+from srgan_mlx.run_folder import AVERAGE, GENERATOR, RunFolder, weights_file  # noqa: E402
+
+RECIPE = ("lr", "lr_final", "adversarial_weight", "pixel_weight", "anchor_weight", "d_batch", "d_warmup", "ema_decay")
+
+
+def score(generator_file: str, data: Path) -> dict:
+    """Set5 and Set14 means of one generator (``srresnet``, a file...), or of bicubic for ``bicubic``."""
+    generator = None if generator_file == "bicubic" else load_generator(generator_file)
+    upscaler = None if generator is None else (lambda lr: super_resolve(generator, lr))
+    row = {}
+    for name, niqe in (("set5", False), ("set14", True)):
+        folder = data / name.replace("set", "Set")
+        mean = evaluate(folder / "HR", 4, folder / "LR_bicubic" / "X4", upscaler, with_niqe=niqe)["mean"]
+        row.update({f"{name}_{key}": value for key, value in mean.items()})
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
+    parser.add_argument("--steps", help="comma-separated steps to score (default: every checkpoint)")
+    parser.add_argument("--references", action="store_true", help="also score bicubic and the shipped SRResNet")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "recipes")
+    args = parser.parse_args()
+    wanted = {int(s) for s in args.steps.split(",")} if args.steps else None
+    path = args.out / "recipes.json"
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    done = {(r["run"], r["step"], r["generator"]) for r in rows}
+    todo = [("bicubic", 0, "bicubic", None), ("srresnet", 0, "srresnet", None)] if args.references else []
+    for run in args.runs:
+        folder = RunFolder(run)
+        config = json.loads(folder.config.read_text())
+        for checkpoint in folder.saved():
+            step = int(checkpoint.name.split("_")[-1])
+            if wanted is None or step in wanted:
+                for network in (GENERATOR, AVERAGE):
+                    file = weights_file(checkpoint, network)
+                    if file.is_file():
+                        todo.append((run.name, step, network, (str(file), config)))
+    for run, step, network, source in todo:
+        if (run, step, network) in done:
+            continue
+        file, config = source if source else (network, {})
+        row = {"run": run, "step": step, "generator": network, **{k: config.get(k) for k in RECIPE if config},
+               **score(file, args.data)}  # fmt: skip
+        print(json.dumps(row), file=sys.stderr)
+        rows.append(row)
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(rows, indent=1))
+    print("| run | step | generator | Set5 PSNR | Set14 PSNR | Set14 SSIM | Set14 NIQE | Set14 bias R/G/B |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        bias = " / ".join(f"{r[f'set14_{k}']:+.1f}" for k in BIAS_KEYS)
+        print(f"| {r['run']} | {r['step']} | {r['generator']} | {r['set5_psnr']:.2f} | {r['set14_psnr']:.2f} | "
+              f"{r['set14_ssim']:.4f} | {r['set14_niqe']:.2f} | {bias} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""``srgan-mlx serve``: a local web page to upscale photos, compare them with bicubic and turn the realism dial."""
+
+from __future__ import annotations
+
+import click
+
+from .options import FIDELITY_MODEL, device_option
+from .upscale import Size
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but a loopback address lets other machines use it (no login).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default web browser.")
+@click.option("--model", "models", multiple=True, metavar="NAME|PATH",
+              help="A model to offer (repeatable; the first is the default): a shipped model, generator weights, "
+              "a checkpoint or a run folder [the shipped models, srgan first].")
+@click.option("--fidelity-model", metavar="NAME|PATH",
+              help=f"The realism dial's fidelity end, blended with a model of the same shape [{FIDELITY_MODEL}].")
+@click.option("--max-memory", type=Size(), help="Memory budget of one tile's forward pass, as for upscale [2GB].")
+@click.option("--max-upload", type=Size(), default="64MB", show_default=True, help="Largest upload accepted.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=2048 * 2048, show_default=True,
+              help="Largest input accepted, in pixels (width x height), read from the header before decoding.")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@device_option
+def command(host, port, open_browser, models, fidelity_model, max_memory, max_upload, max_pixels, quality, device):
+    """Serve a page to upscale photos: drop images, compare with bicubic, turn the realism dial, download.
+
+    Jobs run one at a time; the page shows each one's place in the queue and progress. Ctrl-C stops the
+    server and removes everything it wrote (a private temporary folder).
+    """
+    import webbrowser
+
+    from ..devices import select_device
+    from ..errors import warn
+    from ..model_io import load_generator, shipped_names
+    from ..server import Limits, Models, Server, is_loopback
+    from ..upscaler import model_label
+
+    select_device(device)
+    specs = list(models) or sorted(shipped_names(), key=lambda name: name != "srgan")
+    generators = {model_label(spec): load_generator(spec) for spec in specs}
+    fidelity = None
+    if fidelity_model or FIDELITY_MODEL in shipped_names():
+        spec = fidelity_model or FIDELITY_MODEL
+        name = model_label(spec)
+        fidelity = (name, generators[name] if name in generators else load_generator(spec))
+    server = Server(host, port, Models(generators, fidelity, max_memory), Limits(max_upload, max_pixels), quality)
+    if not is_loopback(host):
+        warn(f"--host {host}: anyone who can reach this machine on port {server.port} can use this server (no login)")
+    click.echo(f"srgan-mlx serve: {server.url}  (models: {', '.join(generators)}; Ctrl-C stops)")
+    if open_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopping", err=True)
+    finally:
+        server.close()
