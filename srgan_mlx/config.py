@@ -35,6 +35,7 @@ class TrainConfig:
     lr_final: float = 1e-5  # SRGAN: learning rate for the second half of the updates
     beta1: float = 0.9
     beta2: float = 0.999
+    adam_bias_correction: bool = False  # Kingma & Ba's bias-corrected moments (PyTorch, TensorFlow); MLX's default: off
     adversarial_weight: float = 1e-3
     pixel_weight: float = 0.0  # SRGAN: weight of an L1 pixel loss beside the paper's (ESRGAN: 1e-2); 0 = the paper
     anchor_weight: float = 0.0  # SRGAN: weight of L1(imresize(SR, 1/scale), LR), the low-frequency anchor; 0 = the paper

@@ -719,3 +719,16 @@ def test_saving_a_step_again_replaces_it_whole_and_leftovers_are_pruned(images, 
     assert not leftover.exists() and not list(root.glob(".step_*"))
     assert_same_arrays(before, checkpoint_arrays(run, 4))  # the same step, bit for bit
     assert (root / "latest").read_text().strip() == "step_00000004"
+
+
+@pytest.mark.parametrize("corrected", [False, True])
+def test_adam_bias_correction_reaches_both_optimizers(images, vgg_file, tmp_path, corrected):
+    """``--adam-bias-correction``: the first update of a parameter is ``lr`` x sign(gradient) with it (Kingma & Ba's
+    corrected moments), ``lr`` x 0.1 / sqrt(0.001) ~ 3.16 ``lr`` without it (MLX's default)."""
+    trainer = Trainer(config(images, tmp_path / "run", stage="srgan", vgg=str(vgg_file), vgg_layer="relu1_1",
+                             steps=1, lr=1e-3, lr_final=1e-3, adam_bias_correction=corrected))  # fmt: skip
+    assert trainer.opt_g.bias_correction is corrected and trainer.opt_d.bias_correction is corrected
+    before = np.array(trainer.generator.tail.bias)
+    trainer.run()
+    moved = np.abs(np.array(trainer.generator.tail.bias) - before)
+    np.testing.assert_allclose(moved, 1e-3 if corrected else 1e-3 * 0.1 / np.sqrt(1e-3), rtol=1e-3)

@@ -36,6 +36,10 @@ DEFAULTS = TrainConfig()
 @click.option("--lr", type=float, default=None, help=f"Adam learning rate [{DEFAULTS.lr}].")
 @click.option("--lr-final", type=float, default=None, help=f"SRGAN: rate for the second half [{DEFAULTS.lr_final}].")
 @click.option("--beta1", type=float, default=None, help=f"Adam beta1 [{DEFAULTS.beta1}].")
+@click.option("--adam-bias-correction/--no-adam-bias-correction", default=None,
+              help="Adam with bias-corrected moments (Kingma & Ba; PyTorch's and TensorFlow's Adam). Without it "
+              "(MLX's Adam) the first updates are several times --lr: a fine-tune from SRResNet drifts "
+              f"[{'on' if DEFAULTS.adam_bias_correction else 'off'}].")
 @click.option("--adversarial-weight", type=float, default=None, help=f"[{DEFAULTS.adversarial_weight}]")
 @click.option("--pixel-weight", type=float, default=None,
               help=f"SRGAN: add this times an L1 pixel loss (ESRGAN uses 1e-2; against colour casts) "
