@@ -5,6 +5,9 @@
   (the seed's optimizer settings), on 25->100, batch 10.
 * ``b_srresnet``: SRResNetStep(Generator(), Adam(1e-4)), 24->96, batch 16.
 * ``b_srgan``: SRGANStep(Generator(), Discriminator(96), VGGLoss(relu5_4), Adam 1e-4 x2).
+
+Adam is the package's (:class:`srgan_mlx.kernels.Adam`: one multi-threaded update on the CPU), as
+``srgan-mlx train`` uses it; ``SRGAN_MLX_KERNELS=0`` measures MLX's own element-wise path.
 * ``c``: Generator().eval() on one 1x256x256x3 image, whole (no tiles); ``half=True``
   computes it in float16 (the GPU variant ``mlx-half``).
 
@@ -21,10 +24,10 @@ from srgan_mlx.devices import conv_path, select_device
 from srgan_mlx.heap import keep_freed_memory
 
 import mlx.core as mx  # noqa: E402
-import mlx.optimizers as optim  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
 
 from srgan_mlx.discriminator import Discriminator  # noqa: E402
+from srgan_mlx.kernels import Adam  # noqa: E402
 from srgan_mlx.generator import Generator  # noqa: E402
 from srgan_mlx.losses import VGGLoss  # noqa: E402
 from srgan_mlx.steps import SRGANStep, SRResNetStep  # noqa: E402
@@ -80,7 +83,7 @@ def _srgan(spec, batch: int) -> Workload:
     vgg = VGG19Features()
     content = VGGLoss(vgg, layer=spec.vgg_layer)
     step_fn = SRGANStep(
-        G, D, content, optim.Adam(learning_rate), optim.Adam(learning_rate), adversarial_weight=ADVERSARIAL_WEIGHT
+        G, D, content, Adam(learning_rate), Adam(learning_rate), adversarial_weight=ADVERSARIAL_WEIGHT
     )
     lr, hr = (mx.array(a) for a in random_batch(spec, batch))
 
@@ -94,7 +97,7 @@ def _srgan(spec, batch: int) -> Workload:
 
 def _srresnet(spec, batch: int) -> Workload:
     G = Generator(scale=spec.scale)
-    step_fn = SRResNetStep(G, optim.Adam(1e-4))
+    step_fn = SRResNetStep(G, Adam(1e-4))
     lr, hr = (mx.array(a) for a in random_batch(spec, batch))
 
     def step():

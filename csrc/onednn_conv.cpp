@@ -29,6 +29,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "kernels.h"
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/mlx.h"
 #include "mlx/primitives.h"
@@ -407,6 +408,7 @@ NB_MODULE(_onednn, m) {
         "where the processor has bfloat16 kernels (2x the speed on AVX512-BF16), else float32.");
   m.def("implementations", &implementations,
         "One line per cached oneDNN primitive: pass, shape and the kernel oneDNN chose.");
+  srgan::register_kernels(m);
   const dnnl_version_t* v = dnnl_version();
   m.attr("onednn_version") = std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
                              std::to_string(v->patch);

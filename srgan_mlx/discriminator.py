@@ -13,9 +13,11 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
+from .kernels import apply_activation, batch_norm
 from .layers import Conv2d
 
 WIDTHS = (64, 64, 128, 128, 256, 256, 512, 512)
+SLOPE = 0.2  # LeakyReLU
 
 
 class Discriminator(nn.Module):
@@ -47,8 +49,8 @@ class Discriminator(nn.Module):
             raise ValueError(
                 f"discriminator expects {self.input_size}x{self.input_size} inputs, got {x.shape[1]}x{x.shape[2]}"
             )
-        y = nn.leaky_relu(self.convs[0](x), 0.2)
+        y = apply_activation(self.convs[0](x), "leaky", alpha=SLOPE)
         for conv, norm in zip(self.convs[1:], self.norms):
-            y = nn.leaky_relu(norm(conv(y)), 0.2)
-        y = nn.leaky_relu(self.fc1(y.reshape(y.shape[0], -1)), 0.2)
+            y = batch_norm(norm, conv(y), "leaky", alpha=SLOPE)
+        y = apply_activation(self.fc1(y.reshape(y.shape[0], -1)), "leaky", alpha=SLOPE)
         return self.fc2(y).squeeze(-1)

@@ -1,4 +1,4 @@
-"""Layers shared by the networks: the convolution they all use, and pixel shuffle."""
+"""The convolution every network uses, whose implementation depends on the device."""
 
 from __future__ import annotations
 
@@ -72,15 +72,3 @@ class Conv2d(nn.Conv2d):
 
     def _mx_conv(self, x: mx.array) -> mx.array:
         return mx.conv2d(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
-
-
-def pixel_shuffle(x: mx.array, r: int) -> mx.array:
-    """Depth-to-space in PyTorch's channel order: (N, H, W, C*r*r) -> (N, H*r, W*r, C).
-
-    Output channel ``c`` at sub-pixel ``(i, j)`` comes from input channel ``c*r*r + i*r + j``,
-    as in ``torch.nn.PixelShuffle``, so weights trained in PyTorch transfer unchanged.
-    """
-    n, h, w, crr = x.shape
-    c = crr // (r * r)
-    x = x.reshape(n, h, w, c, r, r).transpose(0, 1, 4, 2, 5, 3)
-    return x.reshape(n, h * r, w * r, c)

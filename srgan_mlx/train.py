@@ -32,7 +32,7 @@ import mlx.core as mx
 import mlx.optimizers as optim
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, kernels
 from .atomic import write_text
 from .config import D_BATCHES, STAGES, TrainConfig, anchored, option, resumed_config
 from .data import BatchLoader, BatchSampler, DataSet
@@ -71,10 +71,11 @@ def learning_rate(config: TrainConfig):
 
 
 def adam(config: TrainConfig) -> optim.Adam:
-    """Adam with the run's rate schedule and betas. ``adam_bias_correction``: the first updates use the
-    bias-corrected moments of Kingma & Ba (as PyTorch and TensorFlow do, and the paper's Adam); MLX's default
-    leaves them out, which makes the first hundreds of updates of a fine-tuned network up to ~6x ``lr``."""
-    return optim.Adam(learning_rate(config), [config.beta1, config.beta2], bias_correction=config.adam_bias_correction)
+    """Adam with the run's rate schedule and betas (one multi-threaded update of all arrays on the CPU,
+    :class:`srgan_mlx.kernels.Adam`). ``adam_bias_correction``: the first updates use the bias-corrected moments
+    of Kingma & Ba (as PyTorch and TensorFlow do, and the paper's Adam); MLX's default leaves them out, which
+    makes the first hundreds of updates of a fine-tuned network up to ~6x ``lr``."""
+    return kernels.Adam(learning_rate(config), [config.beta1, config.beta2], bias_correction=config.adam_bias_correction)
 
 
 def load_vgg(path: str | None) -> VGG19Features:

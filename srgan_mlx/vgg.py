@@ -23,6 +23,7 @@ from typing import NamedTuple
 import mlx.core as mx
 import mlx.nn as nn
 
+from .kernels import apply_activation, max_pool2
 from .layers import Conv2d
 
 # (block, convs in block, channels) for VGG19 ("E" configuration)
@@ -98,9 +99,9 @@ class VGG19Features(nn.Module):
             if name.startswith("conv"):
                 y = getattr(self, name)(y)
             elif name.startswith("relu"):
-                y = nn.relu(y)
+                y = apply_activation(y, "leaky", alpha=0.0)
             else:
-                y = nn.MaxPool2d(2, 2)(y)
+                y = max_pool2(y)
             if name in layers:
                 out[name] = y
         return out

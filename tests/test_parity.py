@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build
 import torch_reference as ref  # noqa: E402  (needs torch)
 from srgan_mlx.discriminator import Discriminator
 from srgan_mlx.generator import Generator
-from srgan_mlx.layers import pixel_shuffle
+from srgan_mlx.kernels import pixel_shuffle
 
 TOL = 1e-4
 

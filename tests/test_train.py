@@ -355,7 +355,7 @@ def data_parallel_reference(images, out, steps, ranks, per_rank, **kw):
     """
     trainer = Trainer(config(images, out, steps=steps, batch_size=ranks * per_rank, **kw))
     generator, cfg = trainer.generator, trainer.config
-    optimizer = optim.Adam(cfg.lr, betas=[cfg.beta1, cfg.beta2])
+    optimizer = train_module.adam(cfg)
 
     def loss(lr, hr):
         return mx.mean(mx.square(generator(lr) - hr))

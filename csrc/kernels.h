@@ -1,0 +1,21 @@
+// The multi-threaded kernels of kernels.cpp, registered on the extension module by onednn_conv.cpp.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/variant.h>
+#include <nanobind/stl/vector.h>
+
+#include "mlx/mlx.h"
+
+namespace nb = nanobind;
+namespace mx = mlx::core;
+using namespace nb::literals;
+
+namespace srgan {
+void register_kernels(nb::module_& m);
+}

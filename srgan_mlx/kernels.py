@@ -1,0 +1,120 @@
+"""The work between the convolutions on every core: BatchNorm with its activation and residual, PReLU with pixel
+shuffle, LeakyReLU/ReLU, 2x2 max pooling, and one Adam update for all parameters.
+
+MLX runs its own CPU element-wise kernels and reductions on one thread. The native extension
+(``csrc/kernels.cpp``) has multi-threaded MLX primitives for these, with their gradients; the functions
+here use them where they apply (CPU, float32, the extension loaded, ``SRGAN_MLX_KERNELS`` not ``0``)
+and compute the same thing with MLX's own operations elsewhere (a GPU, macOS, no extension). The MLX
+forms are the definition: tests hold the native kernels to them on the networks' own shapes. The
+decision is made when a network is called or traced, like the convolution path's.
+"""
+
+from __future__ import annotations
+
+import os
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+
+from . import onednn
+
+DISABLE_ENV = "SRGAN_MLX_KERNELS"
+
+
+def available() -> bool:
+    """Whether the native kernels run calls made now: the extension is loaded, the default device is the CPU and
+    ``SRGAN_MLX_KERNELS=0`` does not turn them off."""
+    return (
+        os.environ.get(DISABLE_ENV, "").strip() != "0"
+        and mx.default_device().type == mx.cpu
+        and onednn.extension() is not None
+    )
+
+
+def _native(*arrays: mx.array) -> bool:
+    return available() and all(a.dtype == mx.float32 for a in arrays if a is not None)
+
+
+def batch_norm(
+    norm: nn.BatchNorm,
+    x: mx.array,
+    activation: str = "none",
+    slope: mx.array | None = None,
+    alpha: float = 0.0,
+    residual: mx.array | None = None,
+) -> mx.array:
+    """``act(norm(x)) + residual``; ``activation`` is ``none``, ``prelu`` (per-channel ``slope``) or ``leaky``
+    (``alpha``). In training mode the native kernel normalises with the batch statistics and the running
+    statistics are updated exactly as ``nn.BatchNorm`` does (unbiased variance)."""
+    if norm.training and norm.track_running_stats and "weight" in norm and _native(x, residual):
+        y, mean, var = onednn.extension().norm_act(
+            x, norm.weight, norm.bias, activation, slope, alpha, norm.eps, residual
+        )
+        count = x.size // x.shape[-1]
+        mu = norm.momentum
+        norm.running_mean = (1 - mu) * norm.running_mean + mu * mean
+        norm.running_var = (1 - mu) * norm.running_var + mu * (var * (count / (count - 1)))
+        return y
+    y = norm(x)
+    if activation != "none":
+        y = apply_activation(y, activation, slope, alpha)
+    return y if residual is None else y + residual
+
+
+def apply_activation(x: mx.array, activation: str, slope: mx.array | None = None, alpha: float = 0.0) -> mx.array:
+    """PReLU (``slope`` per channel) or LeakyReLU (``alpha``; 0 is ReLU)."""
+    if _native(x):
+        return onednn.extension().activation(x, activation, slope, alpha, 1)
+    if activation == "prelu":
+        return nn.prelu(x, slope)
+    return nn.relu(x) if alpha == 0 else nn.leaky_relu(x, alpha)
+
+
+def prelu_pixel_shuffle(x: mx.array, slope: mx.array, r: int) -> mx.array:
+    """PReLU with ``slope`` per output channel, then depth-to-space by ``r`` in PyTorch's channel order
+    (:func:`pixel_shuffle`), in one pass."""
+    if _native(x):
+        return onednn.extension().activation(x, "prelu", slope, 0.0, r)
+    # PReLU(shuffle(y)) == shuffle(PReLU'(y)), each conv channel taking the slope of the output channel it moves
+    # to: applied first, it runs on the conv's contiguous output (MLX's kernel is ~8x slower on the strided view)
+    return pixel_shuffle(nn.prelu(x, mx.repeat(slope, r * r)), r)
+
+
+def pixel_shuffle(x: mx.array, r: int) -> mx.array:
+    """Depth-to-space in PyTorch's channel order: (N, H, W, C*r*r) -> (N, H*r, W*r, C).
+
+    Output channel ``c`` at sub-pixel ``(i, j)`` comes from input channel ``c*r*r + i*r + j``,
+    as in ``torch.nn.PixelShuffle``, so weights trained in PyTorch transfer unchanged.
+    """
+    n, h, w, crr = x.shape
+    c = crr // (r * r)
+    x = x.reshape(n, h, w, c, r, r).transpose(0, 1, 4, 2, 5, 3)
+    return x.reshape(n, h * r, w * r, c)
+
+
+def max_pool2(x: mx.array) -> mx.array:
+    """2x2 max pooling with stride 2 (NHWC)."""
+    if _native(x):
+        return onednn.extension().max_pool2(x)
+    return nn.MaxPool2d(2, 2)(x)
+
+
+NATIVE_ADAM_SIZE = 1 << 16
+"""Arrays from this many elements get the native Adam update; smaller ones MLX's (fused by ``mx.compile``,
+a few microseconds each, less than starting threads)."""
+
+
+class Adam(optim.Adam):
+    """``mlx.optimizers.Adam`` whose update of each large array is one multi-threaded native step where the kernels
+    run (the same state, so checkpoints move between the two); MLX's own update elsewhere."""
+
+    def apply_single(self, gradient: mx.array, parameter: mx.array, state: dict):
+        if parameter.size < NATIVE_ADAM_SIZE or not _native(parameter, gradient):
+            return super().apply_single(gradient, parameter, state)
+        beta1, beta2 = self.betas
+        parameter, state["m"], state["v"] = onednn.extension().adam_step(
+            parameter, gradient, state["m"], state["v"], self.learning_rate, self.step, beta1, beta2, self.eps,
+            self.bias_correction,
+        )  # fmt: skip
+        return parameter
