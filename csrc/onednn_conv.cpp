@@ -9,6 +9,8 @@
 // the kernels for the processor at run time (AVX-512, AVX2, ...). One oneDNN primitive, with
 // its reorders, is cached per pass and shape.
 
+#include <omp.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -42,7 +44,15 @@ using tag = dnnl::memory::format_tag;
 
 namespace {
 
-enum class Pass : int { forward = 0, backward_data = 1, backward_weights = 2, forward_bias = 3 };
+// forward_prelu and forward_sum are inference passes (no gradient): the forward pass with bias, then PReLU with
+// per-channel slopes, or plus a residual, fused as oneDNN post-ops (the generator's eval-mode blocks).
+enum class Pass : int {
+  forward = 0, backward_data = 1, backward_weights = 2, forward_bias = 3, forward_prelu = 4, forward_sum = 5
+};
+
+bool fused_inference(Pass pass) {
+  return pass == Pass::forward_prelu || pass == Pass::forward_sum;
+}
 
 // The convolution, in oneDNN's logical (N, C, H, W) order.
 struct Geometry {
@@ -130,8 +140,10 @@ struct Plan {
   std::string implementation;
   dnnl::memory::desc scratchpad;
   std::optional<Operand> bias;
+  Pass post = Pass::forward;  // forward_prelu / forward_sum: the post-op's operand is ``extra``
 
-  void run(const float* a_ptr, const float* b_ptr, float* out_ptr, const float* bias_ptr) {
+  void run(const float* a_ptr, const float* b_ptr, float* out_ptr, const float* bias_ptr,
+           const float* extra = nullptr) {
     std::lock_guard<std::mutex> lock(running);
     dnnl::stream stream(cpu_engine());
     std::unordered_map<int, dnnl::memory> args;
@@ -153,6 +165,18 @@ struct Plan {
     dnnl::memory user_out(out.user, cpu_engine(), out_ptr);
     dnnl::memory inner_out = out.convert ? dnnl::memory(out.wanted, cpu_engine()) : user_out;
     args[out.arg] = inner_out;
+    if (post == Pass::forward_prelu) {
+      const int64_t channels = out.user.get_dims()[1];
+      dnnl::memory slopes(dnnl::memory::desc({1, channels, 1, 1}, dnnl::memory::data_type::f32, tag::abcd),
+                          cpu_engine(), const_cast<float*>(extra));
+      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_WEIGHTS] = slopes;
+    } else if (post == Pass::forward_sum) {
+      const int64_t count = int64_t(out.user.get_size() / sizeof(float)), block = 1 << 16;
+#pragma omp parallel for schedule(static)
+      for (int64_t first = 0; first < count; first += block) {  // the sum post-op adds to what dst holds
+        std::memcpy(out_ptr + first, extra + first, sizeof(float) * std::min(block, count - first));
+      }
+    }
     primitive.execute(stream, args);
     if (out.convert) {
       out.convert.execute(stream, inner_out, user_out);
@@ -173,17 +197,17 @@ dnnl::memory::data_type input_type(const Geometry& g) {
   return g.bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
 }
 
-dnnl::convolution_forward::primitive_desc forward_desc(const Geometry& g, dnnl::prop_kind kind,
-                                                       bool with_bias) {
+dnnl::convolution_forward::primitive_desc forward_desc(const Geometry& g, dnnl::prop_kind kind, bool with_bias,
+                                                       const dnnl::primitive_attr& attr = user_scratchpad()) {
   auto src = dnnl::memory::desc(g.src(), input_type(g), tag::nhwc), dst = plain(g.dst(), tag::nhwc);
   auto wei = any(g.weights(), input_type(g));
   if (with_bias) {
     return dnnl::convolution_forward::primitive_desc(cpu_engine(), kind, dnnl::algorithm::convolution_direct, src,
                                                      wei, plain({g.out_ch}, tag::a), dst, g.strides(), g.pad_lo(),
-                                                     g.pad_hi(), user_scratchpad());
+                                                     g.pad_hi(), attr);
   }
   return dnnl::convolution_forward::primitive_desc(cpu_engine(), kind, dnnl::algorithm::convolution_direct, src,
-                                                   wei, dst, g.strides(), g.pad_lo(), g.pad_hi(), user_scratchpad());
+                                                   wei, dst, g.strides(), g.pad_lo(), g.pad_hi(), attr);
 }
 
 std::unique_ptr<Plan> make_plan(Pass pass, const Geometry& g) {
@@ -192,6 +216,30 @@ std::unique_ptr<Plan> make_plan(Pass pass, const Geometry& g) {
   auto dst_in = dnnl::memory::desc(g.dst(), input_type(g), tag::nhwc);
   auto hint = forward_desc(g, dnnl::prop_kind::forward_training, false);
   switch (pass) {
+    case Pass::forward_prelu:
+    case Pass::forward_sum: {
+      auto attr = user_scratchpad();
+      dnnl::post_ops post;
+      if (pass == Pass::forward_prelu) {
+        post.append_prelu(1 << 1);  // one slope per output channel (dimension 1 of N, C, H, W)
+      } else {
+        post.append_sum(1.0f);  // dst (holding the residual when the pass runs) + convolution
+      }
+      attr.set_post_ops(post);
+      auto pd = forward_desc(g, dnnl::prop_kind::forward_inference, true, attr);
+      std::optional<Operand> bias;
+      bias.emplace(DNNL_ARG_BIAS, plain({g.out_ch}, tag::a), pd.bias_desc(), false);
+      auto plan = std::unique_ptr<Plan>(new Plan{
+          dnnl::convolution_forward(pd), Operand(DNNL_ARG_SRC, src, pd.src_desc(), false),
+          Operand(DNNL_ARG_WEIGHTS, wei, pd.weights_desc(), false),
+          Operand(DNNL_ARG_DST, dst, pd.dst_desc(), true), pd.impl_info_str(), pd.scratchpad_desc(),
+          std::move(bias)});
+      if (plan->out.convert) {
+        throw std::runtime_error("srgan_mlx._onednn: a fused inference convolution needs an NHWC destination");
+      }
+      plan->post = pass;
+      return plan;
+    }
     case Pass::forward:
     case Pass::forward_bias: {
       bool with_bias = pass == Pass::forward_bias;
@@ -258,7 +306,8 @@ Plan& plan_for(Pass pass, const Geometry& g) {
 
 mx::array conv_op(Pass pass, const mx::array& a, const mx::array& b, const mx::Shape& x_shape,
                   const mx::Shape& w_shape, int stride, int pad, bool bf16, mx::StreamOrDevice s,
-                  const std::optional<mx::array>& bias = std::nullopt);
+                  const std::optional<mx::array>& bias = std::nullopt,
+                  const std::optional<mx::array>& extra = std::nullopt);
 
 class OneDNNConv : public mx::UnaryPrimitive {
  public:
@@ -282,9 +331,10 @@ class OneDNNConv : public mx::UnaryPrimitive {
     }
     encoder.set_output_array(out);
     const float* bias = inputs.size() > 2 ? inputs[2].data<float>() : nullptr;
+    const float* extra = inputs.size() > 3 ? inputs[3].data<float>() : nullptr;  // slopes or residual
     encoder.dispatch([a = mx::array::unsafe_weak_copy(inputs[0]), b = mx::array::unsafe_weak_copy(inputs[1]),
-                      out = mx::array::unsafe_weak_copy(out), plan, bias]() mutable {
-      plan->run(a.data<float>(), b.data<float>(), out.data<float>(), bias);
+                      out = mx::array::unsafe_weak_copy(out), plan, bias, extra]() mutable {
+      plan->run(a.data<float>(), b.data<float>(), out.data<float>(), bias, extra);
     });
   }
 
@@ -298,6 +348,10 @@ class OneDNNConv : public mx::UnaryPrimitive {
   // backward_weights (x, gy) -> dw: dx = backward_data(gy, c), d gy = forward(x, c)
   std::vector<mx::array> vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
                              const std::vector<int>& argnums, const std::vector<mx::array>&) override {
+    if (fused_inference(pass_)) {
+      throw std::invalid_argument("srgan_mlx._onednn: a convolution with fused PReLU or residual is for inference "
+                                  "and has no gradient");
+    }
     const auto& c = cotangents[0];
     const auto& a = primals[0];
     const auto& b = primals[1];
@@ -344,7 +398,7 @@ class OneDNNConv : public mx::UnaryPrimitive {
 
 mx::array conv_op(Pass pass, const mx::array& a, const mx::array& b, const mx::Shape& x_shape,
                   const mx::Shape& w_shape, int stride, int pad, bool bf16, mx::StreamOrDevice s,
-                  const std::optional<mx::array>& bias) {
+                  const std::optional<mx::array>& bias, const std::optional<mx::array>& extra) {
   auto stream = mx::to_stream(s);
   if (stream.device != mx::Device::cpu) {
     throw std::invalid_argument("srgan_mlx._onednn: the oneDNN convolution runs on the CPU only");
@@ -356,6 +410,9 @@ mx::array conv_op(Pass pass, const mx::array& a, const mx::array& b, const mx::S
   std::vector<mx::array> inputs = {mx::contiguous(a, false, stream), mx::contiguous(b, false, stream)};
   if (bias) {
     inputs.push_back(mx::contiguous(*bias, false, stream));
+  }
+  if (extra) {
+    inputs.push_back(mx::contiguous(*extra, false, stream));
   }
   return mx::array(result, mx::float32, std::make_shared<OneDNNConv>(stream, pass, x_shape, w_shape, stride, pad, bf16),
                    std::move(inputs));
@@ -384,10 +441,34 @@ mx::array conv2d(const mx::array& x, const mx::array& weight, int stride, int pa
                  bf16, s, bias);
 }
 
+// Inference: conv + bias, then PReLU with per-channel ``slope`` or + ``residual``, fused (no gradient).
+mx::array conv2d_fused(const mx::array& x, const mx::array& weight, int stride, int padding, const mx::array& bias,
+                       const std::optional<mx::array>& slope, const std::optional<mx::array>& residual,
+                       mx::StreamOrDevice s) {
+  check(slope.has_value() != residual.has_value(), "give exactly one of slope and residual");
+  check(x.ndim() == 4 && weight.ndim() == 4 && x.dtype() == mx::float32 && weight.dtype() == mx::float32 &&
+            weight.shape(1) == weight.shape(2) && x.shape(3) == weight.shape(3),
+        "NHWC float32 input and a square (O, k, k, C) float32 weight");
+  check(bias.ndim() == 1 && bias.shape(0) == weight.shape(0) && bias.dtype() == mx::float32,
+        "bias must be float32 of shape (out channels,)");
+  if (slope) {
+    check(slope->ndim() == 1 && slope->shape(0) == weight.shape(0) && slope->dtype() == mx::float32,
+          "slope must be float32 of shape (out channels,)");
+  } else {
+    auto g = make_geometry(x.shape(), weight.shape(), stride, padding, false);
+    check(residual->dtype() == mx::float32 &&
+              residual->shape() == mx::Shape({int(g.n), int(g.out_h), int(g.out_w), int(g.out_ch)}),
+          "residual must be float32 with the output's shape");
+  }
+  return conv_op(slope ? Pass::forward_prelu : Pass::forward_sum, x, weight, x.shape(), weight.shape(), stride,
+                 padding, false, s, bias, slope ? slope : residual);
+}
+
 std::string implementations() {
   std::lock_guard<std::mutex> lock(plans_mutex);
   std::ostringstream text;
-  const char* names[] = {"forward", "backward_data", "backward_weights", "forward+bias"};
+  const char* names[] = {"forward", "backward_data", "backward_weights", "forward+bias", "forward+bias+prelu",
+                         "forward+bias+sum"};
   for (const auto& [key, plan] : plans) {
     auto [pass, n, c, h, w, o, k, stride, pad, bf16] = key;
     text << names[pass] << " n" << n << " " << h << "x" << w << " " << c << "->" << o << " k" << k << " s"
@@ -406,6 +487,10 @@ NB_MODULE(_onednn, m) {
         "like ``mx.conv2d`` with a square kernel, symmetric padding and no dilation or groups; "
         "differentiable. ``bf16``: multiply in bfloat16 (inputs rounded, sums and results float32) "
         "where the processor has bfloat16 kernels (2x the speed on AVX512-BF16), else float32.");
+  m.def("conv2d_fused", &conv2d_fused, "x"_a, "weight"_a, "stride"_a, "padding"_a, "bias"_a, nb::kw_only(),
+        "slope"_a = nb::none(), "residual"_a = nb::none(), "stream"_a = nb::none(),
+        "Inference only (no gradient): the convolution with ``bias``, then PReLU with per-channel ``slope`` or "
+        "``+ residual``, as one oneDNN primitive with a post-op.");
   m.def("implementations", &implementations,
         "One line per cached oneDNN primitive: pass, shape and the kernel oneDNN chose.");
   srgan::register_kernels(m);

@@ -14,7 +14,7 @@ import math
 import mlx.core as mx
 import mlx.nn as nn
 
-from .kernels import apply_activation, batch_norm, prelu_pixel_shuffle
+from .kernels import conv_norm, conv_prelu, prelu_pixel_shuffle
 from .layers import Conv2d
 
 SCALES = (2, 4, 8)
@@ -32,8 +32,8 @@ class ResidualBlock(nn.Module):
         self.bn2 = nn.BatchNorm(channels)
 
     def __call__(self, x: mx.array) -> mx.array:
-        y = batch_norm(self.bn1, self.conv1(x), "prelu", self.act.weight)
-        return batch_norm(self.bn2, self.conv2(y), residual=x)
+        y = conv_norm(self.conv1, self.bn1, x, "prelu", self.act.weight)
+        return conv_norm(self.conv2, self.bn2, y, residual=x)
 
 
 class UpsampleBlock(nn.Module):
@@ -71,11 +71,11 @@ class Generator(nn.Module):
         return {"scale": self.scale, "num_blocks": self.num_blocks, "channels": self.channels}
 
     def __call__(self, x: mx.array) -> mx.array:
-        skip = apply_activation(self.head(x), "prelu", self.head_act.weight)
+        skip = conv_prelu(self.head, x, self.head_act.weight, self.training)
         y = skip
         for block in self.blocks:
             y = block(y)
-        y = batch_norm(self.body_bn, self.body_conv(y), residual=skip)
+        y = conv_norm(self.body_conv, self.body_bn, y, residual=skip)
         for stage in self.upsample:
             y = stage(y)
         return self.tail(y)

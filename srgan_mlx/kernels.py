@@ -62,6 +62,69 @@ def batch_norm(
     return y if residual is None else y + residual
 
 
+def conv_norm(
+    conv: nn.Conv2d,
+    norm: nn.BatchNorm,
+    x: mx.array,
+    activation: str = "none",
+    slope: mx.array | None = None,
+    residual: mx.array | None = None,
+) -> mx.array:
+    """``batch_norm(norm, conv(x), activation, slope, residual=residual)``; in eval mode on the native path, with
+    the BatchNorm folded into the convolution's weights and bias (once per set of arrays) and the PReLU or the
+    residual fused into the convolution as a oneDNN post-op: one primitive."""
+    if norm.training or not _folding(conv, x, residual) or activation not in ("none", "prelu"):
+        return batch_norm(norm, conv(x), activation, slope, residual=residual)
+    weight, bias = _folded(conv, norm)
+    if activation == "prelu" and residual is None:
+        return onednn.extension().conv2d_fused(x, weight, conv.stride[0], conv.padding[0], bias, slope=slope)
+    if activation == "none" and residual is not None:
+        return onednn.extension().conv2d_fused(x, weight, conv.stride[0], conv.padding[0], bias, residual=residual)
+    y = onednn.extension().conv2d(x, weight, conv.stride[0], conv.padding[0], bias)
+    y = y if activation == "none" else apply_activation(y, activation, slope)
+    return y if residual is None else y + residual
+
+
+def conv_prelu(conv: nn.Conv2d, x: mx.array, slope: mx.array, training: bool) -> mx.array:
+    """``prelu(conv(x))``, as one oneDNN primitive in inference on the native path."""
+    if training or not _folding(conv, x) or "bias" not in conv:
+        return apply_activation(conv(x), "prelu", slope)
+    return onednn.extension().conv2d_fused(x, conv.weight, conv.stride[0], conv.padding[0], conv.bias, slope=slope)
+
+
+def _folding(conv: nn.Conv2d, x: mx.array, residual: mx.array | None = None) -> bool:
+    """Whether an eval-mode conv may run as a fused oneDNN primitive: native path, float32, the onednn
+    convolution path and a convolution it computes (square kernel, one stride and padding)."""
+    from .devices import conv_path
+
+    _, kh, kw, _ = conv.weight.shape
+    return (
+        _native(x, conv.weight, residual)
+        and conv_path() == "onednn"
+        and kh == kw
+        and conv.stride[0] == conv.stride[1]
+        and conv.padding[0] == conv.padding[1]
+        and conv.groups == 1
+        and conv.dilation == 1
+    )
+
+
+def _folded(conv: nn.Conv2d, norm: nn.BatchNorm) -> tuple[mx.array, mx.array]:
+    """The weight and bias of ``norm(conv(.))`` in eval mode as one convolution: ``scale = gamma / sqrt(var + eps)``,
+    ``W' = W * scale`` per output channel, ``b' = (b - mean) * scale + beta``. Kept on the conv until any of the
+    arrays it came from is replaced (training, loading other weights)."""
+    sources = (conv.weight, conv.get("bias"), norm.weight, norm.bias, norm.running_mean, norm.running_var)
+    cached = getattr(conv, "_folded_cache", None)
+    if cached is not None and all(a is b for a, b in zip(cached[0], sources)):
+        return cached[1]
+    scale = norm.weight / mx.sqrt(norm.running_var + norm.eps)
+    bias = conv.bias if "bias" in conv else mx.zeros_like(norm.running_mean)
+    folded = (conv.weight * scale[:, None, None, None], (bias - norm.running_mean) * scale + norm.bias)
+    mx.eval(folded)
+    conv._folded_cache = (sources, folded)
+    return folded
+
+
 def apply_activation(x: mx.array, activation: str, slope: mx.array | None = None, alpha: float = 0.0) -> mx.array:
     """PReLU (``slope`` per channel) or LeakyReLU (``alpha``; 0 is ReLU)."""
     if _native(x):
