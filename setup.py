@@ -1,4 +1,4 @@
-"""Build the optional oneDNN convolution extension with CMake; the package installs without it.
+"""Build the optional native extension (oneDNN convolutions, multi-threaded kernels) with CMake; the package installs without it.
 
 Why setuptools + CMake rather than scikit-build-core: the extension is optional. Where it
 cannot be built (no C++ compiler, macOS, Arm, Python without headers, a failing compile),
@@ -6,7 +6,7 @@ cannot be built (no C++ compiler, macOS, Arm, Python without headers, a failing 
 that catches the build's failure gives exactly that, for ``pip install .`` and for editable
 installs (which build in place, so the files sit beside the sources); MLX's own extension
 example builds the same way. The outcome, success or the reason for failure, is written to
-``srgan_mlx/_onednn_build.json``, which ``srgan-mlx info`` reports.
+``srgan_mlx/native/_build.json``, which ``srgan-mlx info`` reports.
 
 The build-time inputs (``pyproject.toml``, ``[build-system]``, Linux x86_64 only): the headers
 and CMake config of the pinned ``mlx-cpu`` wheel, ``onednn-devel-cpu-gomp``, nanobind 3.1
@@ -28,7 +28,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
-STATUS_FILE = "_onednn_build.json"
+STATUS_FILE = "_build.json"
 SGEMM_LIBRARY = "libsrgan_sgemm.so"
 DISABLE_ENV = "SRGAN_MLX_BUILD_ONEDNN"  # =0 skips the build
 
@@ -71,7 +71,7 @@ def _check_platform() -> None:
 
 
 class OptionalCMakeBuild(build_ext):
-    """Runs CMake for ``srgan_mlx._onednn``; any failure leaves the package pure-Python."""
+    """Runs CMake for ``srgan_mlx.native._ext``; any failure leaves the package pure-Python."""
 
     def build_extension(self, ext: Extension) -> None:
         target = Path(self.get_ext_fullpath(ext.name)).resolve()
@@ -143,6 +143,6 @@ class OptionalCMakeBuild(build_ext):
 
 
 setup(
-    ext_modules=[Extension("srgan_mlx._onednn", sources=[], optional=True)],
+    ext_modules=[Extension("srgan_mlx.native._ext", sources=[], optional=True)],
     cmdclass={"build_ext": OptionalCMakeBuild},
 )

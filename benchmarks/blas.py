@@ -4,7 +4,7 @@
     python benchmarks/blas.py --steps 3 --warmup 2
 
 Runs two child processes of this script: one with ``SRGAN_MLX_BLAS=none`` (MLX keeps
-the reference BLAS bundled in the ``mlx[cpu]`` wheel, see ``srgan_mlx/blas.py``), one
+the reference BLAS bundled in the ``mlx[cpu]`` wheel, see ``srgan_mlx/native/libraries.py``), one
 with the default (``import srgan_mlx`` loads its oneDNN sgemm, or MKL, before MLX). Each
 reports the BLAS that resolves ``cblas_sgemm``, the GFLOP/s of a 1024x1024x1024 float32
 matmul, and the median time of an SRResNet training step (``Generator()``,
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def child(args) -> None:
     sys.path.insert(0, str(ROOT))  # this checkout's srgan_mlx
     import srgan_mlx  # noqa: F401 -- before mlx: loads the optimized BLAS unless SRGAN_MLX_BLAS=none
-    from srgan_mlx.blas import active_blas
+    from srgan_mlx.native.libraries import active_blas
 
     import mlx.core as mx
     import mlx.optimizers as optim

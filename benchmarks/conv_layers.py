@@ -103,7 +103,7 @@ def main() -> None:
     import srgan_mlx  # noqa: F401  (before mlx: libdnnl, the BLAS)
     import mlx.core as mx
 
-    from srgan_mlx import onednn
+    from srgan_mlx import native as onednn
 
     mx.set_default_device(mx.cpu)
     paths = PATHS if onednn.extension() else PATHS[:2]

@@ -19,7 +19,7 @@ the convolution path is then the one :func:`srgan_mlx.devices.conv_path` gives t
 from __future__ import annotations
 
 import srgan_mlx  # noqa: F401 -- loads the optimized BLAS; must come before mlx
-from srgan_mlx.blas import active_blas
+from srgan_mlx.native.libraries import active_blas
 from srgan_mlx.devices import conv_path, select_device
 from srgan_mlx.heap import keep_freed_memory
 

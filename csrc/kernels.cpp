@@ -785,6 +785,7 @@ std::vector<mx::array> adam_step(const mx::array& param, const mx::array& grad, 
 }  // namespace
 
 void register_kernels(nb::module_& m) {
+  m.def("threads", [] { return omp_get_max_threads(); }, "The OpenMP threads the kernels and convolutions use.");
   m.def("norm_act", &norm_act, "x"_a, "gamma"_a, "beta"_a, "activation"_a = "none", "slope"_a = nb::none(),
         "alpha"_a = 0.0f, "eps"_a = 1e-5f, "residual"_a = nb::none(), nb::kw_only(), "stream"_a = nb::none(),
         "BatchNorm with batch statistics, then the activation (none, prelu with per-channel ``slope``, leaky "

@@ -9,8 +9,6 @@
 // the kernels for the processor at run time (AVX-512, AVX2, ...). One oneDNN primitive, with
 // its reorders, is cached per pass and shape.
 
-#include <omp.h>
-
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -479,8 +477,8 @@ std::string implementations() {
 
 }  // namespace
 
-NB_MODULE(_onednn, m) {
-  m.doc() = "2-D convolution through oneDNN as an MLX primitive (CPU), with its gradients.";
+NB_MODULE(_ext, m) {
+  m.doc() = "srgan-mlx's native CPU code: oneDNN convolutions and multi-threaded kernels, as MLX primitives.";
   m.def("conv2d", &conv2d, "x"_a, "weight"_a, "stride"_a = 1, "padding"_a = 0, "bias"_a = nb::none(),
         nb::kw_only(), "bf16"_a = false, "stream"_a = nb::none(),
         "Convolve NHWC float32 ``x`` with an (O, k, k, I) ``weight`` and add the optional (O,) ``bias``, "

@@ -1,12 +1,12 @@
 """srgan-mlx: SRGAN single-image super-resolution (Ledig et al., CVPR 2017) in Apple's MLX.
 
 Importing the package loads oneDNN and a fast BLAS for MLX's Linux CPU backend
-before MLX itself (see :mod:`srgan_mlx.blas`), so import ``srgan_mlx`` before
+before MLX itself (see :mod:`srgan_mlx.native.libraries`), so import ``srgan_mlx`` before
 ``mlx``; it also sets ``OMP_WAIT_POLICY=PASSIVE`` unless set (see README, "Threads and memory"). It
 imports no MLX: ``srgan_mlx.Upscaler`` (the Python API, see :mod:`srgan_mlx.upscaler`) loads it on first use.
 """
 
-from .blas import load_optimized_blas
+from .native.libraries import load_optimized_blas
 
 load_optimized_blas()
 

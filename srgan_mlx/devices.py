@@ -10,10 +10,10 @@ call runs on (MLX's default device):
 
 * ``mlx``: ``mx.conv2d`` for every layer. The default on a GPU: MLX's own GPU kernels
   (cuDNN on CUDA) were 1.6-1.7x faster than the CPU-tuned forms on an NVIDIA H200
-  (``../shared/FACTS.md`` section 5). Metal could not be measured for this project; it
+  (measured on an NVIDIA H200). Metal could not be measured for this project; it
   defaults to ``mx.conv2d`` too, which is what MLX tunes for Metal.
 * ``onednn``: oneDNN's convolutions (the kernels inside TensorFlow's CPU path) through the
-  MLX primitive of :mod:`srgan_mlx.onednn`, forward and both gradients, 1.3-300x faster than
+  MLX primitive of :mod:`srgan_mlx.native.onednn`, forward and both gradients, 1.3-300x faster than
   ``mx.conv2d`` per layer and pass (README, "Where the CPU time goes"). The default on the CPU
   when the extension is built and loadable (Linux x86_64).
 * ``tuned``: the CPU-tuned forms of :mod:`srgan_mlx.conv` where they were measured
@@ -29,17 +29,13 @@ call runs on (MLX's default device):
 from __future__ import annotations
 
 import os
-from importlib import metadata
 
 import mlx.core as mx
 
-from . import onednn
-from .checksums import record_hash
 from .errors import UserError
+from .native import unavailable_reason
 
 DEVICES = ("auto", "cpu", "gpu")
-BACKEND_PACKAGES = ("mlx-metal", "mlx-cpu", "mlx-cuda-12", "mlx-cuda-13")
-"""The distributions that provide MLX's native library; on Linux they all install ``mlx/lib/libmlx.so``."""
 CONV_ENV = "SRGAN_MLX_CONV"
 CONV_PATHS = ("mlx", "tuned", "onednn")
 
@@ -76,56 +72,10 @@ def conv_path(device: mx.Device | None = None) -> str:
     if forced == "onednn":
         if device.type == mx.gpu:
             raise UserError(f"{CONV_ENV}=onednn: oneDNN runs on the CPU only (use --device cpu)")
-        if onednn.unavailable_reason():
-            raise UserError(f"{CONV_ENV}=onednn: the oneDNN extension is unavailable: {onednn.unavailable_reason()}")
+        if unavailable_reason():
+            raise UserError(f"{CONV_ENV}=onednn: the oneDNN extension is unavailable: {unavailable_reason()}")
     if forced != "auto":
         return forced
     if device.type == mx.gpu:
         return "mlx"
-    return "tuned" if onednn.unavailable_reason() else "onednn"
-
-
-def backend_packages() -> dict[str, str]:
-    """The installed MLX backend distributions, name -> version."""
-    found = {}
-    for name in BACKEND_PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
-def library_owner() -> str | None:
-    """Which installed backend distribution's ``mlx/lib/libmlx.so`` is the file in place (None: unknown).
-
-    ``mlx-cpu`` and ``mlx-cuda-*`` write the same file, so with both installed the one
-    installed last wins; the file's SHA-256 against each distribution's RECORD tells which.
-    """
-    for name in backend_packages():
-        dist = metadata.distribution(name)
-        for entry in dist.files or []:
-            if entry.as_posix() != "mlx/lib/libmlx.so" or entry.hash is None:
-                continue
-            path = dist.locate_file(entry)
-            if not os.path.isfile(path) or os.path.getsize(path) != entry.size:
-                continue
-            if record_hash(path) == entry.hash.value:
-                return name
-    return None
-
-
-def library_note(packages: dict[str, str]) -> str | None:
-    """With several backend distributions installed, which one's ``libmlx.so`` is in place, and the fix when a
-    CUDA build was asked for but the CPU library won (None with a single distribution)."""
-    if len(packages) < 2:
-        return None
-    owner = library_owner()
-    cuda = [name for name in packages if name.startswith("mlx-cuda")]
-    if owner in cuda or not cuda:
-        return f"mlx/lib/libmlx.so in place: {owner or 'unknown'}'s (installed: {', '.join(packages)})"
-    return (
-        f"warning: {', '.join(packages)} all install mlx/lib/libmlx.so and the one in place is "
-        f"{owner or 'unknown'}'s, not the CUDA build's; for the GPU: "
-        f"pip install --force-reinstall --no-deps {cuda[0]}=={packages[cuda[0]]}"
-    )
+    return "tuned" if unavailable_reason() else "onednn"

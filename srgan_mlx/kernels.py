@@ -17,7 +17,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 
-from . import onednn
+from . import native
 
 DISABLE_ENV = "SRGAN_MLX_KERNELS"
 
@@ -28,7 +28,7 @@ def available() -> bool:
     return (
         os.environ.get(DISABLE_ENV, "").strip() != "0"
         and mx.default_device().type == mx.cpu
-        and onednn.extension() is not None
+        and native.extension() is not None
     )
 
 
@@ -48,7 +48,7 @@ def batch_norm(
     (``alpha``). In training mode the native kernel normalises with the batch statistics and the running
     statistics are updated exactly as ``nn.BatchNorm`` does (unbiased variance)."""
     if norm.training and norm.track_running_stats and "weight" in norm and _native(x, residual):
-        y, mean, var = onednn.extension().norm_act(
+        y, mean, var = native.extension().norm_act(
             x, norm.weight, norm.bias, activation, slope, alpha, norm.eps, residual
         )
         count = x.size // x.shape[-1]
@@ -77,10 +77,10 @@ def conv_norm(
         return batch_norm(norm, conv(x), activation, slope, residual=residual)
     weight, bias = _folded(conv, norm)
     if activation == "prelu" and residual is None:
-        return onednn.extension().conv2d_fused(x, weight, conv.stride[0], conv.padding[0], bias, slope=slope)
+        return native.extension().conv2d_fused(x, weight, conv.stride[0], conv.padding[0], bias, slope=slope)
     if activation == "none" and residual is not None:
-        return onednn.extension().conv2d_fused(x, weight, conv.stride[0], conv.padding[0], bias, residual=residual)
-    y = onednn.extension().conv2d(x, weight, conv.stride[0], conv.padding[0], bias)
+        return native.extension().conv2d_fused(x, weight, conv.stride[0], conv.padding[0], bias, residual=residual)
+    y = native.extension().conv2d(x, weight, conv.stride[0], conv.padding[0], bias)
     y = y if activation == "none" else apply_activation(y, activation, slope)
     return y if residual is None else y + residual
 
@@ -89,7 +89,7 @@ def conv_prelu(conv: nn.Conv2d, x: mx.array, slope: mx.array, training: bool) ->
     """``prelu(conv(x))``, as one oneDNN primitive in inference on the native path."""
     if training or not _folding(conv, x) or "bias" not in conv:
         return apply_activation(conv(x), "prelu", slope)
-    return onednn.extension().conv2d_fused(x, conv.weight, conv.stride[0], conv.padding[0], conv.bias, slope=slope)
+    return native.extension().conv2d_fused(x, conv.weight, conv.stride[0], conv.padding[0], conv.bias, slope=slope)
 
 
 def _folding(conv: nn.Conv2d, x: mx.array, residual: mx.array | None = None) -> bool:
@@ -128,7 +128,7 @@ def _folded(conv: nn.Conv2d, norm: nn.BatchNorm) -> tuple[mx.array, mx.array]:
 def apply_activation(x: mx.array, activation: str, slope: mx.array | None = None, alpha: float = 0.0) -> mx.array:
     """PReLU (``slope`` per channel) or LeakyReLU (``alpha``; 0 is ReLU)."""
     if _native(x):
-        return onednn.extension().activation(x, activation, slope, alpha, 1)
+        return native.extension().activation(x, activation, slope, alpha, 1)
     if activation == "prelu":
         return nn.prelu(x, slope)
     return nn.relu(x) if alpha == 0 else nn.leaky_relu(x, alpha)
@@ -138,7 +138,7 @@ def prelu_pixel_shuffle(x: mx.array, slope: mx.array, r: int) -> mx.array:
     """PReLU with ``slope`` per output channel, then depth-to-space by ``r`` in PyTorch's channel order
     (:func:`pixel_shuffle`), in one pass."""
     if _native(x):
-        return onednn.extension().activation(x, "prelu", slope, 0.0, r)
+        return native.extension().activation(x, "prelu", slope, 0.0, r)
     # PReLU(shuffle(y)) == shuffle(PReLU'(y)), each conv channel taking the slope of the output channel it moves
     # to: applied first, it runs on the conv's contiguous output (MLX's kernel is ~8x slower on the strided view)
     return pixel_shuffle(nn.prelu(x, mx.repeat(slope, r * r)), r)
@@ -159,7 +159,7 @@ def pixel_shuffle(x: mx.array, r: int) -> mx.array:
 def max_pool2(x: mx.array) -> mx.array:
     """2x2 max pooling with stride 2 (NHWC)."""
     if _native(x):
-        return onednn.extension().max_pool2(x)
+        return native.extension().max_pool2(x)
     return nn.MaxPool2d(2, 2)(x)
 
 
@@ -176,7 +176,7 @@ class Adam(optim.Adam):
         if parameter.size < NATIVE_ADAM_SIZE or not _native(parameter, gradient):
             return super().apply_single(gradient, parameter, state)
         beta1, beta2 = self.betas
-        parameter, state["m"], state["v"] = onednn.extension().adam_step(
+        parameter, state["m"], state["v"] = native.extension().adam_step(
             parameter, gradient, state["m"], state["v"], self.learning_rate, self.step, beta1, beta2, self.eps,
             self.bias_correction,
         )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from . import onednn
+from .native import onednn
 from .conv import conv2d_same, conv2d_strided
 from .devices import conv_path
 
@@ -19,8 +19,8 @@ class Conv2d(nn.Conv2d):
     ``onednn`` (the CPU default where the extension loads): every float32 layer with a square
     kernel and symmetric padding, i.e. all of the generator, discriminator and VGG19 (3x3
     stride 1 and 2, 9x9), goes through oneDNN's convolution primitives, forward (bias fused)
-    and both gradients (:mod:`srgan_mlx.onednn`); the 9x9 tail with 3 outputs on 2x2 pixel
-    blocks (:func:`srgan_mlx.onednn.conv2d_few_outputs`). Measured per layer
+    and both gradients (:mod:`srgan_mlx.native.onednn`); the 9x9 tail with 3 outputs on 2x2 pixel
+    blocks (:func:`srgan_mlx.native.onednn.conv2d_few_outputs`). Measured per layer
     (``benchmarks/conv_layers.py``): 1.3-3x ``mx.conv2d``'s speed forward and for weight
     gradients, 2.5-300x for input gradients; anything else takes the ``tuned`` path.
     ``tuned`` (the CPU default without the extension): stride-1 square convolutions with a

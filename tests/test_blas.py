@@ -7,11 +7,11 @@ import sys
 import pytest
 
 import srgan_mlx  # noqa: F401
-from srgan_mlx.blas import active_blas, is_reference_blas
+from srgan_mlx.native.libraries import active_blas, is_reference_blas
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the BLAS loader acts on Linux only")
 
-PROBE = "import srgan_mlx, mlx.core as mx; from srgan_mlx.blas import active_blas; mx.eval(mx.ones((4, 4)) @ mx.ones((4, 4))); print(active_blas())"
+PROBE = "import srgan_mlx, mlx.core as mx; from srgan_mlx.native.libraries import active_blas; mx.eval(mx.ones((4, 4)) @ mx.ones((4, 4))); print(active_blas())"
 
 
 def run_probe(**env):

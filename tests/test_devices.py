@@ -8,7 +8,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from srgan_mlx import layers, onednn
+from srgan_mlx import layers, native
 from srgan_mlx.devices import CONV_ENV, conv_path, gpu_backend, select_device
 from srgan_mlx.discriminator import Discriminator
 from srgan_mlx.errors import UserError
@@ -16,7 +16,7 @@ from srgan_mlx.generator import Generator
 from srgan_mlx.vgg import VGG19Features
 
 
-CPU_DEFAULT = "tuned" if onednn.unavailable_reason() else "onednn"
+CPU_DEFAULT = "tuned" if native.unavailable_reason() else "onednn"
 
 
 def test_default_path_per_device(monkeypatch):
@@ -114,7 +114,7 @@ def test_every_path_gives_the_same_numbers(monkeypatch, name):
     forbid(monkeypatch, "conv2d_same", "conv2d_strided")
     plain = outputs_and_grads(model, x, "mlx", monkeypatch, call)
     assert_same(tuned, plain)
-    if onednn.extension() is not None:
+    if native.extension() is not None:
         assert_same(outputs_and_grads(model, x, "onednn", monkeypatch, call), plain)
 
 
@@ -135,7 +135,7 @@ def test_mlx_path_is_nn_conv2d(monkeypatch):
 
 
 def test_library_owner_is_the_installed_backend():
-    from srgan_mlx.devices import backend_packages, library_owner
+    from srgan_mlx.native.backends import backend_packages, library_owner
 
     packages = backend_packages()
     assert packages, "no MLX backend distribution found"
@@ -152,7 +152,7 @@ def test_info_names_devices_paths_and_models(monkeypatch):
     result = CliRunner().invoke(main, ["info"])
     assert result.exit_code == 0, result.output
     assert f"convolutions: {CPU_DEFAULT}" in result.output
-    assert "onednn: " in result.output
+    assert "onednn: " in result.output and "kernels: " in result.output
     assert "model srresnet: scale 4, num_blocks 16, channels 64" in result.output
     assert ("gpu: none" in result.output) == (gpu_backend() is None)
 
@@ -162,10 +162,10 @@ def test_info_names_devices_paths_and_models(monkeypatch):
     [("mlx-cuda-13", False), ("mlx-cpu", True), (None, True)],
 )
 def test_library_note_warns_only_when_the_cuda_library_lost(monkeypatch, owner, warns):
-    from srgan_mlx import devices
+    from srgan_mlx.native import backends
 
-    monkeypatch.setattr(devices, "library_owner", lambda: owner)
-    assert devices.library_note({"mlx-cpu": "0.32.4"}) is None
-    note = devices.library_note({"mlx-cpu": "0.32.4", "mlx-cuda-13": "0.32.4"})
+    monkeypatch.setattr(backends, "library_owner", lambda: owner)
+    assert backends.library_note({"mlx-cpu": "0.32.4"}) is None
+    note = backends.library_note({"mlx-cpu": "0.32.4", "mlx-cuda-13": "0.32.4"})
     assert note.startswith("warning:") == warns
     assert ("pip install --force-reinstall --no-deps mlx-cuda-13==0.32.4" in note) == warns

@@ -15,16 +15,16 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
-from srgan_mlx import kernels, onednn
+from srgan_mlx import kernels, native
 from srgan_mlx.discriminator import Discriminator
 from srgan_mlx.generator import Generator
 
-pytestmark = pytest.mark.skipif(onednn.extension() is None, reason=f"no native extension: {onednn.unavailable_reason()}")
+pytestmark = pytest.mark.skipif(native.extension() is None, reason=f"no native extension: {native.unavailable_reason()}")
 EPS = 1e-5
 
 
 def ext():
-    return onednn.extension()
+    return native.extension()
 
 
 def close(a, b, what, rtol=2e-5):
@@ -216,12 +216,12 @@ def before_norm(key: str) -> bool:
 
 THREADS_SCRIPT = """
 import hashlib, numpy as np, srgan_mlx, mlx.core as mx
-from srgan_mlx import onednn
+from srgan_mlx import native
 rng = np.random.default_rng(0)
 x = mx.array(rng.normal(size=(4, 24, 24, 64)).astype(np.float32))
 g, b, s = (mx.array(rng.uniform(0.5, 1.5, 64).astype(np.float32)) for _ in range(3))
 cot = mx.array(rng.normal(size=x.shape).astype(np.float32))
-f = lambda x, g, b, s: mx.sum(onednn.extension().norm_act(x, g, b, "prelu", s)[0] * cot)
+f = lambda x, g, b, s: mx.sum(native.extension().norm_act(x, g, b, "prelu", s)[0] * cot)
 grads = mx.grad(f, argnums=(0, 1, 2, 3))(x, g, b, s)
 print(hashlib.sha256(b"".join(np.array(a).tobytes() for a in grads)).hexdigest())
 """

@@ -12,7 +12,8 @@ import pytest
 import srgan_mlx  # noqa: F401  (loads libdnnl and the BLAS before mlx)
 import mlx.core as mx
 
-from srgan_mlx import layers, onednn
+from srgan_mlx import layers
+from srgan_mlx.native import loader as native_extension, onednn
 from srgan_mlx.devices import CONV_ENV, conv_path
 from srgan_mlx.discriminator import Discriminator
 from srgan_mlx.errors import UserError
@@ -20,7 +21,7 @@ from srgan_mlx.generator import Generator
 from srgan_mlx.vgg import VGG19Features
 
 needs_extension = pytest.mark.skipif(
-    onednn.extension() is None, reason=f"oneDNN extension unavailable: {onednn.unavailable_reason()}"
+    native_extension.extension() is None, reason=f"oneDNN extension unavailable: {native_extension.unavailable_reason()}"
 )
 EPS = float(np.finfo(np.float32).eps)
 
@@ -211,15 +212,15 @@ def test_matmul_through_the_loaded_blas_matches_numpy(transpose_a, transpose_b):
 
 
 def write_status(tmp_path, monkeypatch, **status):
-    path = tmp_path / "_onednn_build.json"
+    path = tmp_path / "_build.json"
     path.write_text(json.dumps(status))
-    monkeypatch.setattr(onednn, "BUILD_STATUS", path)
+    monkeypatch.setattr(native_extension, "BUILD_STATUS", path)
 
 
 def test_loader_reports_a_failed_build(tmp_path, monkeypatch):
-    monkeypatch.delenv(onednn.DISABLE_ENV, raising=False)
+    monkeypatch.delenv(native_extension.DISABLE_ENV, raising=False)
     write_status(tmp_path, monkeypatch, built=False, reason="no C++ compiler found")
-    assert onednn._why_not() == "not built: no C++ compiler found"
+    assert native_extension._why_not() == "not built: no C++ compiler found"
 
 
 linux_x86_64 = pytest.mark.skipif(
@@ -231,9 +232,9 @@ linux_x86_64 = pytest.mark.skipif(
 def test_loader_refuses_another_mlx(tmp_path, monkeypatch):
     from importlib import metadata
 
-    monkeypatch.delenv(onednn.DISABLE_ENV, raising=False)
+    monkeypatch.delenv(native_extension.DISABLE_ENV, raising=False)
     write_status(tmp_path, monkeypatch, built=True, mlx_version="0.31.0", libmlx_size=1, libmlx_sha256="x")
-    assert f"built for mlx 0.31.0, but mlx {metadata.version('mlx')} is installed" in onednn._why_not()
+    assert f"built for mlx 0.31.0, but mlx {metadata.version('mlx')} is installed" in native_extension._why_not()
 
 
 @linux_x86_64
@@ -241,17 +242,17 @@ def test_loader_refuses_a_different_libmlx(tmp_path, monkeypatch):
     """What happens when mlx-cuda's libmlx.so replaced mlx-cpu's: same version, other file."""
     from importlib import metadata
 
-    monkeypatch.delenv(onednn.DISABLE_ENV, raising=False)
-    libmlx = onednn._libmlx_path()
+    monkeypatch.delenv(native_extension.DISABLE_ENV, raising=False)
+    libmlx = native_extension._libmlx_path()
     write_status(tmp_path, monkeypatch, built=True, mlx_version=metadata.version("mlx"),
                  libmlx_size=libmlx.stat().st_size, libmlx_sha256="sha256=not-this-file")
-    assert "mlx/lib/libmlx.so in place" in onednn._why_not()
+    assert "mlx/lib/libmlx.so in place" in native_extension._why_not()
 
 
 def test_forcing_an_unavailable_extension_is_a_one_line_error(monkeypatch):
-    monkeypatch.setattr(onednn, "_checked", True)
-    monkeypatch.setattr(onednn, "_module", None)
-    monkeypatch.setattr(onednn, "_reason", "not built: no C++ compiler found")
+    monkeypatch.setattr(native_extension, "_checked", True)
+    monkeypatch.setattr(native_extension, "_module", None)
+    monkeypatch.setattr(native_extension, "_reason", "not built: no C++ compiler found")
     monkeypatch.setenv(CONV_ENV, "onednn")
     with pytest.raises(UserError, match=r"SRGAN_MLX_CONV=onednn: the oneDNN extension is unavailable: not built"):
         conv_path(mx.Device(mx.cpu))
@@ -267,15 +268,15 @@ def test_forcing_onednn_on_the_gpu_is_refused(monkeypatch):
 
 def test_disabled_extension_falls_back_to_the_tuned_path():
     """SRGAN_MLX_ONEDNN=0 in a fresh process: info says why, and a network runs on the tuned convolutions."""
-    env = {**os.environ, onednn.DISABLE_ENV: "0"}
+    env = {**os.environ, native_extension.DISABLE_ENV: "0"}
     env.pop(CONV_ENV, None)
     info = subprocess.run([sys.executable, "-m", "srgan_mlx", "info"], capture_output=True, text=True, env=env)
     assert info.returncode == 0, info.stderr
     assert "convolutions: tuned" in info.stdout
     assert "onednn: not in use, disabled by SRGAN_MLX_ONEDNN=0" in info.stdout
     probe = ("import srgan_mlx, sys, mlx.core as mx; from srgan_mlx.generator import Generator; "
-             "from srgan_mlx.onednn import extension; y = Generator(4, num_blocks=1, channels=8)(mx.zeros((1, 8, 8, 3))); "
-             "mx.eval(y); print(y.shape, extension(), 'srgan_mlx._onednn' in sys.modules)")
+             "from srgan_mlx.native import extension; y = Generator(4, num_blocks=1, channels=8)(mx.zeros((1, 8, 8, 3))); "
+             "mx.eval(y); print(y.shape, extension(), 'srgan_mlx.native._ext' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["(1,", "32,", "32,", "3)", "None", "False"]
@@ -297,7 +298,7 @@ def test_onednn_path_sends_every_layer_of_the_networks_to_the_extension(monkeypa
 @needs_extension
 def test_extension_loads_in_a_fresh_process_before_mlx():
     """Nothing but srgan_mlx imported: the loader itself brings in libmlx.so and libdnnl first."""
-    probe = "import srgan_mlx.onednn as o; print(o.extension() is not None, o.unavailable_reason())"
+    probe = "import srgan_mlx.native as o; print(o.extension() is not None, o.unavailable_reason())"
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["True", "None"]
@@ -329,9 +330,9 @@ def test_bfloat16_opt_in(monkeypatch):
     monkeypatch.setenv(onednn.BF16_ENV, "1")
     ours = value_and_grads(lambda x, w: onednn.conv2d(x, w, 1, 1))
     mx.eval(ours)
-    rounded = [line for line in onednn.extension().implementations().splitlines() if "10x10 32->16" in line
+    rounded = [line for line in native_extension.extension().implementations().splitlines() if "10x10 32->16" in line
                and " bf16:" in line]
-    assert len(rounded) == 3, onednn.extension().implementations()
+    assert len(rounded) == 3, native_extension.extension().implementations()
     native = all("bf16" in line.split(": ", 1)[1] for line in rounded)
     for got, want in zip(ours, reference):
         error = np.abs(np.array(got) - np.array(want)).max() / np.abs(np.array(want)).max()

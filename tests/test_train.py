@@ -18,7 +18,6 @@ from PIL import Image
 import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
-import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 from srgan_mlx import checkpoint, model_io
 from srgan_mlx.cli import main

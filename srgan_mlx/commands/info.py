@@ -12,9 +12,10 @@ def command():
     import mlx.core as mx
 
     from .. import __version__
-    from ..blas import active_blas, is_reference_blas
-    from .. import onednn
-    from ..devices import CONV_ENV, CONV_PATHS, backend_packages, conv_path, gpu_backend, library_note
+    from .. import kernels, native
+    from ..devices import CONV_ENV, CONV_PATHS, conv_path, gpu_backend
+    from ..native.backends import backend_packages, library_note
+    from ..native.libraries import active_blas, is_reference_blas
     from ..errors import UserError
     from ..model_io import shipped_models
 
@@ -34,11 +35,14 @@ def command():
         click.echo(f"  {note}")
     cpu_name = mx.device_info(mx.cpu).get("device_name", "")
     click.echo(f"cpu: {cpu_name or 'available'}, convolutions: {path_on(mx.Device(mx.cpu))}")
-    extension = onednn.extension()
+    extension = native.extension()
     if extension:
         click.echo(f"onednn: oneDNN {extension.onednn_version} extension loaded (built for mlx {extension.mlx_version})")
+        state = "in use" if kernels.available() else f"off ({kernels.DISABLE_ENV}=0)"
+        click.echo(f"kernels: native BatchNorm, activations, pooling and Adam on {extension.threads()} threads, {state}")
     else:
-        click.echo(f"onednn: not in use, {onednn.unavailable_reason()}; the CPU runs the pure-MLX 'tuned' convolutions")
+        click.echo(f"onednn: not in use, {native.unavailable_reason()}; the CPU runs the pure-MLX 'tuned' convolutions")
+        click.echo("kernels: MLX's own operations (one thread), no native extension")
     backend = gpu_backend()
     if backend:
         gpu_name = mx.device_info(mx.gpu).get("device_name", "")
