@@ -1,57 +1,98 @@
-"""Training hyperparameters: the paper's values as defaults, plus named presets.
+"""Training settings: one :class:`TrainConfig` field per setting, with its help text and valid range.
 
-The resolved :class:`TrainConfig` is saved (as JSON) with every checkpoint and
-restored by ``--resume``, which changes only the :data:`OPERATIONAL` fields
-(:func:`resumed_config`).
+The fields are the one source of ``srgan-mlx train``'s options (:func:`srgan_mlx.commands.train`
+generates them), of their checks (:func:`check_ranges`) and of the recipe files: ``--config FILE``
+(JSON, any subset of the fields; a run's own ``config.json`` works) and ``--preset NAME`` (the files
+in ``srgan_mlx/configs/``). The defaults are the paper's values (Ledig et al. 2017, section 3.2).
+The resolved config is saved with every checkpoint and restored by ``--resume``, which changes only
+the operational fields (:func:`resumed_config`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import UserError
 
 STAGES = ("srresnet", "srgan")
 D_BATCHES = ("separate", "joint")
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def setting(default, help: str, *, minimum=None, below=None, choices=None, srgan: bool = False,
+            operational: bool = False, path: bool = False):  # fmt: skip
+    """A :class:`TrainConfig` field: ``help`` for the option, the range ``minimum <= value < below`` (either may be
+    None), ``choices``, whether it belongs to the SRGAN stage alone, whether a resumed run may change it
+    (``operational``), whether it is a path (kept absolute)."""
+    meta = {"help": help, "minimum": minimum, "below": below, "choices": choices, "srgan": srgan,
+            "operational": operational, "path": path}  # fmt: skip
+    if isinstance(default, list):
+        return field(default_factory=list, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (Ledig et al. 2017, section 3.2)."""
+    """Everything that defines a training run."""
 
-    stage: str = "srresnet"
-    data: list[str] = field(default_factory=list)
-    val: str | None = None
-    out: str = "runs/srgan-mlx"
-    scale: int = 4
-    crop: int = 96  # HR crop side; LR side is crop / scale
-    batch_size: int = 16
-    num_blocks: int = 16
-    channels: int = 64
-    steps: int | None = None  # None: the paper's 10^6 (SRResNet) or 2x10^5 (SRGAN)
-    lr: float = 1e-4
-    lr_final: float = 1e-5  # SRGAN: learning rate for the second half of the updates
-    beta1: float = 0.9
-    beta2: float = 0.999
-    adam_bias_correction: bool = False  # Kingma & Ba's bias-corrected moments (PyTorch, TensorFlow); MLX's default: off
-    adversarial_weight: float = 1e-3
-    pixel_weight: float = 0.0  # SRGAN: weight of an L1 pixel loss beside the paper's (ESRGAN: 1e-2); 0 = the paper
-    anchor_weight: float = 0.0  # SRGAN: weight of L1(imresize(SR, 1/scale), LR), the low-frequency anchor; 0 = the paper
-    d_batch: str = "separate"  # SRGAN: D sees real and fake in separate batches (the paper's code) or one joint batch
-    d_warmup: int = 0  # SRGAN: the first d_warmup steps train D alone against the initial generator; 0 = the paper
-    ema_decay: float = 0.0  # moving average of the generator for validation and export (BasicSR: 0.999); 0 = none
-    vgg_layer: str = "relu5_4"
-    vgg_rescale: float = 1 / 12.75
-    vgg: str | None = None
-    init: str | None = None  # SRGAN: generator weights from an SRResNet run
-    seed: int = 0
-    workers: int = 2
-    log_every: int = 10
-    val_every: int = 1000
-    checkpoint_every: int = 1000
-    keep: int = 3  # last checkpoints kept, besides the best one
+    stage: str = setting("srresnet", "srresnet (pixel MSE) or srgan (VGG19 + adversarial).", choices=STAGES)
+    data: list[str] = setting([], "Folder of training images (recursive; repeatable).", path=True)
+    val: str | None = setting(None, "Folder of HR validation images, e.g. Set5/HR.", path=True)
+    out: str = setting("runs/srgan-mlx", "Run folder for checkpoints, metrics and images.", path=True)
+    init: str | None = setting(
+        None, "Start the generator from these weights: a shipped model (srresnet), a weights file, a checkpoint or a "
+        "run (SRGAN: from SRResNet).", path=True,
+    )  # fmt: skip
+    vgg: str | None = setting(None, "SRGAN: VGG19 weights made by convert-vgg.", path=True)
+    scale: int = setting(4, "Upscaling factor.", choices=(2, 4, 8))
+    crop: int = setting(96, "HR crop side in pixels (a multiple of --scale).", minimum=1)
+    batch_size: int = setting(16, "Images per step per process.", minimum=1)
+    num_blocks: int = setting(16, "Generator residual blocks.", minimum=1)
+    channels: int = setting(64, "Generator channels.", minimum=1)
+    steps: int | None = setting(
+        None, "Total updates [10^6 srresnet, 2x10^5 srgan].", minimum=1, operational=True
+    )
+    lr: float = setting(1e-4, "Adam learning rate.", minimum=0.0)
+    lr_final: float = setting(1e-5, "SRGAN: learning rate for the second half of the steps.", minimum=0.0)
+    beta1: float = setting(0.9, "Adam beta1.", minimum=0.0, below=1.0)
+    beta2: float = setting(0.999, "Adam beta2.", minimum=0.0, below=1.0)
+    adam_bias_correction: bool = setting(
+        False, "Adam with bias-corrected moments (Kingma & Ba; PyTorch's and TensorFlow's Adam). Without (MLX's Adam) "
+        "the first updates are several times --lr: a fine-tune from SRResNet drifts.",
+    )  # fmt: skip
+    adversarial_weight: float = setting(1e-3, "SRGAN: weight of -log D(G(x)).", minimum=0.0)
+    pixel_weight: float = setting(
+        0.0, "SRGAN: add this times an L1 pixel loss (ESRGAN: 1e-2). 0: the paper's loss.", minimum=0.0, srgan=True
+    )
+    anchor_weight: float = setting(
+        0.0, "SRGAN: add this times the L1 between the SR output downscaled by MATLAB bicubic and the LR input (pins "
+        "colour and brightness, leaves texture free). 0: the paper's loss.", minimum=0.0, srgan=True,
+    )  # fmt: skip
+    d_batch: str = setting(
+        "separate", "SRGAN: the discriminator sees real and fake as separate batches (the paper's code) or as one joint "
+        "batch, sharing BatchNorm statistics, in its update and in the generator's loss.", choices=D_BATCHES,
+        srgan=True,
+    )  # fmt: skip
+    d_warmup: int = setting(
+        0, "SRGAN: the first N steps train the discriminator alone against the initial generator.", minimum=0,
+        srgan=True,
+    )  # fmt: skip
+    ema_decay: float = setting(
+        0.0, "Keep a moving average of the generator with this decay (e.g. 0.999); validation and the checkpoints' "
+        "generator for upscale, export and --init use it. 0: none.", minimum=0.0, below=1.0,
+    )  # fmt: skip
+    vgg_layer: str = setting("relu5_4", "SRGAN: content-loss VGG19 layer (conv1_1 ... relu5_4).")
+    vgg_rescale: float = setting(1 / 12.75, "SRGAN: factor on the VGG feature maps.", minimum=0.0)
+    seed: int = setting(0, "Random seed (weights, crops).")
+    workers: int = setting(2, "Data-loading threads.", minimum=1, operational=True)
+    log_every: int = setting(10, "Steps per metrics.jsonl line.", minimum=1, operational=True)
+    val_every: int = setting(1000, "Steps between validations.", minimum=1, operational=True)
+    checkpoint_every: int = setting(1000, "Steps between checkpoints.", minimum=1, operational=True)
+    keep: int = setting(3, "Checkpoints kept besides the best.", minimum=0, operational=True)
 
     def total_steps(self) -> int:
         if self.steps is not None:
@@ -67,15 +108,36 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-OPERATIONAL = ("steps", "workers", "log_every", "val_every", "checkpoint_every", "keep")
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+OPERATIONAL = tuple(name for name, f in FIELDS.items() if f.metadata["operational"])
 """The fields a resumed run takes from the command line (``--device`` too, which is not a field): how long and
 how it runs, not what it learns. Every other field is the run's model or recipe."""
-PATH_FIELDS = ("data", "val", "vgg", "init", "out")
+PATH_FIELDS = tuple(name for name, f in FIELDS.items() if f.metadata["path"])
 
 
 def option(name: str) -> str:
     """The command-line option of a field: ``batch_size`` -> ``--batch-size``."""
     return "--" + name.replace("_", "-")
+
+
+def check_ranges(config: TrainConfig) -> None:
+    """Each field within its range and choices, and the SRGAN-only fields at their defaults for the SRResNet stage;
+    a :class:`UserError` naming the option otherwise."""
+    for name, f in FIELDS.items():
+        value, meta = getattr(config, name), f.metadata
+        if value is None:
+            continue
+        if meta["choices"] and value not in meta["choices"]:
+            raise UserError(f"{option(name)} must be one of {', '.join(map(str, meta['choices']))}, got {value!r}")
+        if meta["minimum"] is not None and value < meta["minimum"]:
+            least = "at least 1" if meta["minimum"] == 1 else f">= {meta['minimum']:g}"
+            raise UserError(f"{option(name)} must be {least}, got {value}")
+        if meta["below"] is not None and value >= meta["below"]:
+            raise UserError(f"{option(name)} must be in [{meta['minimum']:g}, {meta['below']:g}), got {value}")
+    if config.stage != "srgan":
+        changed = [n for n, f in FIELDS.items() if f.metadata["srgan"] and getattr(config, n) != f.default]
+        if changed:
+            raise UserError(f"{', '.join(map(option, changed))}: options of --stage srgan (SRResNet's loss is pixel MSE)")
 
 
 def _comparable(name: str, value):
@@ -122,18 +184,24 @@ def resumed_config(saved: dict, changes: dict) -> TrainConfig:
     return dataclasses.replace(config, **{name: changes[name] for name in OPERATIONAL if name in changes})
 
 
-PRESETS: dict[str, dict] = {
-    # the paper's networks and schedule (the defaults above)
-    "paper": {},
-    # a one-minute smoke run on a laptop CPU: small networks, small crops, few steps
-    "tiny": {
-        "num_blocks": 2,
-        "channels": 16,
-        "crop": 48,
-        "batch_size": 4,
-        "steps": 60,
-        "log_every": 5,
-        "val_every": 30,
-        "checkpoint_every": 30,
-    },
-}
+def presets() -> list[str]:
+    """The recipe files shipped in ``srgan_mlx/configs/``, by name."""
+    return sorted(path.stem for path in CONFIG_DIR.glob("*.json"))
+
+
+def read_recipe(source: str) -> dict:
+    """The fields of a recipe: a preset's name or a JSON file (a run's ``config.json`` too); unknown keys refused."""
+    path = CONFIG_DIR / f"{source}.json" if source in presets() else Path(source)
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{source}: no such config file (presets: {', '.join(presets())})") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{source}: not a readable JSON config ({exc})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{source}: a config is a JSON object of training settings")
+    unknown = sorted(set(values) - set(FIELDS) - {"description"})
+    if unknown:
+        raise UserError(f"{source}: unknown settings {', '.join(unknown)} (known: {', '.join(FIELDS)})")
+    values.pop("description", None)
+    return values

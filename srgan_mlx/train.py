@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from . import checkpoint, kernels
 from .atomic import write_text
-from .config import D_BATCHES, STAGES, TrainConfig, anchored, option, resumed_config
+from .config import TrainConfig, anchored, check_ranges, option, resumed_config
 from .data import BatchLoader, BatchSampler, DataSet
 from .discriminator import Discriminator
 from .errors import UserError
@@ -101,37 +101,15 @@ def load_init(generator: Generator, source: str) -> None:
     load_into(generator, arrays, file)
 
 
-SRGAN_ONLY = {"pixel_weight": 0.0, "anchor_weight": 0.0, "d_batch": "separate", "d_warmup": 0}
-"""The SRGAN recipe's options, with the values that leave the SRResNet stage as it is."""
-AT_LEAST_ONE = ("crop", "batch_size", "num_blocks", "channels", "workers", "log_every", "val_every", "checkpoint_every")
-
-
 def check(config: TrainConfig) -> None:
     """Refuse configurations that cannot train, in one line, before any work (the validation images too)."""
-    if config.stage not in STAGES:
-        raise UserError(f"unknown stage {config.stage!r}")
-    for name in AT_LEAST_ONE:
-        if getattr(config, name) < 1:
-            raise UserError(f"{option(name)} must be at least 1, got {getattr(config, name)}")
-    if config.steps is not None and config.steps < 1 or config.keep < 0:
-        raise UserError(f"--steps must be at least 1 and --keep at least 0 (got {config.steps}, {config.keep})")
+    check_ranges(config)
     if config.vgg_layer not in LAYER_NAMES:
         raise UserError(f"unknown --vgg-layer {config.vgg_layer!r}; VGG19's layers: {', '.join(LAYER_NAMES)}")
     if config.crop % config.scale:
         raise UserError(f"--crop {config.crop} must be a multiple of --scale {config.scale}")
-    for name in ("pixel_weight", "anchor_weight", "d_warmup"):
-        if getattr(config, name) < 0:
-            raise UserError(f"{option(name)} must be >= 0, got {getattr(config, name)}")
-    if config.stage != "srgan":
-        recipe = [name for name, default in SRGAN_ONLY.items() if getattr(config, name) != default]
-        if recipe:
-            raise UserError(f"{', '.join(map(option, recipe))}: options of --stage srgan (SRResNet's loss is pixel MSE)")
-    if config.d_batch not in D_BATCHES:
-        raise UserError(f"--d-batch must be one of {', '.join(D_BATCHES)}, got {config.d_batch!r}")
     if config.d_warmup >= config.total_steps():
         raise UserError(f"--d-warmup {config.d_warmup} leaves no generator update in --steps {config.total_steps()}")
-    if not 0 <= config.ema_decay < 1:
-        raise UserError(f"--ema-decay must be in [0, 1) (0: no moving average), got {config.ema_decay}")
     if config.val:
         pair_inputs(list_images(Path(config.val)), config.scale, None)  # headers only: sizes checked now
 
