@@ -40,8 +40,8 @@ import numpy as np
 from mlx.utils import tree_flatten
 from tqdm import tqdm
 
-from convert.keras_h5 import read_layers
-from convert.pth import load_state_dict
+from .keras_h5 import read_layers
+from .pth import load_state_dict
 from srgan_mlx.atomic import atomic_path
 from srgan_mlx.checksums import file_hash
 from srgan_mlx.errors import UserError

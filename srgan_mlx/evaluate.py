@@ -35,7 +35,7 @@ NIQE_PROTOCOL = (
     "rounded (gray levels for grayscale files), 96x96 blocks, two scales"
 )
 
-Upscaler = Callable[[np.ndarray], np.ndarray]
+SuperResolve = Callable[[np.ndarray], np.ndarray]
 BIAS_KEYS = ("bias_r", "bias_g", "bias_b")
 """Row keys of the colour bias, mean SR - HR per RGB channel (:func:`srgan_mlx.metrics.colour_bias`)."""
 
@@ -93,7 +93,7 @@ def pair_inputs(
     return pairs
 
 
-def super_resolve_uint8(lr: np.ndarray, scale: int, upscaler: Upscaler | None, name: str) -> np.ndarray:
+def super_resolve_uint8(lr: np.ndarray, scale: int, upscaler: SuperResolve | None, name: str) -> np.ndarray:
     """SR as uint8: ``upscaler`` on [0, 1] floats (rounded like MATLAB's im2uint8), or MATLAB bicubic."""
     if upscaler is None:
         return imresize(lr, float(scale))
@@ -117,7 +117,7 @@ def image_niqe(path: Path, image: np.ndarray, border: int) -> float:
 
 
 def evaluate_image(
-    path: Path, scale: int, lr_path: Path | None, upscaler: Upscaler | None, with_niqe: bool = False
+    path: Path, scale: int, lr_path: Path | None, upscaler: SuperResolve | None, with_niqe: bool = False
 ) -> tuple[dict, Images]:
     """PSNR/SSIM, colour bias (and NIQE of SR) of one HR image against its super-resolved LR (``lr_path`` or
     MATLAB-bicubic), and the images themselves."""
@@ -144,7 +144,7 @@ def evaluate(
     hr_dir: str | os.PathLike,
     scale: int,
     lr_dir: str | os.PathLike | None = None,
-    upscaler: Upscaler | None = None,
+    upscaler: SuperResolve | None = None,
     on_image: Callable[[dict, Images], None] | None = None,
     with_niqe: bool = False,
 ) -> dict:
@@ -183,7 +183,7 @@ def evaluate_images(
     image_dir: str | os.PathLike,
     border: int = 0,
     scale: int | None = None,
-    upscaler: Upscaler | None = None,
+    upscaler: SuperResolve | None = None,
     on_image: Callable[[dict], None] | None = None,
 ) -> dict:
     """NIQE of every image in ``image_dir``, no reference needed, ``border`` pixels removed per side.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -20,6 +21,7 @@ from .atomic import atomic_path
 from .errors import UserError
 from .generator import Generator
 from .run_folder import find_generator
+from .vgg import VGG19Features
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # weights that ship inside the package, by name (see README, "Shipped weights")
@@ -106,17 +108,44 @@ def resolve_generator_file(path: str | os.PathLike) -> Path:
     raise UserError(f"{path}: no generator weights found (expected a .safetensors file, a checkpoint or a run folder)")
 
 
+def _network(file: str | os.PathLike, kind: str, build: Callable[..., nn.Module], name: str) -> nn.Module:
+    """The network (called ``name`` in messages) a ``kind`` weights file describes by its config, loaded strictly."""
+    arrays, config = read_weights(file, kind)
+    try:
+        network = build(**config)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{file}: bad {name} config {config} ({exc})") from None
+    load_into(network, arrays, file)
+    return network
+
+
 def load_generator(path: str | os.PathLike, dtype: mx.Dtype = mx.float32) -> Generator:
     """Build the generator a weights file describes, load it strictly, set eval mode; compute in ``dtype``."""
-    file = resolve_generator_file(path)
-    arrays, config = read_weights(file, "generator")
-    try:
-        generator = Generator(**config)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"{file}: bad generator config {config} ({exc})") from None
-    load_into(generator, arrays, file)
+    generator = _network(resolve_generator_file(path), "generator", Generator, "generator")
     generator.eval()
     return with_dtype(generator, dtype)
+
+
+CONVERT_HINT = "srgan-mlx convert-vgg --download original -o vgg19.safetensors (the paper's VGG19; docs/vgg19.md)"
+
+
+def load_vgg(path: str | None) -> VGG19Features:
+    """The frozen VGG19 of a converted weights file, with the input convention it records (none: torchvision's)."""
+    if not path:
+        raise UserError(f"--stage srgan needs ImageNet VGG19 weights (--vgg PATH); make them with: {CONVERT_HINT}")
+    vgg = _network(path, "vgg19", VGG19Features, "VGG19")
+    vgg.freeze()
+    return vgg
+
+
+def load_init(generator: Generator, source: str) -> None:
+    """Start a training run's generator from other weights: a shipped model's name, a weights file, a checkpoint
+    or a run; they must have its shape."""
+    file = resolve_generator_file(source)
+    arrays, config = read_weights(file, "generator")
+    if config != generator.config():
+        raise UserError(f"{file}: generator {config} does not match this run's {generator.config()}")
+    load_into(generator, arrays, file)
 
 
 def with_dtype(generator: Generator, dtype: mx.Dtype) -> Generator:

@@ -24,7 +24,7 @@ vector); the mean ignores NaNs per feature (``nanmean``), the covariance drops b
 (``nancov``). Where MATLAB has no answer: with a single complete block the covariance of the image's
 features is taken as zero; with none (a flat image), :func:`niqe` raises ``ValueError``.
 
-The pristine model, ``data/niqe_pris_params.npz``, is the MATLAB release's, as distributed with BasicSR
+The pristine model, ``assets/niqe_pris_params.npz``, is the MATLAB release's, as distributed with BasicSR
 (``basicsr/metrics/niqe_pris_params.npz``) under the Apache License 2.0 (see ``data/NOTICE``).
 """
 
@@ -53,7 +53,7 @@ SHAPE_GRID = 0.2 + 0.001 * np.arange(9801)
 """MATLAB's ``0.2:0.001:10``: the AGGD shapes the fit chooses from."""
 NEIGHBOURS = ((0, 1), (1, 0), (1, 1), (-1, 1))
 """``circshift`` offsets (rows, columns): horizontal, vertical, main and anti diagonal neighbours."""
-PRISTINE_MODEL = "data/niqe_pris_params.npz"
+PRISTINE_MODEL = "assets/niqe_pris_params.npz"
 
 
 @cache

@@ -1,117 +1,49 @@
 """The training loop for both stages: data, compiled step, validation, checkpoints, metrics.
 
-A run is first built (:class:`Trainer`: networks, optimizers, data, compiled step), then
-either started (:meth:`Trainer.start`: ``--init`` weights, a run folder of its own) or
+A run is first built (:class:`Trainer`: its parts from :mod:`srgan_mlx.training_parts`, and the
+data), then either started (:meth:`Trainer.start`: ``--init`` weights, a run folder of its own) or
 restored from a checkpoint (:meth:`Trainer.restore`), as BasicSR separates creating a
 model from ``resume_training``. :func:`train` and :func:`resume` do both and run.
 Under ``mlx.launch`` every rank runs this same loop on its shard of each batch
 (:mod:`srgan_mlx.data`), gradients are averaged (:mod:`srgan_mlx.steps`) and rank 0
 alone prints and writes.
 
-Ctrl-C: the first press lets the current step finish, saves a checkpoint at it and
-stops with :class:`Interrupted`, whose message says how to resume; a second press stops
-at once (a checkpoint being written is abandoned and the previous one stays, since
-checkpoints are written atomically).
+Ctrl-C (:mod:`srgan_mlx.interrupts`): the first press lets the current step finish, saves a
+checkpoint at it and stops with :class:`Interrupted`, whose message says how to resume; a
+second press stops at once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import mlx.core as mx
-import mlx.optimizers as optim
 from tqdm import tqdm
 
-from . import checkpoint, kernels
+from . import checkpoint
 from .atomic import write_text
-from .config import TrainConfig, anchored, check_ranges, option, resumed_config
+from .config import TrainConfig, anchored, option, resumed_config
 from .data import BatchLoader, BatchSampler, DataSet
-from .discriminator import Discriminator
 from .errors import UserError
-from .evaluate import BIAS_KEYS, Images, evaluate, list_images, pair_inputs
-from .generator import Generator
+from .evaluate import BIAS_KEYS, Images, evaluate
 from .image_io import write_image
 from .imresize import imresize
 from .inference import super_resolve
-from .losses import LowFrequencyAnchor, VGGLoss
+from .interrupts import Interrupted, first_ctrl_c_asks
 from .metrics_log import MetricsLog
-from .model_io import load_into, read_weights, resolve_generator_file
+from .model_io import load_init
 from .panels import labelled_row
-from .run_folder import AVERAGE, RunFolder, find_checkpoint, run_of
-from .steps import DiscriminatorStep, SRGANStep, SRResNetStep
-from .vgg import LAYER_NAMES, VGG19Features
-
-CONVERT_HINT = "python -m convert.vgg19 --download original -o vgg19.safetensors (the paper's VGG19; see README)"
+from .run_folder import RunFolder, find_checkpoint, run_of
+from .training_parts import OPTIMIZES, build, check
 
 
 class TrainingError(UserError):
     """Training cannot go on (for example a NaN loss); the last good checkpoint stays."""
-
-
-class Interrupted(Exception):
-    """Training stopped by Ctrl-C; the message says at which step and how to resume."""
-
-
-def learning_rate(config: TrainConfig):
-    """Constant ``lr`` (SRResNet), or ``lr`` then ``lr_final`` for the second half of the updates (SRGAN)."""
-    if config.stage == "srresnet":
-        return config.lr
-    half = config.total_steps() // 2
-    return lambda step: mx.where(step < half, config.lr, config.lr_final)
-
-
-def adam(config: TrainConfig) -> optim.Adam:
-    """Adam with the run's rate schedule and betas (one multi-threaded update of all arrays on the CPU,
-    :class:`srgan_mlx.kernels.Adam`). ``adam_bias_correction``: the first updates use the bias-corrected moments
-    of Kingma & Ba (as PyTorch and TensorFlow do, and the paper's Adam); MLX's default leaves them out, which
-    makes the first hundreds of updates of a fine-tuned network up to ~6x ``lr``."""
-    return kernels.Adam(learning_rate(config), [config.beta1, config.beta2], bias_correction=config.adam_bias_correction)
-
-
-def load_vgg(path: str | None) -> VGG19Features:
-    """The VGG19 of a converted weights file, with the input convention it records (none: torchvision's)."""
-    if not path:
-        raise UserError(f"--stage srgan needs ImageNet VGG19 weights (--vgg PATH); make them with: {CONVERT_HINT}")
-    arrays, config = read_weights(path, "vgg19")
-    try:
-        vgg = VGG19Features(**config)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"{path}: bad VGG19 config {config} ({exc})") from None
-    load_into(vgg, arrays, path)
-    vgg.freeze()
-    return vgg
-
-
-def load_init(generator: Generator, source: str) -> None:
-    """Start the generator from other weights: a shipped model's name, a weights file, a checkpoint or a run."""
-    file = resolve_generator_file(source)
-    arrays, config = read_weights(file, "generator")
-    if config != generator.config():
-        raise UserError(f"{file}: generator {config} does not match this run's {generator.config()}")
-    load_into(generator, arrays, file)
-
-
-def check(config: TrainConfig) -> None:
-    """Refuse configurations that cannot train, in one line, before any work (the validation images too)."""
-    check_ranges(config)
-    if config.vgg_layer not in LAYER_NAMES:
-        raise UserError(f"unknown --vgg-layer {config.vgg_layer!r}; VGG19's layers: {', '.join(LAYER_NAMES)}")
-    if config.crop % config.scale:
-        raise UserError(f"--crop {config.crop} must be a multiple of --scale {config.scale}")
-    if config.d_warmup >= config.total_steps():
-        raise UserError(f"--d-warmup {config.d_warmup} leaves no generator update in --steps {config.total_steps()}")
-    if config.val:
-        pair_inputs(list_images(Path(config.val)), config.scale, None)  # headers only: sizes checked now
 
 
 @dataclass
@@ -134,37 +66,8 @@ class Window:
         return {key: total / self.steps for key, total in self.sums.items()}
 
 
-@contextlib.contextmanager
-def first_ctrl_c_asks(speak: bool) -> Iterator[Callable[[], bool]]:
-    """Inside: a first Ctrl-C only asks to stop (the callable yielded says whether it was pressed), saying so on
-    stderr if ``speak``; a second raises ``KeyboardInterrupt`` at once. Outside the main thread Ctrl-C is left alone.
-
-    The handler writes with one ``os.write``: it may run while the main thread is inside a buffered write to the
-    same stream (a progress bar), where another buffered write would raise "reentrant call"."""
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    pressed = []
-
-    def handler(signum, frame):
-        if pressed:
-            raise KeyboardInterrupt
-        pressed.append(True)
-        if speak:
-            os.write(2, b"\nCtrl-C: stopping after this step with a checkpoint (press again to stop at once)\n")
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield lambda: bool(pressed)
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-
-
 class Trainer:
     """One training run: built here, then :meth:`start` or :meth:`restore`, then :meth:`run`."""
-
-    OPTIMIZES = {"g": "generator", "d": "discriminator"}
-    """The network each optimizer updates."""
 
     def __init__(self, config: TrainConfig):
         check(config)
@@ -176,34 +79,9 @@ class Trainer:
         self.metrics = MetricsLog(self.folder)
 
         mx.random.seed(config.seed)  # identical initial weights on every rank
-        self.generator = Generator(config.scale, config.num_blocks, config.channels)
-        self.opt_g = adam(config)
-        self.modules = {"generator": self.generator}
-        self.optimizers = {"g": self.opt_g}
-        self.average = None  # the generator's moving average, which validation and export use
-        if config.ema_decay:
-            self.average = Generator(config.scale, config.num_blocks, config.channels)
-            self.modules[AVERAGE] = self.average
-        self.warmup_step = None
-        if config.stage == "srgan":
-            content = VGGLoss(load_vgg(config.vgg), config.vgg_layer, config.vgg_rescale)
-            self.discriminator = Discriminator(config.crop)
-            self.opt_d = adam(config)
-            self.modules["discriminator"] = self.discriminator
-            self.optimizers["d"] = self.opt_d
-            joint = config.d_batch == "joint"
-            self.train_step = SRGANStep(
-                self.generator, self.discriminator, content, self.opt_g, self.opt_d,
-                config.adversarial_weight, config.pixel_weight,
-                LowFrequencyAnchor(config.crop, config.scale), config.anchor_weight, joint,
-                self.average, config.ema_decay,
-            )  # fmt: skip
-            if config.d_warmup:
-                self.warmup_step = DiscriminatorStep(self.generator, self.discriminator, self.opt_d, joint)
-        else:
-            self.train_step = SRResNetStep(self.generator, self.opt_g, self.average, config.ema_decay)
-        for key, optimizer in self.optimizers.items():
-            optimizer.init(self.modules[self.OPTIMIZES[key]].trainable_parameters())
+        self.parts = build(config)
+        self.generator, self.average = self.parts.generator, self.parts.average
+        self.modules, self.optimizers = self.parts.modules, self.parts.optimizers
 
         self.data = DataSet.scan(config.data, config.crop)
         self.sampler = BatchSampler(len(self.data.files), config.batch_size, config.seed, self.world, self.rank)
@@ -255,7 +133,7 @@ class Trainer:
         state = state or checkpoint.read_state(path)
         checkpoint.load_modules(path, self.modules)
         for key, optimizer in self.optimizers.items():
-            checkpoint.load_optimizer(path, key, optimizer, self.modules[self.OPTIMIZES[key]].trainable_parameters())
+            checkpoint.load_optimizer(path, key, optimizer, self.modules[OPTIMIZES[key]].trainable_parameters())
         self.step = state["step"]
         self.sampler.load_state_dict(state["sampler"])
         self.loader.close()  # it had drawn nothing yet; the new one starts from the restored sampler
@@ -308,7 +186,7 @@ class Trainer:
         waited = time.perf_counter() - started
         # MLX's random key is a function of (seed, rank, step): resumed runs need not save it
         mx.random.seed(hash((self.config.seed, self.rank, self.step)) % 2**32)
-        step = self.warmup_step if self.step < self.config.d_warmup else self.train_step
+        step = self.parts.warmup_step if self.step < self.config.d_warmup else self.parts.train_step
         out = step(mx.array(lr), mx.array(hr))
         mx.eval(out, step.state)
         losses = {k: v.item() for k, v in out.items()}

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from convert import vgg19 as converter
-from convert.pth import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, load_state_dict
+from srgan_mlx.convert import vgg19 as converter
+from srgan_mlx.convert.pth import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, load_state_dict
 from srgan_mlx.errors import UserError
 from srgan_mlx.model_io import load_into, read_weights
 from srgan_mlx.vgg import VGG19Features
@@ -196,11 +196,12 @@ def test_legacy_file_converts_the_same(reference, converted, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "launcher, fmt",
-    [(["-m", "convert.vgg19"], "zip"), ([str(REPO / "convert/vgg19.py")], "legacy")],
-    ids=["-m-zip", "script-legacy"],
+    "launcher, fmt, cwd",
+    [(["-m", "srgan_mlx", "convert-vgg"], "zip", None), (["-m", "convert.vgg19"], "legacy", REPO)],
+    ids=["installed-zip", "clone-legacy"],
 )
-def test_converts_without_torch(reference, converted, tmp_path, launcher, fmt):
+def test_converts_without_torch(reference, converted, tmp_path, launcher, fmt, cwd):
+    """``srgan-mlx convert-vgg`` anywhere, and ``python -m convert.vgg19`` from a clone, with torch unimportable."""
     blocker = tmp_path / "no_torch"
     blocker.mkdir()
     (blocker / "torch.py").write_text('raise ImportError("torch is blocked in this test")\n')
@@ -210,7 +211,7 @@ def test_converts_without_torch(reference, converted, tmp_path, launcher, fmt):
     proc = subprocess.run(
         [sys.executable, *launcher, str(reference[2][fmt]), "-o", str(out)],
         env=env,
-        cwd=tmp_path,
+        cwd=cwd or tmp_path,
         capture_output=True,
         text=True,
     )
@@ -492,7 +493,7 @@ def test_quantised_layout_is_dequantised_by_table_lookup(tmp_path):
 def test_first_version_files_load_as_torchvision(tmp_path):
     """Files from convert.vgg19/1 recorded no input convention: they were all torchvision's."""
     from srgan_mlx.model_io import save_module
-    from srgan_mlx.train import load_vgg
+    from srgan_mlx.model_io import load_vgg
 
     old = tmp_path / "old.safetensors"
     save_module(old, VGG19Features(), "vgg19", {}, source="vgg19-dcbb9e9d.pth", converter_version="convert.vgg19/1")

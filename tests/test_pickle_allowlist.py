@@ -10,7 +10,7 @@ import io
 
 import pytest
 
-from convert import pth
+from srgan_mlx.convert import pth
 from srgan_mlx.errors import UserError
 
 # Written out from what torch.save pickles, not read from convert/pth.py's tables.
@@ -50,7 +50,7 @@ def test_every_allowed_global_is_an_inert_stand_in():
         if key == ("collections", "OrderedDict"):
             assert value is collections.OrderedDict
         else:
-            assert getattr(value, "__module__", None) == "convert.pth", (key, value)
+            assert getattr(value, "__module__", None) == "srgan_mlx.convert.pth", (key, value)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from srgan_mlx import checkpoint, model_io
 from srgan_mlx.cli import main
 from srgan_mlx.config import TrainConfig
 from srgan_mlx.errors import UserError
-from srgan_mlx import train as train_module
+from srgan_mlx import train as train_module, training_parts
 from srgan_mlx.run_folder import RunFolder
 from srgan_mlx.train import Interrupted, Trainer, TrainingError, resume, train
 
@@ -72,14 +72,14 @@ def interrupted(config, at_step):
     return the run folder."""
     trainer = Trainer(config)
     trainer.start()
-    real_step = trainer.train_step._step
+    real_step = trainer.parts.train_step._step
 
     def step(lr, hr):
         if trainer.step + 1 == at_step:
             raise KeyboardInterrupt
         return real_step(lr, hr)
 
-    trainer.train_step._step = step
+    trainer.parts.train_step._step = step
     with pytest.raises(Interrupted, match=f"stopped at step {at_step - 1}; the last checkpoint is step_"):
         trainer.run()
     return Path(config.out)
@@ -157,7 +157,7 @@ def test_srgan_recipe_resumes_exactly_in_and_after_the_warmup(images, vgg_file, 
         trainer = Trainer(config(images, tmp_path / f"stop{stop}", checkpoint_every=2, **gan))
         trainer.start()
         for name in ("warmup_step", "train_step"):
-            step = getattr(trainer, name)
+            step = getattr(trainer.parts, name)
             step._step = partial(stop_at, trainer, stop, step._step)
         with pytest.raises(Interrupted):
             trainer.run()
@@ -275,7 +275,7 @@ def test_empty_dataset_is_a_clear_error(tmp_path):
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(images, tmp_path):
     trainer = Trainer(config(images, tmp_path / "run", steps=4, checkpoint_every=2))
-    real_step = trainer.train_step._step
+    real_step = trainer.parts.train_step._step
     calls = []
 
     def poisoned(lr, hr):
@@ -283,7 +283,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(images, tmp_path):
         out = real_step(lr, hr)
         return {**out, "loss": out["loss"] * (math.nan if len(calls) == 3 else 1.0)}
 
-    trainer.train_step._step = poisoned
+    trainer.parts.train_step._step = poisoned
     with pytest.raises(TrainingError, match="loss became nan at step 3"):
         trainer.run()
     assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == "step_00000002"
@@ -294,7 +294,7 @@ def test_srgan_without_vgg_names_the_converter(images, tmp_path):
         main, ["train", "--stage", "srgan", "--preset", "tiny", "--data", str(images), "--out", str(tmp_path / "r")]
     )
     assert result.exit_code == 1
-    assert "convert.vgg19" in result.output and "Traceback" not in result.output
+    assert "srgan-mlx convert-vgg" in result.output and "Traceback" not in result.output
 
 
 def test_srgan_stage_runs_from_srresnet_init(images, vgg_file, tmp_path):
@@ -333,7 +333,7 @@ t = Trainer(TrainConfig(data=[images], out=out + "/run", steps=3, checkpoint_eve
 t.run()
 rank = mx.distributed.init().rank()
 arrays = {"generator." + k: v for k, v in tree_flatten(t.generator.parameters())}
-arrays.update({"optimizer." + k: v for k, v in tree_flatten(t.opt_g.state)})
+arrays.update({"optimizer." + k: v for k, v in tree_flatten(t.optimizers["g"].state)})
 np.savez(f"{out}/rank{rank}.npz", **{k: np.array(v) for k, v in arrays.items()})
 """
 
@@ -354,7 +354,7 @@ def data_parallel_reference(images, out, steps, ranks, per_rank, **kw):
     """
     trainer = Trainer(config(images, out, steps=steps, batch_size=ranks * per_rank, **kw))
     generator, cfg = trainer.generator, trainer.config
-    optimizer = train_module.adam(cfg)
+    optimizer = training_parts.adam(cfg)
 
     def loss(lr, hr):
         return mx.mean(mx.square(generator(lr) - hr))
@@ -514,14 +514,14 @@ def test_resume_refuses_changes_to_the_model_or_recipe(images, tmp_path):
 def ctrl_c(trainer, at_steps, again_while_saving=None, monkeypatch=None):
     """Press Ctrl-C (a real SIGINT) during each step of ``at_steps``; and while the checkpoint of step
     ``again_while_saving`` is being written, if given."""
-    real_step = trainer.train_step._step
+    real_step = trainer.parts.train_step._step
 
     def step(lr, hr):
         if trainer.step + 1 in at_steps:
             signal.raise_signal(signal.SIGINT)
         return real_step(lr, hr)
 
-    trainer.train_step._step = step
+    trainer.parts.train_step._step = step
     if again_while_saving:
         real_save = model_io.save_module
 
@@ -726,7 +726,7 @@ def test_adam_bias_correction_reaches_both_optimizers(images, vgg_file, tmp_path
     corrected moments), ``lr`` x 0.1 / sqrt(0.001) ~ 3.16 ``lr`` without it (MLX's default)."""
     trainer = Trainer(config(images, tmp_path / "run", stage="srgan", vgg=str(vgg_file), vgg_layer="relu1_1",
                              steps=1, lr=1e-3, lr_final=1e-3, adam_bias_correction=corrected))  # fmt: skip
-    assert trainer.opt_g.bias_correction is corrected and trainer.opt_d.bias_correction is corrected
+    assert all(o.bias_correction is corrected for o in trainer.optimizers.values()) and len(trainer.optimizers) == 2
     before = np.array(trainer.generator.tail.bias)
     trainer.run()
     moved = np.abs(np.array(trainer.generator.tail.bias) - before)

@@ -15,9 +15,9 @@ from PIL import Image
 import srgan_mlx  # noqa: F401  (first: loads the BLAS before mlx)
 import mlx.core as mx
 
-from convert import vgg19 as converter
+from srgan_mlx.convert import vgg19 as converter
 from srgan_mlx.losses import VGGLoss
-from srgan_mlx.train import load_vgg
+from srgan_mlx.model_io import load_vgg
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build for these reference tests: see README)")
 F = torch.nn.functional

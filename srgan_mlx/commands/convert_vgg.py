@@ -1,5 +1,5 @@
-"""``srgan-mlx convert-vgg``: the ``python -m convert.vgg19`` tool under the main command line."""
+"""``srgan-mlx convert-vgg``: the VGG19 weights converter (``convert/vgg19.py``) under the main command line."""
 
-from convert.vgg19 import command
+from ..convert.vgg19 import command
 
 __all__ = ["command"]

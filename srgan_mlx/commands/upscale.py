@@ -72,7 +72,7 @@ def command(
     exit status is 1 if any failed.
     """
     from ..devices import select_device
-    from ..upscale import Options, run
+    from ..batch import Options, run
     from ..upscaler import Upscaler
 
     select_device(device)

@@ -1,4 +1,4 @@
-"""The ``upscale`` batch job: find the inputs, plan the outputs, upscale each file, summarise.
+"""The batch job of ``srgan-mlx upscale``: find the inputs, plan the outputs, upscale each file, summarise.
 
 Inputs are files, folders (the images directly inside) and glob patterns.
 Folder and glob expansion leaves out files named like this job's own outputs
