@@ -1,6 +1,6 @@
 """The perception-distortion curve of the --realism dial: PSNR against NIQE on a benchmark set.
 
-    python benchmarks/realism_curve.py --hr ../shared/data/Set14/HR
+    python benchmarks/realism_curve.py --hr DATA/Set14/HR
     python benchmarks/realism_curve.py --hr DIR --model runs/srgan --fidelity-model runs/srresnet --steps 0,0.5,1
 
 For each realism R the generator is the weight blend of ``--fidelity-model`` (R = 0) and

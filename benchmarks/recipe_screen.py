@@ -1,6 +1,6 @@
 """Score the checkpoints of SRGAN training runs on Set5 and Set14: the table behind the choice of recipe.
 
-    python benchmarks/recipe_screen.py runs/screen/* --data ../shared/data --out benchmarks/results/recipes
+    python benchmarks/recipe_screen.py runs/screen/* --data DATA --out benchmarks/results/recipes
 
 For every checkpoint of every run (or the checkpoints named with ``--steps``), the generator is
 scored, and its moving average too where the run keeps one: PSNR, SSIM and colour bias on Set5
@@ -45,7 +45,7 @@ def score(generator_file: str, data: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, required=True, help="folder with Set5/ and Set14/ (HR, LR_bicubic/X4)")
     parser.add_argument("--steps", help="comma-separated steps to score (default: every checkpoint)")
     parser.add_argument("--references", action="store_true", help="also score bicubic and the shipped SRResNet")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "recipes")

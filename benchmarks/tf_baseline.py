@@ -1,4 +1,5 @@
-"""The TensorFlow/Keras baseline, written for this benchmark from the description in FACTS.md section 3.
+"""The TensorFlow/Keras baseline, written for this benchmark from the description of a public Keras SRGAN
+re-implementation (jpalepu/SuperRes-GAN, ``SRGAN-Tensorflow/main.py``; no code taken from it).
 
 Two sets of networks:
 

@@ -11,7 +11,7 @@ the MATLAB-bicubic x4 round trip of the crop; the pixel MSE of that SR (on [-1, 
 SRResNet loss) for comparison. Medians over the images, then each file's ratio to the first.
 
     python benchmarks/vgg_feature_scale.py original.safetensors [torchvision.safetensors] \\
-        --images ../shared/data/Set5/HR ../shared/data/Set14/HR
+        --images DATA/Set5/HR DATA/Set14/HR
 """
 
 from __future__ import annotations

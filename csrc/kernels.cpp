@@ -689,6 +689,42 @@ class AdamStep : public mx::Primitive {
   AdamConfig config_;
 };
 
+// ---------------------------------------------------------------- per-channel sum (a convolution's bias gradient)
+
+class ChannelSum : public mx::UnaryPrimitive {
+ public:
+  explicit ChannelSum(mx::Stream s) : mx::UnaryPrimitive(s) {}
+
+  void eval_cpu(const std::vector<mx::array>& in, mx::array& out) override {
+    alloc(out);
+    auto& encoder = mx::cpu::get_command_encoder(stream());
+    encoder.dispatch([x = weak(in[0]), y = weak(out)]() mutable {
+      const int64_t rows = rows_of(x), channels = channels_of(x);
+      const float* xp = x.data<float>();
+      const std::vector<float> zero(channels, 0.0f);
+      auto sums = channel_sums<2>(rows, channels, [&](int64_t first, int64_t end, double* acc) {
+        stats_rows(xp + first * channels, end - first, channels, zero.data(), acc, acc + channels);
+      });
+      for (int64_t c = 0; c < channels; ++c) {
+        y.data<float>()[c] = float(sums[c]);
+      }
+    });
+  }
+  void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
+    throw std::runtime_error("srgan_mlx native kernels run on the CPU only");
+  }
+  std::vector<mx::array> vjp(const std::vector<mx::array>& primals, const std::vector<mx::array>& cotangents,
+                             const std::vector<int>&, const std::vector<mx::array>&) override {
+    return {mx::broadcast_to(cotangents[0], primals[0].shape(), stream())};
+  }
+  const char* name() const override {
+    return "ChannelSum";
+  }
+  bool is_equivalent(const mx::Primitive&) const override {
+    return true;
+  }
+};
+
 // ---------------------------------------------------------------- Python-facing functions
 
 mx::Stream cpu_stream(mx::StreamOrDevice s) {
@@ -784,7 +820,15 @@ std::vector<mx::array> adam_step(const mx::array& param, const mx::array& grad, 
 
 }  // namespace
 
+mx::array channel_sum(const mx::array& x, mx::StreamOrDevice sd) {
+  auto s = cpu_stream(sd);
+  require(x.dtype() == mx::float32 && x.ndim() >= 1, "x must be float32 with channels last");
+  return mx::array({x.shape(-1)}, mx::float32, std::make_shared<ChannelSum>(s), {mx::contiguous(x, false, s)});
+}
+
 void register_kernels(nb::module_& m) {
+  m.def("channel_sum", &channel_sum, "x"_a, nb::kw_only(), "stream"_a = nb::none(),
+        "The sum over every axis but the last, in a fixed order (a convolution's bias gradient); differentiable.");
   m.def("threads", [] { return omp_get_max_threads(); }, "The OpenMP threads the kernels and convolutions use.");
   m.def("norm_act", &norm_act, "x"_a, "gamma"_a, "beta"_a, "activation"_a = "none", "slope"_a = nb::none(),
         "alpha"_a = 0.0f, "eps"_a = 1e-5f, "residual"_a = nb::none(), nb::kw_only(), "stream"_a = nb::none(),

@@ -18,4 +18,6 @@ using namespace nb::literals;
 
 namespace srgan {
 void register_kernels(nb::module_& m);
+// The sum over every axis but the last (channels), multi-threaded, in a fixed order.
+mx::array channel_sum(const mx::array& x, mx::StreamOrDevice s = {});
 }

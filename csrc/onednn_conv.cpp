@@ -363,7 +363,7 @@ class OneDNNConv : public mx::UnaryPrimitive {
         case Pass::forward_bias:
           grads.push_back(arg == 0   ? op(Pass::backward_data, c, b)
                           : arg == 1 ? op(Pass::backward_weights, a, c)
-                                     : mx::sum(c, {0, 1, 2}, false, stream()));
+                                     : srgan::channel_sum(c, stream()));
           break;
         case Pass::backward_data:
           grads.push_back(arg == 0 ? op(Pass::forward, c, b) : op(Pass::backward_weights, c, a));

@@ -8,14 +8,12 @@ Convolutions: :class:`srgan_mlx.layers.Conv2d` asks :func:`conv_path` which impl
 to use, at the time a network is called (or traced by ``mx.compile``), for the device that
 call runs on (MLX's default device):
 
-* ``mlx``: ``mx.conv2d`` for every layer. The default on a GPU: MLX's own GPU kernels
-  (cuDNN on CUDA) were 1.6-1.7x faster than the CPU-tuned forms on an NVIDIA H200
-  (measured on an NVIDIA H200). Metal could not be measured for this project; it
-  defaults to ``mx.conv2d`` too, which is what MLX tunes for Metal.
+* ``mlx``: ``mx.conv2d`` for every layer. The default on a GPU, where MLX's own kernels
+  (cuDNN on CUDA) beat the CPU-tuned forms; Metal gets it too, which is what MLX tunes for Metal.
 * ``onednn``: oneDNN's convolutions (the kernels inside TensorFlow's CPU path) through the
-  MLX primitive of :mod:`srgan_mlx.native.onednn`, forward and both gradients, 1.3-300x faster than
-  ``mx.conv2d`` per layer and pass (README, "Where the CPU time goes"). The default on the CPU
-  when the extension is built and loadable (Linux x86_64).
+  MLX primitive of :mod:`srgan_mlx.native.onednn`, forward and both gradients, the fastest on
+  the CPU (docs/performance.md). The default on the CPU when the extension is built and
+  loadable (Linux x86_64).
 * ``tuned``: the CPU-tuned forms of :mod:`srgan_mlx.conv` where they were measured
   faster than MLX's CPU ``conv2d`` (large kernels, very unequal channel counts, strided
   input gradients, per-image im2col), ``mx.conv2d`` elsewhere. The CPU default where the

@@ -1,14 +1,12 @@
 """Keep freed memory in the process heap on Linux, so MLX's CPU buffers are reused, not re-faulted.
 
 MLX's CPU backend allocates every array with ``malloc``. glibc serves blocks above its
-mmap threshold (at most 32 MB) with a fresh ``mmap`` and unmaps them on ``free``, so each
-large activation of a training step (16x96x96x64 float32 is 38 MB) is page-faulted and
-zeroed by the kernel again on every step: 15% of the MLX stream thread's time in an
-SRResNet step on 2 cores (perf). ``mallopt(M_MMAP_MAX, 0)`` makes glibc serve them from
-the heap and ``M_TRIM_THRESHOLD`` keeps freed memory there for the next step. Peak memory
-held by the arrays is unchanged, but blocks freed where a later, larger one does not fit
-stay mapped: peak RSS of the SRGAN step 2.06 -> 2.55 GiB for 2x the speed (README, "Threads
-and memory"). ``SRGAN_MLX_KEEP_FREED_MEMORY=0`` keeps glibc's defaults (less memory, slower).
+mmap threshold with a fresh ``mmap`` and unmaps them on ``free``, so each large activation
+of a training step is page-faulted and zeroed by the kernel again on every step.
+``mallopt(M_MMAP_MAX, 0)`` makes glibc serve them from the heap and ``M_TRIM_THRESHOLD``
+keeps freed memory there for the next step: faster, for a higher peak RSS (blocks freed
+where a later, larger one does not fit stay mapped; measured in docs/performance.md).
+``SRGAN_MLX_KEEP_FREED_MEMORY=0`` keeps glibc's defaults.
 
 It changes the whole process's allocator, so the ``srgan-mlx`` command line applies it, not
 ``import srgan_mlx``: a program that embeds the package keeps its own malloc policy unless it

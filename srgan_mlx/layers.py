@@ -15,23 +15,15 @@ IM2COL_CHUNK_BYTES = 4 << 20  # im2col matrix of one image above which a batch i
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` (weight ``(out, kh, kw, in)``, NHWC) whose implementation depends on the device.
 
-    :func:`srgan_mlx.devices.conv_path` decides. ``mlx``: ``mx.conv2d`` (the GPU default).
-    ``onednn`` (the CPU default where the extension loads): every float32 layer with a square
-    kernel and symmetric padding, i.e. all of the generator, discriminator and VGG19 (3x3
-    stride 1 and 2, 9x9), goes through oneDNN's convolution primitives, forward (bias fused)
-    and both gradients (:mod:`srgan_mlx.native.onednn`); the 9x9 tail with 3 outputs on 2x2 pixel
-    blocks (:func:`srgan_mlx.native.onednn.conv2d_few_outputs`). Measured per layer
-    (``benchmarks/conv_layers.py``): 1.3-3x ``mx.conv2d``'s speed forward and for weight
-    gradients, 2.5-300x for input gradients; anything else takes the ``tuned`` path.
-    ``tuned`` (the CPU default without the extension): stride-1 square convolutions with a
-    large kernel (5 and up) or very unequal channel counts (one side at least 4x the other: 3->64, 64->256) go
-    through :func:`srgan_mlx.conv.conv2d_same` (one matrix product plus shifted copies or
-    adds, with its own backward pass), where MLX's CPU ``conv2d`` is slowest (measured:
-    9x9 64->3 at 96x96 10x, 3x3 3->64 5x, 3x3 64->256 at 24x24 1.6x faster fwd+bwd);
-    strided convolutions use ``mx.conv2d`` forward with a faster input gradient
-    (:func:`srgan_mlx.conv.conv2d_strided`); large maps are convolved image by image; the
-    rest use ``mx.conv2d``. Every path computes the same convolution; parameters and
-    their names are those of ``nn.Conv2d``, so weights load either way.
+    :func:`srgan_mlx.devices.conv_path` decides, when the network is called. ``mlx``: ``mx.conv2d``.
+    ``onednn`` (the CPU default where the extension loads): every float32 layer with a square kernel and
+    symmetric padding (all of the generator, discriminator and VGG19) through oneDNN's primitives, forward
+    with the bias fused and both gradients (:mod:`srgan_mlx.native.onednn`); the 9x9 tail with 3 outputs on
+    2x2 pixel blocks, where oneDNN's kernels are faster. ``tuned`` (the CPU default without the extension):
+    the pure-MLX forms of :mod:`srgan_mlx.conv` where MLX's CPU ``conv2d`` is slowest (large kernels, very
+    unequal channel counts, strided input gradients, large maps image by image), ``mx.conv2d`` elsewhere.
+    Every path computes the same convolution with the parameters of ``nn.Conv2d``, so weights load either
+    way; per-layer speeds are in docs/performance.md.
     """
 
     def __call__(self, x: mx.array) -> mx.array:

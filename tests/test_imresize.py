@@ -1,6 +1,6 @@
 """MATLAB-compatible imresize: bit-exact against the benchmark LR files made by MATLAB.
 
-Without ``../shared/data`` the corners of one image still check it: ``tests/data/matlab_corners.npz``
+Without the benchmark images (``SRGAN_MLX_DATA``) the corners of one image still check it: ``tests/data/matlab_corners.npz``
 holds two 36x36 HR corners of Set14 ``face.png`` (276x276, a multiple of 2, 3 and 4, so ``modcrop``
 keeps it whole) and, for x2, x3 and x4, the pixels of MATLAB's LR file (``LR_bicubic``) at those
 corners that the rest of the image cannot reach. Made by ``python tests/test_imresize.py``.

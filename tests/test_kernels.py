@@ -235,3 +235,14 @@ def test_same_bits_whatever_the_number_of_threads():
         assert out.returncode == 0, out.stderr
         digests.add(out.stdout.strip())
     assert len(digests) == 1
+
+
+@pytest.mark.parametrize("shape", [(16, 24, 24, 64), (32, 48, 48, 128), (4, 3), (1, 1, 1, 7)])
+def test_channel_sum_is_the_bias_gradient(shape):
+    """The convolutions' bias gradient: the sum over every axis but the last, against MLX's, and its own gradient."""
+    rng = np.random.default_rng(shape[-1])
+    x = mx.array(rng.normal(size=shape).astype(np.float32))
+    close(ext().channel_sum(x), mx.sum(x, axis=tuple(range(x.ndim - 1))), "sum", rtol=1e-5)
+    cot = mx.array(rng.normal(size=shape[-1:]).astype(np.float32))
+    got = mx.grad(lambda x: mx.sum(ext().channel_sum(x) * cot))(x)
+    close(got, mx.broadcast_to(cot, shape), "gradient", rtol=0)

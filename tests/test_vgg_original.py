@@ -93,7 +93,7 @@ def test_cli_reports_release_and_convention(converted):
 
 
 def test_caffe_convention_on_random_weights(tmp_path):
-    """Runs without ../shared: a random file in the 8-bit layout, random colours, relu2_2 against the reference."""
+    """Runs without the shared file: a random file in the 8-bit layout, random colours, relu2_2 against the reference."""
     torch.save(quantised_state(seed=2), tmp_path / "q.bin", _use_new_zipfile_serialization=False)
     cli(tmp_path / "q.bin", tmp_path / "q.safetensors")
     rgb = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
@@ -128,7 +128,7 @@ def test_content_loss_on_a_photo_equals_the_papers(converted, references, photo)
 
 @pytest.mark.parametrize("style", ["release", "keras2_model"])
 def test_keras_h5_converts_to_the_same_network(tmp_path, style):
-    """The same weights as a Keras .h5 and in the 8-bit layout give identical files (random weights: no ../shared)."""
+    """The same weights as a Keras .h5 and in the 8-bit layout give identical files (random weights: no shared file)."""
     pytest.importorskip("h5py")
     torch.save(quantised_state(seed=3), tmp_path / "q.bin", _use_new_zipfile_serialization=False)
     cli(tmp_path / "q.bin", tmp_path / "from_q.safetensors")

