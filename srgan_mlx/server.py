@@ -217,7 +217,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         try:
-            self._check_origin(method)
+            self._check_caller(method)
             url = urlsplit(self.path)
             self._route(method, url.path, {k: v[-1] for k, v in parse_qs(url.query).items()})
         except HTTPError as exc:
@@ -229,7 +229,8 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # one bad request never stops the server
             self._json({"error": f"internal error: {type(exc).__name__}: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
 
-    def _check_origin(self, method: str) -> None:
+    def _check_caller(self, method: str) -> None:
+        """403 unless the request names this server as its Host and comes from no other site (Origin, Sec-Fetch-Site)."""
         host = self.headers.get("Host")
         if not host_allowed(host, self.server.port, self.server.host):
             self.close_connection = True
