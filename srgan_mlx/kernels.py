@@ -1,5 +1,5 @@
 """The work between the convolutions on every core: BatchNorm with its activation and residual, PReLU with pixel
-shuffle, LeakyReLU/ReLU, 2x2 max pooling, and one Adam update for all parameters.
+shuffle, LeakyReLU/ReLU, 2x2 max pooling, Adam; in inference, BatchNorm folded into the convolution before it.
 
 MLX runs its own CPU element-wise kernels and reductions on one thread. The native extension
 (``csrc/kernels.cpp``) has multi-threaded MLX primitives for these, with their gradients; the functions
@@ -18,6 +18,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 
 from . import native
+from .devices import conv_path
 
 DISABLE_ENV = "SRGAN_MLX_KERNELS"
 
@@ -95,8 +96,6 @@ def conv_prelu(conv: nn.Conv2d, x: mx.array, slope: mx.array, training: bool) ->
 def _folding(conv: nn.Conv2d, x: mx.array, residual: mx.array | None = None) -> bool:
     """Whether an eval-mode conv may run as a fused oneDNN primitive: native path, float32, the onednn
     convolution path and a convolution it computes (square kernel, one stride and padding)."""
-    from .devices import conv_path
-
     _, kh, kw, _ = conv.weight.shape
     return (
         _native(x, conv.weight, residual)
