@@ -88,11 +88,9 @@ def test_realism_needs_the_models_it_blends(pair, tmp_path):
     from click.testing import CliRunner
 
     from srgan_mlx.cli import main
-    from srgan_mlx.model_io import shipped_names
 
-    result = CliRunner().invoke(main, ["upscale", "x.png", "--realism", "0.5"])
-    if "srgan" not in shipped_names():
-        assert result.exit_code == 1 and "'srgan' is not shipped" in result.output
+    result = CliRunner().invoke(main, ["upscale", "x.png", "--realism", "0.5", "--model", "srgan-x8"])
+    assert result.exit_code == 1 and "unknown model 'srgan-x8'" in result.output
     result = CliRunner().invoke(main, ["upscale", "x.png", "--realism", "2"])
     assert result.exit_code == 2 and "0<=x<=1" in result.output.replace(" ", "")
     other = saved(Generator(4, num_blocks=3, channels=16), tmp_path / "other.safetensors")

@@ -70,6 +70,9 @@ def test_shipped_srresnet_loads_and_upscales():
     assert abs(float(y[:, 8:24, 8:24].mean())) < 0.05
 
 
-def test_unshipped_model_name_is_a_clear_error():
-    with pytest.raises(UserError, match="'srgan' is not shipped"):
-        load_generator("srgan")
+def test_unshipped_model_name_is_a_clear_error(monkeypatch):
+    from srgan_mlx import model_io
+
+    monkeypatch.setitem(model_io.BUNDLED, "srgan-x8", "srgan_x8.safetensors")  # a name with no file in this install
+    with pytest.raises(UserError, match="'srgan-x8' is not shipped with this version"):
+        load_generator("srgan-x8")
