@@ -77,6 +77,11 @@ class TrainConfig:
         "batch, sharing BatchNorm statistics, in its update and in the generator's loss.", choices=D_BATCHES,
         srgan=True,
     )  # fmt: skip
+    d_shift: int = setting(
+        0, "SRGAN: the discriminator sees real and fake circularly shifted by one random offset of 0..N-1 pixels "
+        "per axis at each use (a differentiable translation, as DiffAugment), so its strided convolutions' gradients "
+        "do not print a fixed-phase grid on the generator. 0: the paper's.", minimum=0, srgan=True,
+    )  # fmt: skip
     d_warmup: int = setting(
         0, "SRGAN: the first N steps train the discriminator alone against the initial generator.", minimum=0,
         srgan=True,

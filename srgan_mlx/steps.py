@@ -52,21 +52,36 @@ def _update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
     average.update(tree_map(lambda a, m: decay * a + (1 - decay) * m, average.parameters(), model.parameters()))
 
 
-def _discriminate(discriminator: nn.Module, hr: mx.array, sr: mx.array, joint: bool) -> tuple[mx.array, mx.array]:
+def translate(images: mx.array, shift: int) -> mx.array:
+    """NHWC ``images`` circularly shifted by one random offset in ``0..shift-1`` pixels along each axis (from MLX's
+    random state, so a compiled step draws new offsets each call and a reseeded run repeats them)."""
+    offsets = mx.random.randint(0, shift, (2,))
+    _, height, width, _ = images.shape
+    images = mx.take(images, (mx.arange(height) + offsets[0]) % height, axis=1)
+    return mx.take(images, (mx.arange(width) + offsets[1]) % width, axis=2)
+
+
+def _discriminate(
+    discriminator: nn.Module, hr: mx.array, sr: mx.array, joint: bool, shift: int = 0
+) -> tuple[mx.array, mx.array]:
     """D's logits on the real and the fake batch: two calls (each normalised by BatchNorm with its own batch's
-    statistics, as the paper's code does) or, ``joint``, one call on the two concatenated (shared statistics)."""
+    statistics, as the paper's code does) or, ``joint``, one call on the two concatenated (shared statistics).
+    ``shift`` > 1: both batches first circularly shifted by the same random offset (:func:`translate`)."""
+    if shift > 1:
+        both = translate(mx.concatenate([hr, sr]), shift)
+        hr, sr = both[: hr.shape[0]], both[hr.shape[0] :]
     if not joint:
         return discriminator(hr), discriminator(sr)
     logits = discriminator(mx.concatenate([hr, sr]))
     return logits[: hr.shape[0]], logits[hr.shape[0] :]
 
 
-def _discriminator_update(discriminator: nn.Module, optimizer: optim.Optimizer, joint: bool):
+def _discriminator_update(discriminator: nn.Module, optimizer: optim.Optimizer, joint: bool, shift: int = 0):
     """``update(hr, sr)``: one Adam step of D on binary cross-entropy (real 1, fake 0); returns D's loss and mean
     outputs. ``sr`` is treated as a constant."""
 
     def loss_fn(hr, sr):
-        real, fake = _discriminate(discriminator, hr, sr, joint)
+        real, fake = _discriminate(discriminator, hr, sr, joint, shift)
         return discriminator_loss(real, fake), (mx.sigmoid(real).mean(), mx.sigmoid(fake).mean())
 
     loss_and_grad = nn.value_and_grad(discriminator, loss_fn)
@@ -123,7 +138,8 @@ class SRGANStep:
     anchor, :class:`srgan_mlx.losses.LowFrequencyAnchor`) where their weights are not 0; discriminator loss:
     binary cross-entropy on real HR (1) and the same step's detached SR (0). ``joint``: D sees real and fake as
     one batch, in its own update and in the generator's adversarial term (the fake half of D on HR and SR
-    concatenated), so both uses of D normalise alike. ``average``: a generator kept as the moving average of
+    concatenated), so both uses of D normalise alike. ``d_shift``: D sees real and fake circularly shifted by
+    a random offset at each use (:func:`translate`). ``average``: a generator kept as the moving average of
     this one (``average_decay``). With the defaults this is the paper's step. Returns the loss terms (``pixel``,
     and ``anchor`` when given, whatever their weights) and D's mean outputs on real and fake.
     """
@@ -142,6 +158,7 @@ class SRGANStep:
         joint: bool = False,
         average: nn.Module | None = None,
         average_decay: float = 0.0,
+        d_shift: int = 0,
     ):
         if anchor_weight and anchor is None:
             raise ValueError("anchor_weight needs an anchor")
@@ -152,7 +169,7 @@ class SRGANStep:
         def g_loss_fn(lr, hr):
             sr = generator(lr)
             terms = {"content": content_loss(sr, hr)}
-            fake = discriminator(sr) if not joint else _discriminate(discriminator, hr, sr, joint)[1]
+            fake = _discriminate(discriminator, hr, sr, joint, d_shift)[1] if joint or d_shift > 1 else discriminator(sr)
             terms["adversarial"] = generator_adversarial_loss(fake)
             terms["pixel"] = pixel_l1(sr, hr)
             total = terms["content"] + adversarial_weight * terms["adversarial"]
@@ -165,7 +182,7 @@ class SRGANStep:
             return total, (terms, sr)
 
         g_grad = nn.value_and_grad(generator, g_loss_fn)
-        d_update = _discriminator_update(discriminator, opt_d, joint)
+        d_update = _discriminator_update(discriminator, opt_d, joint, d_shift)
 
         @partial(mx.compile, inputs=self.state, outputs=self.state)
         def step(lr, hr):
@@ -186,11 +203,13 @@ class SRGANStep:
 class DiscriminatorStep:
     """One update of the discriminator alone, against the generator's output (its weights are not updated;
     in training mode its BatchNorm running statistics follow the batches, as in an SRGAN step): the
-    discriminator's warm-up (BasicSR's ``net_d_init_iters``). Same D loss and ``joint`` as :class:`SRGANStep`."""
+    discriminator's warm-up (BasicSR's ``net_d_init_iters``). Same D loss, ``joint`` and ``d_shift`` as
+    :class:`SRGANStep`."""
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, opt_d: optim.Optimizer, joint: bool = False):
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, opt_d: optim.Optimizer, joint: bool = False,
+                 d_shift: int = 0):  # fmt: skip
         self.state = [generator.state, discriminator.state, opt_d.state, mx.random.state]
-        d_update = _discriminator_update(discriminator, opt_d, joint)
+        d_update = _discriminator_update(discriminator, opt_d, joint, d_shift)
 
         @partial(mx.compile, inputs=self.state, outputs=self.state)
         def step(lr, hr):

@@ -90,9 +90,10 @@ def build(config: TrainConfig) -> Parts:
         train_step = SRGANStep(
             generator, discriminator, content, opt_g, opt_d, config.adversarial_weight, config.pixel_weight,
             LowFrequencyAnchor(config.crop, config.scale), config.anchor_weight, joint, average, config.ema_decay,
+            config.d_shift,
         )  # fmt: skip
         if config.d_warmup:
-            warmup_step = DiscriminatorStep(generator, discriminator, opt_d, joint)
+            warmup_step = DiscriminatorStep(generator, discriminator, opt_d, joint, config.d_shift)
     else:
         train_step = SRResNetStep(generator, opt_g, average, config.ema_decay)
     for key, optimizer in optimizers.items():

@@ -263,3 +263,33 @@ def test_zero_weight_is_the_papers_step_bit_for_bit(batch):
     for a, b in ((ours_opt_g, opt_g), (ours_opt_d, opt_d)):
         for (key, value), (_, other) in zip(tree_flatten(a.state), tree_flatten(b.state)):
             assert np.array_equal(np.array(value), np.array(other)), key
+
+
+def test_translate_is_one_circular_shift_for_the_whole_batch():
+    from srgan_mlx.steps import translate
+
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(4, 12, 10, 3)).astype(np.float32)
+    mx.random.seed(7)
+    offsets = np.array(mx.random.randint(0, 8, (2,)))
+    mx.random.seed(7)
+    got = np.array(translate(mx.array(images), 8))
+    expected = np.roll(images, (-int(offsets[0]), -int(offsets[1])), axis=(1, 2))
+    assert np.array_equal(got, expected)
+    assert any(not np.array_equal(np.array(translate(mx.array(images), 8)), got) for _ in range(5))  # new draws
+
+
+def test_d_shift_of_one_is_no_shift_and_larger_shifts_change_the_step(batch):
+    """``d_shift`` 0 and 1 leave D's inputs as they are (the paper's step, bit for bit); 16 changes what D sees."""
+    results = {}
+    for shift in (0, 1, 16):
+        generator, discriminator = networks()
+        mx.random.seed(0)
+        step = SRGANStep(generator, discriminator, content, sgd(), sgd(), joint=True, d_shift=shift)
+        out = step(*batch)
+        mx.eval(out, step.state)
+        results[shift] = (out["d_loss"].item(), arrays(discriminator))
+    assert results[0][0] == results[1][0]
+    for key, value in results[0][1].items():
+        assert np.array_equal(value, results[1][1][key]), key
+    assert results[16][0] != results[0][0]
