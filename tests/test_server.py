@@ -361,7 +361,8 @@ def test_the_page_in_a_real_browser(serve, tmp_path):
     try:
         browser.open(running.server.url)
         browser.wait_for("return document.querySelector('#model').options.length === 2")
-        assert browser.run("return document.querySelector('#realism-control').hidden") is False
+        dial_shown = "return getComputedStyle(document.querySelector('#realism-control')).display !== 'none'"
+        assert browser.run(dial_shown) is True
         browser.screenshot(shots / "1-start.png")
         browser.type(browser.find("#files"), str(ROOT / "samples" / "astronaut.png"))
         browser.wait_for(f"return !{card}.querySelector('.download').hidden")
@@ -409,5 +410,9 @@ def test_the_page_in_a_real_browser(serve, tmp_path):
         assert error == "broken.png: not a readable image", error
         assert browser.run("return document.querySelectorAll('.card')[1].querySelector('.download').hidden") is False
         browser.screenshot(shots / "4-error.png")
+
+        browser.run("const m = document.querySelector('#model'); m.value = 'fidelity';"
+                    "m.dispatchEvent(new Event('change'));")  # fmt: skip
+        assert browser.run(dial_shown) is False  # no dial for the dial's own fidelity end
     finally:
         browser.quit()
