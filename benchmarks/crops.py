@@ -47,7 +47,7 @@ def main() -> None:
         outputs = [imresize(lr, 4.0)] + [np.asarray(up(lr)) for up in upscalers] + [hr]
         crops = [Image.fromarray(o[top : top + size, left : left + size]) for o in outputs]
         crops = [c.resize((size * args.zoom, size * args.zoom), Image.NEAREST) for c in crops]
-        rows.append(labelled_row(crops, ["bicubic", *args.models, f"HR ({name})"]))
+        rows.append(labelled_row(crops, ["bicubic", *(up.label for up in upscalers), f"HR ({name})"]))
     width = max(row.width for row in rows)
     sheet = Image.new("RGB", (width, sum(row.height for row in rows)), "white")
     y = 0

@@ -71,16 +71,27 @@ def chart(result: dict, path: Path) -> None:
         draw.text((margin - 44, y - 8), f"{value:.2f}", fill="black", font=font)
     draw.text((width / 2 - 120, height - 30), "PSNR (dB, Y, higher = more faithful)", fill="black", font=font)
     draw.text((10, 14), f"NIQE (lower = more natural)   {Path(result['hr']).parent.name} x{result['scale']}, "
-              f"--realism from {result['fidelity_model']} (0) to {result['model']} (1)", fill="black", font=font)
+              f"--realism from {Path(result['fidelity_model']).stem} (0) to {Path(result['model']).stem} (1)", fill="black",
+              font=font)
     _, hr_y = at(x0, result["hr_niqe"])
     draw.line([margin, hr_y, width - margin, hr_y], fill=(120, 160, 120), width=1)
     draw.text((margin + 6, hr_y - 18), f"HR images' own NIQE {result['hr_niqe']:.2f}", fill=(60, 120, 60), font=font)
     line = [at(p["psnr"], p["niqe"]) for p in result["points"]]
     if len(line) > 1:
         draw.line(line, fill=(230, 120, 30), width=2)
+    taken: list[tuple[float, float]] = []  # labels' top-left corners, to stack the labels of points close together
     for point, (x, y) in zip(result["points"], line):
         draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=(230, 120, 30))
-        draw.text((x + 8, y - 6), f"R={point['realism']:g}", fill="black", font=font)
+        label_y = y - 6
+        while any(abs(label_y - ty) < 16 and abs(x - tx) < 60 for tx, ty in taken):
+            label_y += 16
+        taken.append((x, label_y))
+        text = f"R={point['realism']:g}: {point['psnr']:.2f} dB, NIQE {point['niqe']:.2f}"
+        side = 1 if x + 12 + draw.textlength(text, font=font) < width else -1  # right of the dot if it fits
+        label_x = x + 10 if side > 0 else x - 10 - draw.textlength(text, font=font)
+        if label_y != y - 6:
+            draw.line([x + 5 * side, y, x + 8 * side, label_y + 7], fill=(150, 150, 150))
+        draw.text((label_x, label_y), text, fill="black", font=font)
     x, y = at(result["bicubic"]["psnr"], result["bicubic"]["niqe"])
     draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=(40, 110, 200))
     draw.text((x + 8, y - 6), "bicubic", fill=(40, 110, 200), font=font)

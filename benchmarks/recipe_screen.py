@@ -27,7 +27,8 @@ from srgan_mlx.inference import super_resolve  # noqa: E402
 from srgan_mlx.model_io import load_generator  # noqa: E402
 from srgan_mlx.run_folder import AVERAGE, GENERATOR, RunFolder, weights_file  # noqa: E402
 
-RECIPE = ("lr", "lr_final", "adversarial_weight", "pixel_weight", "anchor_weight", "d_batch", "d_warmup", "ema_decay")
+RECIPE = ("lr", "lr_final", "adam_bias_correction", "adversarial_weight", "pixel_weight", "anchor_weight", "d_batch",
+          "d_shift", "d_warmup", "ema_decay")
 
 
 def score(generator_file: str, data: Path) -> dict:
