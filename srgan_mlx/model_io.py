@@ -24,8 +24,9 @@ from .run_folder import find_generator
 from .vgg import VGG19Features
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-# weights that ship inside the package, by name (see README, "Shipped weights")
-BUNDLED = {"srresnet": "srresnet_x4.safetensors", "srgan": "srgan_x4.safetensors"}
+# the names --model knows, with the file each stands for in WEIGHTS_DIR; a release ships the files of those that are
+# trained (docs/models.md: srgan_x4 is not yet), shipped_names() says which this installation has
+MODEL_NAMES = {"srresnet": "srresnet_x4.safetensors", "srgan": "srgan_x4.safetensors"}
 DEFAULT_MODEL = "srresnet"
 
 
@@ -69,7 +70,7 @@ def load_into(module: nn.Module, arrays: dict[str, mx.array], source: str | os.P
 def shipped_models() -> dict[str, str]:
     """Each bundled model name -> one line: its generator config and file, or that it is not shipped."""
     described = {}
-    for name, file_name in BUNDLED.items():
+    for name, file_name in MODEL_NAMES.items():
         file = WEIGHTS_DIR / file_name
         if file.is_file():
             config = json.loads(mx.load(str(file), return_metadata=True)[1].get("config", "{}"))
@@ -81,14 +82,14 @@ def shipped_models() -> dict[str, str]:
 
 def shipped_names() -> list[str]:
     """The bundled models present in this installation."""
-    return [name for name, file in BUNDLED.items() if (WEIGHTS_DIR / file).is_file()]
+    return [name for name, file in MODEL_NAMES.items() if (WEIGHTS_DIR / file).is_file()]
 
 
 def resolve_generator_file(path: str | os.PathLike) -> Path:
     """Accept a bundled model's name, a weights file, a checkpoint folder, or a run folder (best, else latest)."""
     shipped = ", ".join(shipped_names()) or "none"
-    if str(path) in BUNDLED:
-        file = WEIGHTS_DIR / BUNDLED[str(path)]
+    if str(path) in MODEL_NAMES:
+        file = WEIGHTS_DIR / MODEL_NAMES[str(path)]
         if not file.is_file():
             raise UserError(f"model {path!r} is not shipped with this version (shipped: {shipped}); pass --model PATH")
         return file

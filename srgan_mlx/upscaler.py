@@ -25,7 +25,7 @@ from PIL import Image
 from .errors import warn
 from .generator import Generator
 from .inference import MIN_TILE, receptive_field_radius, smallest_tile_memory, super_resolve
-from .model_io import BUNDLED, DEFAULT_MODEL, load_generator
+from .model_io import MODEL_NAMES, DEFAULT_MODEL, load_generator
 from .run_folder import GENERATOR_FILES
 from .picture import Picture, from_array, from_pil, gray_to_rgb, resize_bicubic, to_array, to_gray, to_pil
 
@@ -46,7 +46,7 @@ def model_label(model: Model) -> str:
     """A short name for ``model`` in pictures: the shipped model's name, else the weights file's or folder's name."""
     if isinstance(model, Generator):
         return "SR"
-    if str(model) in BUNDLED:
+    if str(model) in MODEL_NAMES:
         return str(model)
     path = Path(model)
     return path.parent.name if path.name in GENERATOR_FILES else path.stem

@@ -73,6 +73,6 @@ def test_shipped_srresnet_loads_and_upscales():
 def test_unshipped_model_name_is_a_clear_error(monkeypatch):
     from srgan_mlx import model_io
 
-    monkeypatch.setitem(model_io.BUNDLED, "srgan-x8", "srgan_x8.safetensors")  # a name with no file in this install
+    monkeypatch.setitem(model_io.MODEL_NAMES, "srgan-x8", "srgan_x8.safetensors")  # a name with no file in this install
     with pytest.raises(UserError, match="'srgan-x8' is not shipped with this version"):
         load_generator("srgan-x8")
