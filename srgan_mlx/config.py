@@ -72,6 +72,11 @@ class TrainConfig:
         0.0, "SRGAN: add this times the L1 between the SR output downscaled by MATLAB bicubic and the LR input (pins "
         "colour and brightness, leaves texture free). 0: the paper's loss.", minimum=0.0, srgan=True,
     )  # fmt: skip
+    phase_weight: float = setting(
+        0.0, "SRGAN: add this times the L1 of the fixed sub-pixel pattern of SR - HR (the mean difference at each "
+        "position inside an LR pixel's block), against the grid of period --scale that VGG and D reward. 0: the paper's.",
+        minimum=0.0, srgan=True,
+    )  # fmt: skip
     d_batch: str = setting(
         "separate", "SRGAN: the discriminator sees real and fake as separate batches (the paper's code) or as one joint "
         "batch, sharing BatchNorm statistics, in its update and in the generator's loss.", choices=D_BATCHES,

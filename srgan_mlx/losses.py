@@ -53,6 +53,21 @@ class LowFrequencyAnchor:
         return mx.mean(mx.abs(self.downscale((sr + 1) / 2) - lr))
 
 
+def subpixel_bias(sr: mx.array, hr: mx.array, scale: int) -> mx.array:
+    """L1 of the fixed sub-pixel pattern of ``sr - hr``: per image and channel, the mean difference at each of the
+    ``scale`` x ``scale`` positions inside an LR pixel's block, less their mean, on [0, 1] values.
+
+    A generator whose x2 pixel shuffles give each sub-pixel position its own offset prints a grid of period
+    ``scale`` over the whole image; the VGG ``relu5_4`` and adversarial terms reward it as high-frequency energy
+    (their gradients point along it) and the low-frequency anchor cannot see it (the downscale averages it out).
+    Texture, which has no fixed phase relative to the LR grid, and a uniform offset leave this term at 0.
+    """
+    n, h, w, c = sr.shape
+    blocks = ((sr - hr) / 2).reshape(n, h // scale, scale, w // scale, scale, c)
+    phase = blocks.mean(axis=(1, 3))  # (n, scale, scale, c)
+    return mx.mean(mx.abs(phase - phase.mean(axis=(1, 2), keepdims=True)))
+
+
 class VGGLoss(nn.Module):
     """MSE between VGG19 feature maps of SR and HR at ``layer`` (default relu5_4), scaled by 1/12.75."""
 

@@ -24,7 +24,7 @@ import mlx.optimizers as optim
 
 from mlx.utils import tree_map
 
-from .losses import discriminator_loss, generator_adversarial_loss, mse, pixel_l1
+from .losses import discriminator_loss, generator_adversarial_loss, mse, pixel_l1, subpixel_bias
 
 
 def _average(grads):
@@ -134,14 +134,15 @@ class SRGANStep:
     """One alternating SRGAN update (k = 1): the generator, then the discriminator.
 
     Generator loss: ``content(sr, hr) + adversarial_weight * -log D(sr)`` (the paper's), plus
-    ``pixel_weight * pixel_l1(sr, hr)`` (ESRGAN's L1) and ``anchor_weight * anchor(sr, lr)`` (a low-frequency
-    anchor, :class:`srgan_mlx.losses.LowFrequencyAnchor`) where their weights are not 0; discriminator loss:
+    ``pixel_weight * pixel_l1(sr, hr)`` (ESRGAN's L1), ``anchor_weight * anchor(sr, lr)`` (a low-frequency
+    anchor, :class:`srgan_mlx.losses.LowFrequencyAnchor`) and ``phase_weight * subpixel_bias(sr, hr, scale)``
+    (against a fixed sub-pixel grid) where their weights are not 0; discriminator loss:
     binary cross-entropy on real HR (1) and the same step's detached SR (0). ``joint``: D sees real and fake as
     one batch, in its own update and in the generator's adversarial term (the fake half of D on HR and SR
     concatenated), so both uses of D normalise alike. ``d_shift``: D sees real and fake circularly shifted by
     a random offset at each use (:func:`translate`). ``average``: a generator kept as the moving average of
     this one (``average_decay``). With the defaults this is the paper's step. Returns the loss terms (``pixel``,
-    and ``anchor`` when given, whatever their weights) and D's mean outputs on real and fake.
+    ``anchor`` when given and ``phase`` when weighted) and D's mean outputs on real and fake.
     """
 
     def __init__(
@@ -159,6 +160,7 @@ class SRGANStep:
         average: nn.Module | None = None,
         average_decay: float = 0.0,
         d_shift: int = 0,
+        phase_weight: float = 0.0,
     ):
         if anchor_weight and anchor is None:
             raise ValueError("anchor_weight needs an anchor")
@@ -179,6 +181,9 @@ class SRGANStep:
                 terms["anchor"] = anchor(sr, lr)
                 if anchor_weight:
                     total = total + anchor_weight * terms["anchor"]
+            if phase_weight:
+                terms["phase"] = subpixel_bias(sr, hr, sr.shape[1] // lr.shape[1])
+                total = total + phase_weight * terms["phase"]
             return total, (terms, sr)
 
         g_grad = nn.value_and_grad(generator, g_loss_fn)

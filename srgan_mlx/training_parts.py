@@ -90,7 +90,7 @@ def build(config: TrainConfig) -> Parts:
         train_step = SRGANStep(
             generator, discriminator, content, opt_g, opt_d, config.adversarial_weight, config.pixel_weight,
             LowFrequencyAnchor(config.crop, config.scale), config.anchor_weight, joint, average, config.ema_decay,
-            config.d_shift,
+            config.d_shift, config.phase_weight,
         )  # fmt: skip
         if config.d_warmup:
             warmup_step = DiscriminatorStep(generator, discriminator, opt_d, joint, config.d_shift)
