@@ -1,6 +1,6 @@
 """The SRGAN step and its recipe options, each against a reference written here from its definition: the paper's
 step (the defaults, bit for bit), the pixel loss, the joint discriminator batch, the low-frequency anchor, the
-generator's moving average and the discriminator's warm-up."""
+sub-pixel pattern term, the generator's moving average and the discriminator's warm-up."""
 
 from functools import partial
 
@@ -16,7 +16,7 @@ from mlx.utils import tree_flatten
 from srgan_mlx.discriminator import Discriminator
 from srgan_mlx.generator import Generator
 from srgan_mlx.imresize import imresize
-from srgan_mlx.losses import LowFrequencyAnchor
+from srgan_mlx.losses import LowFrequencyAnchor, subpixel_bias
 from srgan_mlx.steps import DiscriminatorStep, SRGANStep, SRResNetStep
 
 CROP = 24
@@ -81,6 +81,55 @@ def test_anchor_is_zero_for_the_hr_itself_and_sees_a_colour_cast():
     sr = mx.array((hr * 2 - 1).astype(np.float32))
     assert anchor(sr, lr).item() == pytest.approx(0, abs=1e-6)
     assert anchor(sr + 2 * 0.03, lr).item() == pytest.approx(0.03, rel=1e-4)
+
+
+def test_subpixel_bias_against_its_definition():
+    """Per image and channel: the mean of SR - HR over the pixels at each of the 4 x 4 positions of the LR blocks,
+    less the mean of those 16, in absolute value, averaged, on [0, 1] values (written with strided slices)."""
+    rng = np.random.default_rng(2)
+    sr, hr = (rng.uniform(-1, 1, (2, CROP, CROP, 3)).astype(np.float32) for _ in range(2))
+    means = np.stack([(sr - hr)[:, i::4, j::4].mean(axis=(1, 2)) / 2 for i in range(4) for j in range(4)])
+    expected = np.abs(means - means.mean(axis=0)).mean()
+    assert subpixel_bias(mx.array(sr), mx.array(hr), 4).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_subpixel_bias_sees_a_grid_and_not_a_cast():
+    """A uniform offset and SR = HR give 0; a dot of +g at one position of every 4 x 4 block (a grid of period 4)
+    gives the mean absolute deviation of (g, 0, ..., 0) / 2 from its mean; the same dots at a position that moves
+    from block to block through all 16 (no fixed phase) give 0."""
+    rng = np.random.default_rng(3)
+    hr = rng.uniform(-0.8, 0.8, (1, CROP, CROP, 3)).astype(np.float32)
+    assert subpixel_bias(mx.array(hr), mx.array(hr), 4).item() == 0
+    assert subpixel_bias(mx.array(hr + 0.1), mx.array(hr), 4).item() == pytest.approx(0, abs=1e-7)
+    grid = np.zeros_like(hr)
+    grid[:, 1::4, 2::4] = 0.16
+    deviations = np.array([0.08] + [0.0] * 15) - 0.08 / 16
+    assert subpixel_bias(mx.array(hr + grid), mx.array(hr), 4).item() == pytest.approx(np.abs(deviations).mean())
+    wandering = np.zeros((1, 32, 32, 3), np.float32)
+    for row in range(8):  # 8 x 8 blocks; block (row, col) has its dot at position (row % 4, col % 4)
+        for col in range(8):
+            wandering[:, 4 * row + row % 4, 4 * col + col % 4] = 0.16
+    flat = mx.zeros_like(mx.array(wandering))
+    assert subpixel_bias(mx.array(wandering), flat, 4).item() == pytest.approx(0, abs=1e-7)
+
+
+def test_phase_weight_enters_the_generators_gradient(batch):
+    """With plain SGD the generators of weight w and weight 0 differ by w times the sub-pixel term's gradient."""
+    lr, hr = batch
+    moved = {}
+    for weight in (0.0, 3.0):
+        generator, discriminator = networks()
+        step = SRGANStep(generator, discriminator, content, sgd(), sgd(), phase_weight=weight)
+        out = step(lr, hr)
+        mx.eval(out, step.state)
+        moved[weight] = arrays(generator)
+    reference, _ = networks()
+    value, grads = nn.value_and_grad(reference, lambda lr: subpixel_bias(reference(lr), hr, 4))(lr)
+    assert out["phase"].item() == pytest.approx(value.item(), rel=1e-5)
+    assert out["loss"].item() == pytest.approx(
+        out["content"].item() + 1e-3 * out["adversarial"].item() + 3.0 * out["phase"].item(), rel=1e-5
+    )
+    assert_moved_by(moved[3.0], moved[0.0], {k: 3.0 * v for k, v in tree_flatten(grads)})
 
 
 def test_joint_batch_step_against_its_definition(batch):

@@ -140,7 +140,7 @@ def test_srgan_resume_is_exact_across_the_learning_rate_switch(images, vgg_file,
 
 
 RECIPE = dict(stage="srgan", vgg_layer="relu2_2", steps=6, d_batch="joint", d_warmup=3, anchor_weight=1.0, d_shift=8,
-              ema_decay=0.9, lr=1e-3)  # every SRGAN recipe option away from the paper's value
+              phase_weight=2.0, ema_decay=0.9, lr=1e-3)  # every SRGAN recipe option away from the paper's value
 
 
 def test_srgan_recipe_resumes_exactly_in_and_after_the_warmup(images, vgg_file, tmp_path):
@@ -192,7 +192,7 @@ def test_warmup_trains_the_discriminator_alone_then_both(images, vgg_file, tmp_p
     rows = metrics_rows(run)
     assert [r["step"] for r in rows] == [2, 3, 4, 6]  # a line at the warm-up's end
     assert {"d_loss", "d_real", "d_fake"} <= set(rows[1]) and "content" not in rows[1]
-    assert {"content", "adversarial", "anchor", "d_loss"} <= set(rows[2])
+    assert {"content", "adversarial", "anchor", "phase", "d_loss"} <= set(rows[2])
 
 
 def test_a_run_with_a_moving_average_upscales_with_it(images, tmp_path):
@@ -680,6 +680,7 @@ def test_resume_from_a_checkpoint_folder_carried_elsewhere(images, tmp_path):
         (["--vgg-layer", "relu9_9"], "unknown --vgg-layer 'relu9_9'"),
         (["--val", "nowhere"], "nowhere: no such folder"),
         (["--anchor-weight", "-1"], "--anchor-weight must be >= 0, got -1.0"),
+        (["--phase-weight", "-2"], "--phase-weight must be >= 0, got -2.0"),
         (["--stage", "srgan", "--d-warmup", "60"], "--d-warmup 60 leaves no generator update in --steps 60"),
         (["--ema-decay", "1"], "--ema-decay must be in [0, 1)"),
         (["--d-batch", "joint"], "--d-batch: options of --stage srgan"),
