@@ -5,7 +5,9 @@
 For every checkpoint of every run (or the checkpoints named with ``--steps``), the generator is
 scored, and its moving average too where the run keeps one: PSNR, SSIM and colour bias on Set5
 and Set14, NIQE on Set14 (the standard protocol of ``srgan-mlx evaluate``, LR from the
-benchmark's MATLAB-bicubic files). Writes ``<out>/recipes.json`` (one row per run, step and
+benchmark's MATLAB-bicubic files), and ``grid``: the fixed sub-pixel pattern of SR - HR in 8-bit
+levels (``srgan_mlx.losses.subpixel_bias`` on 0..255 values, times 2), the period-4 grid a
+fine-tune can print. Writes ``<out>/recipes.json`` (one row per run, step and
 generator, with the run's recipe options) and prints a markdown table. Rows already in the JSON
 are not scored again, so it can be re-run as runs go on.
 """
@@ -21,9 +23,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import srgan_mlx  # noqa: E402,F401  (loads the BLAS before mlx)
+import mlx.core as mx  # noqa: E402
+import numpy as np  # noqa: E402
 from srgan_mlx.atomic import write_text  # noqa: E402
 from srgan_mlx.evaluate import BIAS_KEYS, evaluate  # noqa: E402
 from srgan_mlx.inference import super_resolve  # noqa: E402
+from srgan_mlx.losses import subpixel_bias  # noqa: E402
 from srgan_mlx.model_io import load_generator  # noqa: E402
 from srgan_mlx.run_folder import AVERAGE, GENERATOR, RunFolder, weights_file  # noqa: E402
 
@@ -38,8 +43,14 @@ def score(generator_file: str, data: Path) -> dict:
     row = {}
     for name, niqe in (("set5", False), ("set14", True)):
         folder = data / name.replace("set", "Set")
-        mean = evaluate(folder / "HR", 4, folder / "LR_bicubic" / "X4", upscaler, with_niqe=niqe)["mean"]
-        row.update({f"{name}_{key}": value for key, value in mean.items()})
+        grids = []
+
+        def grid(_, images):
+            sr, hr = (mx.array(a.astype(np.float32)[None]) for a in (images.sr, images.hr))
+            grids.append(2 * subpixel_bias(sr, hr, 4).item())
+
+        mean = evaluate(folder / "HR", 4, folder / "LR_bicubic" / "X4", upscaler, grid, with_niqe=niqe)["mean"]
+        row.update({f"{name}_{key}": value for key, value in mean.items()}, **{f"{name}_grid": float(np.mean(grids))})
     return row
 
 
@@ -76,12 +87,12 @@ def main() -> None:
         rows.append(row)
         args.out.mkdir(parents=True, exist_ok=True)
         write_text(path, json.dumps(rows, indent=1))
-    print("| run | step | generator | Set5 PSNR | Set14 PSNR | Set14 SSIM | Set14 NIQE | Set14 bias R/G/B |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| run | step | generator | Set5 PSNR | Set14 PSNR | Set14 SSIM | Set14 NIQE | Set14 bias R/G/B | Set14 grid |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         bias = " / ".join(f"{r[f'set14_{k}']:+.1f}" for k in BIAS_KEYS)
         print(f"| {r['run']} | {r['step']} | {r['generator']} | {r['set5_psnr']:.2f} | {r['set14_psnr']:.2f} | "
-              f"{r['set14_ssim']:.4f} | {r['set14_niqe']:.2f} | {bias} |")  # fmt: skip
+              f"{r['set14_ssim']:.4f} | {r['set14_niqe']:.2f} | {bias} | {r.get('set14_grid', float('nan')):.2f} |")
 
 
 if __name__ == "__main__":
