@@ -26,7 +26,7 @@ from .errors import warn
 from .generator import Generator
 from .inference import MIN_TILE, receptive_field_radius, smallest_tile_memory, super_resolve
 from .model_io import MODEL_NAMES, DEFAULT_MODEL, load_generator
-from .run_folder import GENERATOR_FILES
+from .run_folder import AVERAGE, GENERATOR, GENERATOR_FILES
 from .picture import Picture, from_array, from_pil, gray_to_rgb, resize_bicubic, to_array, to_gray, to_pil
 
 ALPHA_METHODS = ("bicubic", "model")
@@ -43,13 +43,18 @@ def load_model(model: Model) -> Generator:
 
 
 def model_label(model: Model) -> str:
-    """A short name for ``model`` in pictures: the shipped model's name, else the weights file's or folder's name."""
+    """A short name for ``model`` in pictures: the shipped model's name, else the weights file's or folder's name; a
+    checkpoint's generator file is named by its checkpoint, ``<checkpoint> raw`` for the trained weights beside a
+    moving average (which is what the checkpoint's name means)."""
     if isinstance(model, Generator):
         return "SR"
     if str(model) in MODEL_NAMES:
         return str(model)
     path = Path(model)
-    return path.parent.name if path.name in GENERATOR_FILES else path.stem
+    if path.name not in GENERATOR_FILES:
+        return path.stem
+    averaged = path.name == f"{GENERATOR}.safetensors" and (path.parent / f"{AVERAGE}.safetensors").is_file()
+    return f"{path.parent.name} raw" if averaged else path.parent.name
 
 
 def _size(count: int) -> str:

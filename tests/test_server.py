@@ -4,6 +4,7 @@ concurrent requests, cancelling, and the same pixels as ``srgan-mlx upscale``.""
 import io
 import json
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -416,3 +417,21 @@ def test_the_page_in_a_real_browser(serve, tmp_path):
         assert browser.run(dial_shown) is False  # no dial for the dial's own fidelity end
     finally:
         browser.quit()
+
+
+def test_two_models_of_one_name_are_refused(models, tmp_path, monkeypatch):
+    """The page names models by file or folder: two that would share a name (here two files called realistic, or a
+    fidelity end named like a served model) are refused in one line, before any server starts."""
+
+    def stop_at_once(self):
+        raise KeyboardInterrupt  # a server that did start stops at once (exit 0)
+
+    monkeypatch.setattr(Server, "serve_forever", stop_at_once)
+    other = tmp_path / "other" / "realistic.safetensors"
+    other.parent.mkdir()
+    shutil.copy(models["realistic"], other)
+    for extra in (["--model", str(other)], ["--fidelity-model", str(other)]):
+        result = CliRunner().invoke(main, ["serve", "--port", "0", "--model", str(models["realistic"]), *extra])
+        assert result.exit_code == 1, result.output
+        assert result.output == (f"error: {models['realistic']} and {other} would both be called 'realistic' on the "
+                                 "page: export one under another file name (srgan-mlx export)\n")  # fmt: skip

@@ -125,7 +125,12 @@ def test_tile_and_memory_budget_work_as_on_the_command_line(tiny_generator):
 def test_models_by_name_path_or_generator(tiny_generator, model, tmp_path):
     assert Upscaler().label == "srresnet" and Upscaler().scale == 4
     assert Upscaler(model).label == "g"
-    assert model_label(tmp_path / "runs" / "step_00000100" / "generator.safetensors") == "step_00000100"
+    checkpoint = tmp_path / "runs" / "step_00000100"
+    assert model_label(checkpoint / "generator.safetensors") == "step_00000100"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "generator_ema.safetensors").touch()  # a moving average beside it: the checkpoint's name is its
+    assert model_label(checkpoint / "generator.safetensors") == "step_00000100 raw"
+    assert model_label(checkpoint / "generator_ema.safetensors") == "step_00000100"
     assert model_label(tmp_path / "runs" / "mine") == "mine"
     assert Upscaler(tiny_generator(2), label="blend").label == "blend"
     with pytest.raises(UserError, match=r"unknown model 'srresnett'; shipped models: srresnet \(or give"):

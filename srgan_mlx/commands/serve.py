@@ -33,19 +33,25 @@ def command(host, port, open_browser, models, fidelity_model, max_memory, max_up
     import webbrowser
 
     from ..devices import select_device
-    from ..errors import warn
+    from ..errors import UserError, warn
     from ..model_io import load_generator, shipped_names
     from ..server import Limits, Models, Server, is_loopback
     from ..upscaler import model_label
 
     select_device(device)
     specs = list(models) or sorted(shipped_names(), key=lambda name: name != "srgan")
+    named = {}  # the page's name of each model -> what the command line gave
+    fidelity_spec = fidelity_model or (FIDELITY_MODEL if FIDELITY_MODEL in shipped_names() else None)
+    for spec in [*specs, fidelity_spec] if fidelity_spec else specs:
+        name = model_label(spec)
+        if named.setdefault(name, spec) != spec:
+            raise UserError(f"{named[name]} and {spec} would both be called {name!r} on the page: export one under "
+                            "another file name (srgan-mlx export)")  # fmt: skip
     generators = {model_label(spec): load_generator(spec) for spec in specs}
     fidelity = None
-    if fidelity_model or FIDELITY_MODEL in shipped_names():
-        spec = fidelity_model or FIDELITY_MODEL
-        name = model_label(spec)
-        fidelity = (name, generators[name] if name in generators else load_generator(spec))
+    if fidelity_spec:
+        name = model_label(fidelity_spec)
+        fidelity = (name, generators[name] if name in generators else load_generator(fidelity_spec))
     server = Server(host, port, Models(generators, fidelity, max_memory), Limits(max_upload, max_pixels), quality)
     if not is_loopback(host):
         warn(f"--host {host}: anyone who can reach this machine on port {server.port} can use this server (no login)")
