@@ -214,4 +214,28 @@ def read_recipe(source: str) -> dict:
     if unknown:
         raise UserError(f"{source}: unknown settings {', '.join(unknown)} (known: {', '.join(FIELDS)})")
     values.pop("description", None)
-    return values
+    for name, value in values.items():
+        if not _fits(FIELDS[name].type, value):
+            wanted = " or ".join(JSON_KINDS[kind] for kind in FIELDS[name].type.split(" | "))
+            raise UserError(f"{source}: {name} must be {wanted}, got {json.dumps(value)}")
+    return {name: float(v) if FIELDS[name].type == "float" else v for name, v in values.items()}
+
+
+JSON_KINDS = {"float": "a number", "int": "an integer", "bool": "true or false", "str": "a string",
+              "list[str]": "a list of strings", "None": "null"}
+
+
+def _fits(annotation: str, value) -> bool:
+    """Whether a JSON value is of a field's type (``float`` takes integers too; ``bool`` is not an ``int`` here)."""
+    for kind in annotation.split(" | "):
+        if kind == "None" and value is None or kind == "bool" and isinstance(value, bool):
+            return True
+        if isinstance(value, bool):
+            continue
+        if kind == "int" and isinstance(value, int) or kind == "float" and isinstance(value, (int, float)):
+            return True
+        if kind == "str" and isinstance(value, str):
+            return True
+        if kind == "list[str]" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return True
+    return False

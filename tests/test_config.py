@@ -86,6 +86,12 @@ def test_a_runs_config_json_starts_the_same_run(tmp_path, monkeypatch):
     ("{not json", "not a readable JSON config"),
     ("[1, 2]", "a config is a JSON object of training settings"),
     ('{"lr": 1e-4, "learning_rate": 1}', "unknown settings learning_rate"),
+    ('{"phase_weight": "x"}', 'phase_weight must be a number, got "x"'),
+    ('{"steps": 1.5}', "steps must be an integer or null, got 1.5"),
+    ('{"adam_bias_correction": 1}', "adam_bias_correction must be true or false, got 1"),
+    ('{"scale": true}', "scale must be an integer, got true"),
+    ('{"data": "photos"}', 'data must be a list of strings, got "photos"'),
+    ('{"vgg": 3}', "vgg must be a string or null, got 3"),
 ])  # fmt: skip
 def test_bad_config_files_are_one_line_errors(tmp_path, content, message):
     path = tmp_path / "bad.json"
@@ -94,6 +100,13 @@ def test_bad_config_files_are_one_line_errors(tmp_path, content, message):
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
     with pytest.raises(UserError, match="nowhere.json: no such config file"):
         read_recipe("nowhere.json")
+
+
+def test_a_config_file_may_give_whole_numbers_for_decimals(tmp_path):
+    path = tmp_path / "round.json"
+    path.write_text('{"anchor_weight": 100, "steps": null, "data": ["a"]}')
+    values = read_recipe(str(path))
+    assert values == {"anchor_weight": 100.0, "steps": None, "data": ["a"]} and type(values["anchor_weight"]) is float
 
 
 def test_given_settings_types():
