@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -435,3 +436,14 @@ def test_two_models_of_one_name_are_refused(models, tmp_path, monkeypatch):
         assert result.exit_code == 1, result.output
         assert result.output == (f"error: {models['realistic']} and {other} would both be called 'realistic' on the "
                                  "page: export one under another file name (srgan-mlx export)\n")  # fmt: skip
+
+
+def test_a_port_in_use_is_a_one_line_error(models):
+    """Another program on the port: one line naming it, exit 1, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port), "--model", str(models["realistic"])])
+    assert result.exit_code == 1, result.output
+    assert result.output == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"

@@ -52,7 +52,10 @@ def command(host, port, open_browser, models, fidelity_model, max_memory, max_up
     if fidelity_spec:
         name = model_label(fidelity_spec)
         fidelity = (name, generators[name] if name in generators else load_generator(fidelity_spec))
-    server = Server(host, port, Models(generators, fidelity, max_memory), Limits(max_upload, max_pixels), quality)
+    try:
+        server = Server(host, port, Models(generators, fidelity, max_memory), Limits(max_upload, max_pixels), quality)
+    except OSError as exc:  # port taken, address not on this machine, a privileged port
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     if not is_loopback(host):
         warn(f"--host {host}: anyone who can reach this machine on port {server.port} can use this server (no login)")
     click.echo(f"srgan-mlx serve: {server.url}  (models: {', '.join(generators)}; Ctrl-C stops)")
