@@ -18,8 +18,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import atomic_path
 
-LOSS_KEYS = ("loss", "content", "adversarial", "pixel", "anchor", "d_loss")
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#8c564b", "#e377c2", "#9467bd")
+LOSS_KEYS = ("loss", "content", "adversarial", "pixel", "anchor", "phase", "d_loss")
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#8c564b", "#e377c2", "#17becf", "#9467bd")
 """The colour of each of :data:`LOSS_KEYS`."""
 PSNR_COLOR = "#ff7f0e"
 WIDTH = 900
@@ -92,15 +92,24 @@ def _padded(lo: float, hi: float, fraction: float = 0.05) -> tuple[float, float]
     return lo - pad, hi + pad
 
 
-class Panel:
-    """One plot box at ``top`` with a title, a legend row, y ticks and the shared step axis."""
+LINE = FONT_SIZE + 6
+"""The height of a title or legend row."""
 
-    def __init__(self, draw: ImageDraw.ImageDraw, font, top: int, title: str, xrange: tuple[float, float]):
+
+def panel_height(legend_rows: int) -> int:
+    """A panel's title, legend rows and plot box, in pixels."""
+    return (1 + legend_rows) * LINE + 4 + PLOT_H
+
+
+class Panel:
+    """One plot box at ``top`` with a title, ``legend_rows`` rows of legend, y ticks and the shared step axis."""
+
+    def __init__(self, draw: ImageDraw.ImageDraw, font, top: int, title: str, xrange: tuple[float, float],
+                 legend_rows: int = 1):  # fmt: skip
         self.draw, self.font = draw, font
-        line = FONT_SIZE + 6
         draw.text((LEFT, top), title, fill=TEXT, font=font)
-        self.legend_y = top + line
-        self.box = (LEFT, top + 2 * line + 4, WIDTH - RIGHT, top + 2 * line + 4 + PLOT_H)
+        self.legend_y = top + LINE
+        self.box = (LEFT, top + panel_height(legend_rows) - PLOT_H, WIDTH - RIGHT, top + panel_height(legend_rows))
         self.x0, self.x1 = xrange
         self.legend_x = LEFT
 
@@ -136,6 +145,9 @@ class Panel:
                 self.draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=color)
 
     def legend(self, name: str, color: str) -> None:
+        """One legend entry after the previous ones, on the next row when this one would pass the right edge."""
+        if self.legend_x > LEFT and self.legend_x + 24 + self.draw.textlength(name, font=self.font) > WIDTH - RIGHT:
+            self.legend_x, self.legend_y = LEFT, self.legend_y + LINE
         y = self.legend_y + FONT_SIZE / 2 + 1
         self.draw.line([(self.legend_x, y), (self.legend_x + 18, y)], fill=color, width=3)
         self.draw.text((self.legend_x + 24, self.legend_y), name, fill=TEXT, font=self.font)
@@ -211,14 +223,13 @@ class Chart:
         xrange = (first, last) if last > first else (first - 1, last + 1)
         x_ticks = [t for t in linear_ticks(*xrange, 8) if t == round(t)]  # steps are whole numbers
         font = ImageFont.load_default(FONT_SIZE)
-        panel_h = PLOT_H + 2 * (FONT_SIZE + 6) + 4
         bottom = FONT_SIZE + 30  # step labels and the axis caption
-        image = Image.new("RGB", (WIDTH, 12 + 2 * (panel_h + bottom)), "white")
+        image = Image.new("RGB", (WIDTH, 12 + panel_height(2) + panel_height(1) + 2 * bottom), "white")
         draw = ImageDraw.Draw(image)
         top = 12
         title = "training losses, log scale (legend: last logged value)"
-        self._loss_panel(Panel(draw, font, top, title, xrange), x_ticks)
-        top += panel_h + bottom
+        self._loss_panel(Panel(draw, font, top, title, xrange, legend_rows=2), x_ticks)  # up to 7 losses
+        top += panel_height(2) + bottom
         self._psnr_panel(Panel(draw, font, top, "validation PSNR (dB)", xrange), x_ticks)
         caption = "step"
         width = draw.textlength(caption, font=font)

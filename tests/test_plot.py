@@ -78,3 +78,23 @@ def test_downsampled_curve_is_bounded_and_averages_equal_runs(count):
     size = curve.size
     groups = [slice(i, min(i + size, count)) for i in range(0, count, size)]
     assert points == [(x[g].mean(), y[g].mean()) for g in groups]
+
+
+def test_every_loss_of_an_srgan_run_is_drawn_and_its_legend_wraps(tmp_path):
+    """All seven loss terms (phase included) get a curve and a legend entry; the legend runs onto a second row
+    above the plot box instead of past the image's right edge."""
+    from srgan_mlx.plot import LOSS_KEYS
+
+    history = [{"step": s, **{key: 0.001 * (i + 1) * (1 + s / 100) for i, key in enumerate(LOSS_KEYS)}}
+               for s in range(1, 200)]  # fmt: skip
+    plot_history(history, tmp_path / "metrics.png")
+    image = np.asarray(Image.open(tmp_path / "metrics.png").convert("RGB"))
+    frame_rows = np.nonzero(np.sum(np.all(image == ImageColor.getrgb(FRAME), axis=2), axis=1) > image.shape[1] / 2)[0]
+    box_top = frame_rows.min()
+    first_rows = {}
+    for color in COLORS:
+        pixels = _pixels_of(image, color)
+        assert len(pixels) and (pixels[:, 0] > box_top).any(), color  # a curve inside the box
+        first_rows[color] = pixels[:, 0].min()  # its legend sample, above the box
+        assert first_rows[color] < box_top, color
+    assert first_rows[COLORS[-1]] > first_rows[COLORS[0]] + 10  # the last entry on the second row
