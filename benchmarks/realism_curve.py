@@ -26,6 +26,7 @@ from srgan_mlx.evaluate import evaluate, evaluate_images  # noqa: E402
 from srgan_mlx.inference import super_resolve  # noqa: E402
 from srgan_mlx.interpolation import interpolate  # noqa: E402
 from srgan_mlx.model_io import load_generator  # noqa: E402
+from srgan_mlx.upscaler import model_label  # noqa: E402
 
 
 def measure(hr: str, model: str, fidelity_model: str, steps: list[float]) -> dict:
@@ -71,8 +72,8 @@ def chart(result: dict, path: Path) -> None:
         draw.text((margin - 44, y - 8), f"{value:.2f}", fill="black", font=font)
     draw.text((width / 2 - 120, height - 30), "PSNR (dB, Y, higher = more faithful)", fill="black", font=font)
     draw.text((10, 14), f"NIQE (lower = more natural)   {Path(result['hr']).parent.name} x{result['scale']}, "
-              f"--realism from {Path(result['fidelity_model']).stem} (0) to {Path(result['model']).stem} (1)", fill="black",
-              font=font)
+              f"--realism from {model_label(result['fidelity_model'])} (0) to {model_label(result['model'])} (1)",
+              fill="black", font=font)
     _, hr_y = at(x0, result["hr_niqe"])
     draw.line([margin, hr_y, width - margin, hr_y], fill=(120, 160, 120), width=1)
     draw.text((margin + 6, hr_y - 18), f"HR images' own NIQE {result['hr_niqe']:.2f}", fill=(60, 120, 60), font=font)

@@ -68,7 +68,7 @@ def load_into(module: nn.Module, arrays: dict[str, mx.array], source: str | os.P
 
 
 def shipped_models() -> dict[str, str]:
-    """Each bundled model name -> one line: its generator config and file, or that it is not shipped."""
+    """Each model name -> one line: its generator config and file, or that it is not shipped."""
     described = {}
     for name, file_name in MODEL_NAMES.items():
         file = WEIGHTS_DIR / file_name
@@ -81,12 +81,12 @@ def shipped_models() -> dict[str, str]:
 
 
 def shipped_names() -> list[str]:
-    """The bundled models present in this installation."""
+    """The named models whose files this installation has."""
     return [name for name, file in MODEL_NAMES.items() if (WEIGHTS_DIR / file).is_file()]
 
 
 def resolve_generator_file(path: str | os.PathLike) -> Path:
-    """Accept a bundled model's name, a weights file, a checkpoint folder, or a run folder (best, else latest)."""
+    """Accept a shipped model's name, a weights file, a checkpoint folder, or a run folder (best, else latest)."""
     shipped = ", ".join(shipped_names()) or "none"
     if str(path) in MODEL_NAMES:
         file = WEIGHTS_DIR / MODEL_NAMES[str(path)]

@@ -40,17 +40,17 @@ def command(host, port, open_browser, models, fidelity_model, max_memory, max_up
 
     select_device(device)
     specs = list(models) or sorted(shipped_names(), key=lambda name: name != "srgan")
-    named = {}  # the page's name of each model -> what the command line gave
     fidelity_spec = fidelity_model or (FIDELITY_MODEL if FIDELITY_MODEL in shipped_names() else None)
+    named = {}  # the page's name of each model -> what the command line gave
     for spec in [*specs, fidelity_spec] if fidelity_spec else specs:
         name = model_label(spec)
         if named.setdefault(name, spec) != spec:
             raise UserError(f"{named[name]} and {spec} would both be called {name!r} on the page: export one under "
                             "another file name (srgan-mlx export)")  # fmt: skip
-    generators = {model_label(spec): load_generator(spec) for spec in specs}
+    generators = {name: load_generator(spec) for name, spec in named.items() if spec in specs}
     fidelity = None
     if fidelity_spec:
-        name = model_label(fidelity_spec)
+        name = next(name for name, spec in named.items() if spec == fidelity_spec)
         fidelity = (name, generators[name] if name in generators else load_generator(fidelity_spec))
     try:
         server = Server(host, port, Models(generators, fidelity, max_memory), Limits(max_upload, max_pixels), quality)
