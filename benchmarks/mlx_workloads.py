@@ -1,10 +1,10 @@
 """The srgan-mlx side: the package's own networks and compiled training steps.
 
 * ``a``: Generator() (x4, pixel shuffle), Discriminator(input_size=100),
-  VGGLoss(VGG19Features(), layer="relu3_4"), SRGANStep with Adam 1e-3 for both
+  PerceptualLoss(VGG19Features(), "relu3_4"), SRGANStep with Adam 1e-3 for both
   (the seed's optimizer settings), on 25->100, batch 10.
 * ``b_srresnet``: SRResNetStep(Generator(), Adam(1e-4)), 24->96, batch 16.
-* ``b_srgan``: SRGANStep(Generator(), Discriminator(96), VGGLoss(relu5_4), Adam 1e-4 x2).
+* ``b_srgan``: SRGANStep(Generator(), Discriminator(96), PerceptualLoss(relu5_4), Adam 1e-4 x2).
 
 Adam is the package's (:class:`srgan_mlx.kernels.Adam`: one multi-threaded update on the CPU), as
 ``srgan-mlx train`` uses it; ``SRGAN_MLX_KERNELS=0`` measures MLX's own element-wise path.
@@ -29,8 +29,8 @@ from mlx.utils import tree_flatten  # noqa: E402
 from srgan_mlx.discriminator import Discriminator  # noqa: E402
 from srgan_mlx.kernels import Adam  # noqa: E402
 from srgan_mlx.generator import Generator  # noqa: E402
-from srgan_mlx.losses import VGGLoss  # noqa: E402
-from srgan_mlx.steps import SRGANStep, SRResNetStep  # noqa: E402
+from srgan_mlx.losses import PerceptualLoss  # noqa: E402
+from srgan_mlx.steps import SRGANStep, SRResNetStep, paper_terms  # noqa: E402
 from srgan_mlx.vgg import LAYER_NAMES, VGG19Features  # noqa: E402
 
 from common import ADVERSARIAL_WEIGHT, Spec, Workload, random_batch  # noqa: E402
@@ -81,10 +81,8 @@ def _srgan(spec, batch: int) -> Workload:
     learning_rate = 1e-3 if spec.name == "a" else 1e-4
     G, D = Generator(scale=spec.scale), Discriminator(input_size=spec.hr_size)
     vgg = VGG19Features()
-    content = VGGLoss(vgg, layer=spec.vgg_layer)
-    step_fn = SRGANStep(
-        G, D, content, Adam(learning_rate), Adam(learning_rate), adversarial_weight=ADVERSARIAL_WEIGHT
-    )
+    content = PerceptualLoss(vgg, spec.vgg_layer)
+    step_fn = SRGANStep(G, D, paper_terms(content, ADVERSARIAL_WEIGHT), Adam(learning_rate), Adam(learning_rate))
     lr, hr = (mx.array(a) for a in random_batch(spec, batch))
 
     def step():

@@ -26,7 +26,7 @@ import numpy as np
 from srgan_mlx.evaluate import list_images
 from srgan_mlx.image_io import load_image
 from srgan_mlx.imresize import imresize
-from srgan_mlx.losses import VGG_RESCALE, VGGLoss, mse
+from srgan_mlx.losses import VGG_RESCALE, PerceptualLoss, mse
 from srgan_mlx.train import load_vgg
 
 
@@ -45,7 +45,7 @@ def crops(folders: list[str], size: int) -> list[tuple[str, np.ndarray]]:
 def measure(vgg_file: str, images: list[tuple[str, np.ndarray]]) -> dict[str, float]:
     """Medians over ``images`` of relu5_4 RMS, the content loss of the bicubic x4 round trip, and its pixel MSE."""
     vgg = load_vgg(vgg_file)
-    loss = VGGLoss(vgg, "relu5_4", VGG_RESCALE)
+    loss = PerceptualLoss(vgg, "relu5_4", VGG_RESCALE)
     rms, content, pixel = [], [], []
     for _, hr in images:
         sr = imresize(imresize(hr, 0.25), 4.0)  # uint8 in, uint8 out (MATLAB rounding)

@@ -20,6 +20,8 @@ from .errors import UserError
 
 STAGES = ("srresnet", "srgan")
 D_BATCHES = ("separate", "joint")
+GAN_LOSSES = ("vanilla", "relativistic")
+VGG_DISTANCES = ("mse", "l1")
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -47,7 +49,7 @@ class TrainConfig:
         None, "Start the generator from these weights: a shipped model (srresnet), a weights file, a checkpoint or a "
         "run (SRGAN: from SRResNet).", path=True,
     )  # fmt: skip
-    vgg: str | None = setting(None, "SRGAN: VGG19 weights made by convert-vgg.", path=True)
+    vgg: str | None = setting(None, "SRGAN: VGG19 weights made by convert-vgg.", path=True, srgan=True)
     scale: int = setting(4, "Upscaling factor.", choices=(2, 4, 8))
     crop: int = setting(96, "HR crop side in pixels (a multiple of --scale).", minimum=1)
     batch_size: int = setting(16, "Images per step per process.", minimum=1)
@@ -57,14 +59,29 @@ class TrainConfig:
         None, "Total updates [10^6 srresnet, 2x10^5 srgan].", minimum=1, operational=True
     )
     lr: float = setting(1e-4, "Adam learning rate.", minimum=0.0)
-    lr_final: float = setting(1e-5, "SRGAN: learning rate for the second half of the steps.", minimum=0.0)
+    lr_final: float = setting(
+        1e-5, "SRGAN: learning rate for the second half of the steps (G and D switch at the same step).", minimum=0.0,
+        srgan=True,
+    )  # fmt: skip
+    d_lr_scale: float = setting(
+        1.0, "SRGAN: the discriminator's learning rate is this times the generator's (a milder D below 1).",
+        minimum=0.0, srgan=True,
+    )  # fmt: skip
     beta1: float = setting(0.9, "Adam beta1.", minimum=0.0, below=1.0)
     beta2: float = setting(0.999, "Adam beta2.", minimum=0.0, below=1.0)
     adam_bias_correction: bool = setting(
         False, "Adam with bias-corrected moments (Kingma & Ba; PyTorch's and TensorFlow's Adam). Without (MLX's Adam) "
         "the first updates are several times --lr: a fine-tune from SRResNet drifts.",
     )  # fmt: skip
-    adversarial_weight: float = setting(1e-3, "SRGAN: weight of -log D(G(x)).", minimum=0.0)
+    adversarial_weight: float = setting(
+        1e-3, "SRGAN: weight of the generator's adversarial term (-log D(G(x)), or RaGAN's with --gan-loss "
+        "relativistic).", minimum=0.0, srgan=True,
+    )  # fmt: skip
+    gan_loss: str = setting(
+        "vanilla", "SRGAN: vanilla (the paper's binary cross-entropy) or relativistic (ESRGAN's relativistic average "
+        "GAN: D judges whether real images look more real than the fakes on average, and G the reverse).",
+        choices=GAN_LOSSES, srgan=True,
+    )  # fmt: skip
     pixel_weight: float = setting(
         0.0, "SRGAN: add this times an L1 pixel loss (ESRGAN: 1e-2). 0: the paper's loss.", minimum=0.0, srgan=True
     )
@@ -76,6 +93,15 @@ class TrainConfig:
         0.0, "SRGAN: add this times the L1 of the fixed sub-pixel pattern of SR - HR (the mean difference at each "
         "position inside an LR pixel's block), against the grid of period --scale that VGG and D reward. 0: the paper's.",
         minimum=0.0, srgan=True,
+    )  # fmt: skip
+    artifact_weight: float = setting(
+        0.0, "SRGAN: add this times LDL's artifact loss (Liang et al. 2022: L1 weighted by the local variance of the "
+        "residual where it is worse than the moving average's; LDL: 1). Needs --ema-decay. 0: the paper's.",
+        minimum=0.0, srgan=True,
+    )  # fmt: skip
+    frozen_g_norm: bool = setting(
+        False, "SRGAN: the generator's BatchNorm layers normalise with their running statistics, which stay as "
+        "--init left them (scale and shift still learn). Off: the paper's (batch statistics).", srgan=True,
     )  # fmt: skip
     d_batch: str = setting(
         "separate", "SRGAN: the discriminator sees real and fake as separate batches (the paper's code) or as one joint "
@@ -95,8 +121,22 @@ class TrainConfig:
         0.0, "Keep a moving average of the generator with this decay (e.g. 0.999); validation and the checkpoints' "
         "generator for upscale, export and --init use it. 0: none.", minimum=0.0, below=1.0,
     )  # fmt: skip
-    vgg_layer: str = setting("relu5_4", "SRGAN: content-loss VGG19 layer (conv1_1 ... relu5_4).")
-    vgg_rescale: float = setting(1 / 12.75, "SRGAN: factor on the VGG feature maps.", minimum=0.0)
+    vgg_layers: str = setting(
+        "relu5_4", "SRGAN: the content loss's VGG19 layers and weights, e.g. relu5_4 (the paper's) or "
+        "conv1_2:0.1,conv2_2:0.1,conv3_4:1,conv4_4:1,conv5_4:1 (LDL's; convN_M: before the ReLU).", srgan=True,
+    )  # fmt: skip
+    vgg_distance: str = setting(
+        "mse", "SRGAN: distance between VGG feature maps: mse (the paper's) or l1 (ESRGAN's).", choices=VGG_DISTANCES,
+        srgan=True,
+    )  # fmt: skip
+    vgg_rescale: float = setting(
+        1 / 12.75, "SRGAN: factor on the VGG feature maps (the paper's 1/12.75; ~1/57.6 puts the original VGG19's "
+        "on torchvision's scale, for ESRGAN's and LDL's weights).", minimum=0.0, srgan=True,
+    )  # fmt: skip
+    vgg_bf16: bool = setting(
+        False, "SRGAN: the frozen VGG19 multiplies in bfloat16 (sums in float32) where oneDNN has bfloat16 kernels "
+        "(AVX512-BF16, AMX); float32 elsewhere.", srgan=True,
+    )  # fmt: skip
     seed: int = setting(0, "Random seed (weights, crops).")
     workers: int = setting(2, "Data-loading threads.", minimum=1, operational=True)
     log_every: int = setting(10, "Steps per metrics.jsonl line.", minimum=1, operational=True)

@@ -65,6 +65,23 @@ class Generator(nn.Module):
         self.body_bn = nn.BatchNorm(channels)
         self.upsample = [UpsampleBlock(channels) for _ in range(int(math.log2(scale)))]
         self.tail = Conv2d(channels, 3, 9, padding=4)
+        self._norm_frozen = False
+
+    def freeze_norm(self) -> "Generator":
+        """Keep every BatchNorm layer in eval mode from now on, in training too: it normalises with its running
+        statistics, which stay as they are, while its scale and shift still learn (a GAN fine-tune that cannot
+        shift the statistics SRResNet learnt; ESRGAN, section 3.1, blames batch statistics for GAN artefacts).
+        Train such a generator inside a training step (:func:`srgan_mlx.kernels.unfused`)."""
+        self._norm_frozen = True
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "Generator":
+        super().train(mode)
+        if self._norm_frozen:
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm):
+                    module.train(False)
+        return self
 
     def config(self) -> dict:
         """Constructor arguments, saved beside the weights."""

@@ -12,6 +12,8 @@ decision is made when a network is called or traced, like the convolution path's
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import contextmanager
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -21,6 +23,19 @@ from . import native
 from .devices import conv_path
 
 DISABLE_ENV = "SRGAN_MLX_KERNELS"
+_unfused = threading.local()
+
+
+@contextmanager
+def unfused():
+    """Within, eval-mode layers run as their separate, differentiable operations rather than fused inference
+    primitives (which have no gradient and fold weights eagerly): the training steps trace their graphs in it."""
+    depth = getattr(_unfused, "depth", 0)
+    _unfused.depth = depth + 1
+    try:
+        yield
+    finally:
+        _unfused.depth = depth
 
 
 def available() -> bool:
@@ -94,11 +109,12 @@ def conv_prelu(conv: nn.Conv2d, x: mx.array, slope: mx.array, training: bool) ->
 
 
 def _folding(conv: nn.Conv2d, x: mx.array, residual: mx.array | None = None) -> bool:
-    """Whether an eval-mode conv may run as a fused oneDNN primitive: native path, float32, the onednn
-    convolution path and a convolution it computes (square kernel, one stride and padding)."""
+    """Whether an eval-mode conv may run as a fused oneDNN primitive: not inside :func:`unfused`, native path,
+    float32, the onednn convolution path and a convolution it computes (square kernel, one stride and padding)."""
     _, kh, kw, _ = conv.weight.shape
     return (
-        _native(x, conv.weight, residual)
+        not getattr(_unfused, "depth", 0)
+        and _native(x, conv.weight, residual)
         and conv_path() == "onednn"
         and kh == kw
         and conv.stride[0] == conv.stride[1]

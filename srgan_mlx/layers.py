@@ -23,8 +23,12 @@ class Conv2d(nn.Conv2d):
     the pure-MLX forms of :mod:`srgan_mlx.conv` where MLX's CPU ``conv2d`` is slowest (large kernels, very
     unequal channel counts, strided input gradients, large maps image by image), ``mx.conv2d`` elsewhere.
     Every path computes the same convolution with the parameters of ``nn.Conv2d``, so weights load either
-    way; per-layer speeds are in docs/performance.md.
+    way; per-layer speeds are in docs/performance.md. ``bf16`` (set on a layer): on the onednn path it
+    multiplies in bfloat16 where the processor has bfloat16 kernels, as ``SRGAN_MLX_ONEDNN_BF16=1`` makes
+    every layer do.
     """
+
+    bf16 = False
 
     def __call__(self, x: mx.array) -> mx.array:
         path = conv_path()
@@ -32,7 +36,7 @@ class Conv2d(nn.Conv2d):
         if path == "onednn" and self._symmetric() and x.dtype == self.weight.dtype == mx.float32:
             out_ch, k, _, _ = self.weight.shape
             if not (self.stride[0] == 1 and out_ch <= 4 and k >= 5 and k == 2 * self.padding[0] + 1):
-                return onednn.conv2d(x, self.weight, self.stride[0], self.padding[0], bias)  # bias fused
+                return onednn.conv2d(x, self.weight, self.stride[0], self.padding[0], bias, self.bf16)  # bias fused
             y = onednn.conv2d_few_outputs(x, self.weight, self.padding[0])  # the 9x9 tail: 3x faster
         else:
             y = self._mx_conv(x) if path == "mlx" else self._tuned_conv(x)

@@ -17,9 +17,11 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import atomic_path
+from .loss_terms import TERMS
 
-LOSS_KEYS = ("loss", "content", "adversarial", "pixel", "anchor", "phase", "d_loss")
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#8c564b", "#e377c2", "#17becf", "#9467bd")
+LOSS_KEYS = ("loss", *(term.name for term in TERMS), "d_loss")
+"""The curves of the loss panel: the generator's total, its terms (:data:`srgan_mlx.loss_terms.TERMS`), D's loss."""
+COLORS = ("#1f77b4", *(term.color for term in TERMS), "#9467bd")
 """The colour of each of :data:`LOSS_KEYS`."""
 PSNR_COLOR = "#ff7f0e"
 WIDTH = 900

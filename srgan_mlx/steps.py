@@ -9,8 +9,11 @@ and BatchNorm running statistics after it.
 
 Both steps can keep an exponential moving average of the generator (every array,
 BatchNorm statistics included) in a second generator, updated after each of its
-updates; the SRGAN step also takes the training recipe's options (see
-:class:`SRGANStep`), and :class:`DiscriminatorStep` trains the discriminator alone.
+updates; the SRGAN step sums the generator loss terms it is given (:mod:`srgan_mlx.loss_terms`)
+and takes the recipe's discriminator options (see :class:`SRGANStep`), and
+:class:`DiscriminatorStep` trains the discriminator alone. Steps are traced with
+:func:`srgan_mlx.kernels.unfused`, so a network in eval mode inside one (the moving average read
+as a reference, a generator with frozen BatchNorm) stays differentiable.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ import mlx.optimizers as optim
 
 from mlx.utils import tree_map
 
-from .losses import discriminator_loss, generator_adversarial_loss, mse, pixel_l1, subpixel_bias
+from . import kernels
+from .loss_terms import Outputs, WeightedTerm, weighted_sum
+from .losses import (
+    discriminator_loss, generator_adversarial_loss, mse, relativistic_discriminator_loss, relativistic_logits,
+)  # fmt: skip
+
+DISCRIMINATOR_LOSSES = {"vanilla": discriminator_loss, "relativistic": relativistic_discriminator_loss}
+"""The discriminator's loss for each ``--gan-loss``, from D's logits on real and on fake."""
 
 
 def _average(grads):
@@ -76,13 +86,22 @@ def _discriminate(
     return logits[: hr.shape[0]], logits[hr.shape[0] :]
 
 
-def _discriminator_update(discriminator: nn.Module, optimizer: optim.Optimizer, joint: bool, shift: int = 0):
-    """``update(hr, sr)``: one Adam step of D on binary cross-entropy (real 1, fake 0); returns D's loss and mean
-    outputs. ``sr`` is treated as a constant."""
+def _probabilities(real: mx.array, fake: mx.array, gan: str) -> tuple[mx.array, mx.array]:
+    """D's mean output on real and on fake: the sigmoid of its logits (relativistic: of the relativistic ones)."""
+    if gan == "relativistic":
+        real, fake = relativistic_logits(real, fake)
+    return mx.sigmoid(real).mean(), mx.sigmoid(fake).mean()
+
+
+def _discriminator_update(discriminator: nn.Module, optimizer: optim.Optimizer, joint: bool, shift: int = 0,
+                          gan: str = "vanilla"):  # fmt: skip
+    """``update(hr, sr)``: one Adam step of D on its ``gan`` loss (:data:`DISCRIMINATOR_LOSSES`: real 1, fake 0);
+    returns D's loss and mean outputs. ``sr`` is treated as a constant."""
+    d_loss = DISCRIMINATOR_LOSSES[gan]
 
     def loss_fn(hr, sr):
         real, fake = _discriminate(discriminator, hr, sr, joint, shift)
-        return discriminator_loss(real, fake), (mx.sigmoid(real).mean(), mx.sigmoid(fake).mean())
+        return d_loss(real, fake), _probabilities(real, fake, gan)
 
     loss_and_grad = nn.value_and_grad(discriminator, loss_fn)
 
@@ -117,8 +136,9 @@ class SRResNetStep:
 
         @partial(mx.compile, inputs=self.state, outputs=self.state)
         def step(lr, hr):
-            loss, grads = loss_and_grad(lr, hr)
-            optimizer.update(generator, _average(grads))
+            with kernels.unfused():
+                loss, grads = loss_and_grad(lr, hr)
+                optimizer.update(generator, _average(grads))
             _sync_batch_statistics(generator)
             if average is not None:
                 _update_average(average, generator, average_decay)
@@ -133,71 +153,66 @@ class SRResNetStep:
 class SRGANStep:
     """One alternating SRGAN update (k = 1): the generator, then the discriminator.
 
-    Generator loss: ``content(sr, hr) + adversarial_weight * -log D(sr)`` (the paper's), plus
-    ``pixel_weight * pixel_l1(sr, hr)`` (ESRGAN's L1), ``anchor_weight * anchor(sr, lr)`` (a low-frequency
-    anchor, :class:`srgan_mlx.losses.LowFrequencyAnchor`) and ``phase_weight * subpixel_bias(sr, hr, scale)``
-    (against a fixed sub-pixel grid) where their weights are not 0; discriminator loss:
-    binary cross-entropy on real HR (1) and the same step's detached SR (0). ``joint``: D sees real and fake as
-    one batch, in its own update and in the generator's adversarial term (the fake half of D on HR and SR
-    concatenated), so both uses of D normalise alike. ``d_shift``: D sees real and fake circularly shifted by
-    a random offset at each use (:func:`translate`). ``average``: a generator kept as the moving average of
-    this one (``average_decay``). With the defaults this is the paper's step. Returns the loss terms (``pixel``,
-    ``anchor`` when given and ``phase`` when weighted) and D's mean outputs on real and fake.
+    Generator loss: the sum of ``terms`` (:mod:`srgan_mlx.loss_terms`: each a name, a weight and a function of the
+    step's :class:`~srgan_mlx.loss_terms.Outputs`); the paper's are the VGG content loss and ``1e-3 * -log D(SR)``
+    (:func:`paper_terms`). Discriminator loss: ``gan`` (``vanilla``, the paper's binary cross-entropy on real HR (1)
+    and the same step's detached SR (0); ``relativistic``, ESRGAN's RaGAN, whose generator term reads D's logits on
+    HR as constants). ``joint``: D sees real and fake as one batch, in its own update and in the generator's terms
+    (the halves of D on HR and SR concatenated), so both uses of D normalise alike. ``d_shift``: D sees real and
+    fake circularly shifted by a random offset at each use (:func:`translate`). ``average``: a generator kept as
+    the moving average of this one (``average_decay``); ``reference``: a generator whose output (in its current
+    mode, no gradient) terms read as ``Outputs.reference`` (LDL's artifact map reads the moving average in eval
+    mode). With the paper's terms and the defaults this is the paper's step. Returns the total ``loss``, each
+    term and D's loss and mean outputs on real and fake.
     """
 
     def __init__(
         self,
         generator: nn.Module,
         discriminator: nn.Module,
-        content_loss: Callable[[mx.array, mx.array], mx.array],
+        terms: list[WeightedTerm],
         opt_g: optim.Optimizer,
         opt_d: optim.Optimizer,
-        adversarial_weight: float = 1e-3,
-        pixel_weight: float = 0.0,
-        anchor: Callable[[mx.array, mx.array], mx.array] | None = None,
-        anchor_weight: float = 0.0,
+        *,
+        gan: str = "vanilla",
         joint: bool = False,
+        d_shift: int = 0,
         average: nn.Module | None = None,
         average_decay: float = 0.0,
-        d_shift: int = 0,
-        phase_weight: float = 0.0,
+        reference: nn.Module | None = None,
     ):
-        if anchor_weight and anchor is None:
-            raise ValueError("anchor_weight needs an anchor")
+        if gan not in DISCRIMINATOR_LOSSES:
+            raise ValueError(f"unknown GAN loss {gan!r}; known: {', '.join(DISCRIMINATOR_LOSSES)}")
         self.state = [generator.state, discriminator.state, opt_g.state, opt_d.state, mx.random.state]
         if average is not None:
             self.state.append(average.state)
+        both = joint or d_shift > 1 or gan == "relativistic"  # D's logits on HR are computed anyway or needed
 
         def g_loss_fn(lr, hr):
             sr = generator(lr)
-            terms = {"content": content_loss(sr, hr)}
-            fake = _discriminate(discriminator, hr, sr, joint, d_shift)[1] if joint or d_shift > 1 else discriminator(sr)
-            terms["adversarial"] = generator_adversarial_loss(fake)
-            terms["pixel"] = pixel_l1(sr, hr)
-            total = terms["content"] + adversarial_weight * terms["adversarial"]
-            if pixel_weight:
-                total = total + pixel_weight * terms["pixel"]
-            if anchor is not None:
-                terms["anchor"] = anchor(sr, lr)
-                if anchor_weight:
-                    total = total + anchor_weight * terms["anchor"]
-            if phase_weight:
-                terms["phase"] = subpixel_bias(sr, hr, sr.shape[1] // lr.shape[1])
-                total = total + phase_weight * terms["phase"]
-            return total, (terms, sr)
+            if both:
+                real, fake = _discriminate(discriminator, hr, sr, joint, d_shift)
+                real = mx.stop_gradient(real)
+            else:
+                real, fake = None, discriminator(sr)
+            stable = None if reference is None else mx.stop_gradient(reference(lr))
+            outputs = Outputs(lr, hr, sr, fake, real, stable)
+            values = {name: loss(outputs) for name, _, loss in terms}
+            return weighted_sum(terms, values), (values, sr)
 
         g_grad = nn.value_and_grad(generator, g_loss_fn)
-        d_update = _discriminator_update(discriminator, opt_d, joint, d_shift)
+        d_update = _discriminator_update(discriminator, opt_d, joint, d_shift, gan)
 
         @partial(mx.compile, inputs=self.state, outputs=self.state)
         def step(lr, hr):
-            (g_total, (terms, sr)), grads = g_grad(lr, hr)
-            opt_g.update(generator, _average(grads))
-            d_terms = d_update(hr, sr)
+            with kernels.unfused():
+                (g_total, (values, sr)), grads = g_grad(lr, hr)
+                opt_g.update(generator, _average(grads))
+                d_terms = d_update(hr, sr)
             _sync_batch_statistics(generator)
             if average is not None:
                 _update_average(average, generator, average_decay)
-            return {"loss": g_total, **terms, **d_terms}
+            return {"loss": g_total, **values, **d_terms}
 
         self._step = step
 
@@ -205,20 +220,29 @@ class SRGANStep:
         return self._step(lr, hr)
 
 
+def paper_terms(content: Callable[[mx.array, mx.array], mx.array], adversarial_weight: float = 1e-3) -> list[WeightedTerm]:
+    """The paper's generator loss: ``content(sr, hr) + adversarial_weight * -log D(SR)``."""
+    return [
+        WeightedTerm("content", 1.0, lambda o: content(o.sr, o.hr)),
+        WeightedTerm("adversarial", adversarial_weight, lambda o: generator_adversarial_loss(o.fake)),
+    ]
+
+
 class DiscriminatorStep:
     """One update of the discriminator alone, against the generator's output (its weights are not updated;
     in training mode its BatchNorm running statistics follow the batches, as in an SRGAN step): the
-    discriminator's warm-up (BasicSR's ``net_d_init_iters``). Same D loss, ``joint`` and ``d_shift`` as
+    discriminator's warm-up (BasicSR's ``net_d_init_iters``). Same ``gan`` loss, ``joint`` and ``d_shift`` as
     :class:`SRGANStep`."""
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, opt_d: optim.Optimizer, joint: bool = False,
-                 d_shift: int = 0):  # fmt: skip
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, opt_d: optim.Optimizer, *, gan: str = "vanilla",
+                 joint: bool = False, d_shift: int = 0):  # fmt: skip
         self.state = [generator.state, discriminator.state, opt_d.state, mx.random.state]
-        d_update = _discriminator_update(discriminator, opt_d, joint, d_shift)
+        d_update = _discriminator_update(discriminator, opt_d, joint, d_shift, gan)
 
         @partial(mx.compile, inputs=self.state, outputs=self.state)
         def step(lr, hr):
-            out = d_update(hr, generator(lr))
+            with kernels.unfused():
+                out = d_update(hr, generator(lr))
             _sync_batch_statistics(generator)
             return out
 

@@ -247,6 +247,7 @@ class Trainer:
             write_image(folder / f"{row['name']}.png", picture)
 
         generator = self.average if self.average is not None else self.generator
+        training = generator.training  # (a moving average read as a reference stays in eval mode)
         generator.eval()
         try:
             result = evaluate(
@@ -254,7 +255,7 @@ class Trainer:
                 on_image=save_images,
             )  # fmt: skip
         finally:
-            generator.train()
+            generator.train(training)
         mean = result["mean"]
         self.metrics.append(
             {"step": self.step, "val_psnr": mean["psnr"], "val_ssim": mean["ssim"], **{f"val_{k}": mean[k] for k in BIAS_KEYS}}

@@ -18,37 +18,47 @@ from .discriminator import Discriminator
 from .errors import UserError
 from .evaluate import list_images, pair_inputs
 from .generator import Generator
-from .losses import LowFrequencyAnchor, VGGLoss
+from .loss_terms import generator_terms, needs_reference
+from .losses import layer_weights
 from .model_io import load_vgg
 from .run_folder import AVERAGE
 from .steps import DiscriminatorStep, SRGANStep, SRResNetStep
-from .vgg import LAYER_NAMES
 
 OPTIMIZES = {"g": "generator", "d": "discriminator"}
 """The network each optimizer updates, by the optimizer's key in a checkpoint."""
 
 
-def learning_rate(config: TrainConfig):
-    """Constant ``lr`` (SRResNet), or ``lr`` then ``lr_final`` for the second half of the updates (SRGAN)."""
+def learning_rate(config: TrainConfig, network: str = "g"):
+    """Constant ``lr`` (SRResNet), or ``lr`` then ``lr_final`` from the run's middle step on (SRGAN), times
+    ``d_lr_scale`` for the discriminator. G and D switch at the same step of the run: the schedule reads an
+    optimizer's own count of updates, and the generator's lags the run's by the ``d_warmup`` steps that train D
+    alone."""
     if config.stage == "srresnet":
         return config.lr
-    half = config.total_steps() // 2
-    return lambda step: mx.where(step < half, config.lr, config.lr_final)
+    scale = config.d_lr_scale if network == "d" else 1.0
+    switch = config.total_steps() // 2 - (config.d_warmup if network == "g" else 0)
+    return lambda step: mx.where(step < switch, config.lr * scale, config.lr_final * scale)
 
 
-def adam(config: TrainConfig) -> optim.Adam:
+def adam(config: TrainConfig, network: str = "g") -> optim.Adam:
     """Adam with the run's rate schedule and betas (one multi-threaded update of all arrays on the CPU,
     :class:`srgan_mlx.kernels.Adam`). ``adam_bias_correction``: the first updates use the bias-corrected moments
     of Kingma & Ba (as PyTorch and TensorFlow do, and the paper's Adam); MLX's default leaves them out, which
     makes the first hundreds of updates of a fine-tuned network up to ~6x ``lr``."""
-    return kernels.Adam(learning_rate(config), [config.beta1, config.beta2], bias_correction=config.adam_bias_correction)
+    return kernels.Adam(
+        learning_rate(config, network), [config.beta1, config.beta2], bias_correction=config.adam_bias_correction
+    )
 
 
 def check(config: TrainConfig) -> None:
     """Refuse configurations that cannot train, in one line, before any work (the validation images too)."""
     check_ranges(config)
-    if config.vgg_layer not in LAYER_NAMES:
-        raise UserError(f"unknown --vgg-layer {config.vgg_layer!r}; VGG19's layers: {', '.join(LAYER_NAMES)}")
+    try:
+        layer_weights(config.vgg_layers)
+    except ValueError as exc:
+        raise UserError(f"--vgg-layers {config.vgg_layers}: {exc}") from None
+    if config.artifact_weight and not config.ema_decay:
+        raise UserError("--artifact-weight needs --ema-decay: LDL's artifact map compares with the generator's moving average")
     if config.crop % config.scale:
         raise UserError(f"--crop {config.crop} must be a multiple of --scale {config.scale}")
     if config.d_warmup >= config.total_steps():
@@ -82,18 +92,24 @@ def build(config: TrainConfig) -> Parts:
         modules[AVERAGE] = average
     discriminator = warmup_step = None
     if config.stage == "srgan":
-        content = VGGLoss(load_vgg(config.vgg), config.vgg_layer, config.vgg_rescale)
+        vgg = load_vgg(config.vgg)
+        if config.vgg_bf16:
+            vgg.multiply_in_bfloat16()
+        if config.frozen_g_norm:
+            generator.freeze_norm()
+        reference = None
+        if needs_reference(config):
+            reference = average.eval()  # read in eval mode, as BasicSR's net_g_ema
         discriminator = Discriminator(config.crop)
-        opt_d = adam(config)
+        opt_d = adam(config, "d")
         modules["discriminator"], optimizers["d"] = discriminator, opt_d
-        joint = config.d_batch == "joint"
+        d_options = dict(gan=config.gan_loss, joint=config.d_batch == "joint", d_shift=config.d_shift)
         train_step = SRGANStep(
-            generator, discriminator, content, opt_g, opt_d, config.adversarial_weight, config.pixel_weight,
-            LowFrequencyAnchor(config.crop, config.scale), config.anchor_weight, joint, average, config.ema_decay,
-            config.d_shift, config.phase_weight,
+            generator, discriminator, generator_terms(config, vgg), opt_g, opt_d, **d_options, average=average,
+            average_decay=config.ema_decay, reference=reference,
         )  # fmt: skip
         if config.d_warmup:
-            warmup_step = DiscriminatorStep(generator, discriminator, opt_d, joint, config.d_shift)
+            warmup_step = DiscriminatorStep(generator, discriminator, opt_d, **d_options)
     else:
         train_step = SRResNetStep(generator, opt_g, average, config.ema_decay)
     for key, optimizer in optimizers.items():

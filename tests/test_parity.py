@@ -145,7 +145,7 @@ def test_vgg19_features_at_every_named_layer():
 def test_vgg_loss_matches_an_independent_reference():
     from torch_vgg import TorchVGG19
 
-    from srgan_mlx.losses import VGGLoss
+    from srgan_mlx.losses import PerceptualLoss
 
     torch_vgg = TorchVGG19()
     torch_vgg.init_random(seed=3)
@@ -156,10 +156,32 @@ def test_vgg_loss_matches_an_independent_reference():
     fake = torch_vgg.activations((ref.nchw(sr) + 1) / 2, ("relu2_2",))["relu2_2"].double()
     real = torch_vgg.activations((ref.nchw(hr) + 1) / 2, ("relu2_2",))["relu2_2"].double()
     expected = torch.mean((fake / 12.75 - real / 12.75) ** 2).item()
-    got = VGGLoss(vgg, "relu2_2")(sr, hr).item()
+    got = PerceptualLoss(vgg, "relu2_2")(sr, hr).item()
     assert abs(got - expected) <= 1e-4 * expected, (got, expected)
     with pytest.raises(ValueError, match="unknown VGG19 layer"):
-        VGGLoss(vgg, "relu9_9")
+        PerceptualLoss(vgg, "relu9_9")
+
+
+def test_weighted_multilayer_l1_perceptual_loss_matches_an_independent_reference():
+    """ESRGAN/LDL's form: L1 on pre-ReLU maps (conv) and a post-ReLU one, each weighted, maps rescaled."""
+    from torch_vgg import TorchVGG19
+
+    from srgan_mlx.losses import PerceptualLoss
+
+    torch_vgg = TorchVGG19()
+    torch_vgg.init_random(seed=4)
+    vgg = mlx_vgg_like(torch_vgg)
+    sr = mx.random.uniform(-1, 1, (2, 16, 16, 3), key=mx.random.key(3))
+    hr = mx.random.uniform(-1, 1, (2, 16, 16, 3), key=mx.random.key(4))
+    weights = {"conv1_2": 0.1, "conv2_2": 0.5, "relu3_4": 2.0}
+    fake = torch_vgg.activations((ref.nchw(sr) + 1) / 2, tuple(weights))
+    real = torch_vgg.activations((ref.nchw(hr) + 1) / 2, tuple(weights))
+    expected = sum(w * torch.mean(torch.abs(fake[n].double() / 57.6 - real[n].double() / 57.6)).item()
+                   for n, w in weights.items())  # fmt: skip
+    got = PerceptualLoss(vgg, "conv1_2:0.1,conv2_2:0.5,relu3_4:2", "l1", 1 / 57.6)(sr, hr).item()
+    assert abs(got - expected) <= 1e-4 * expected, (got, expected)
+    single = PerceptualLoss(vgg, "conv2_2", "l1", 1 / 57.6)(sr, hr).item()
+    assert single == pytest.approx(torch.mean(torch.abs(fake["conv2_2"] - real["conv2_2"])).item() / 57.6, rel=1e-4)
 
 
 def test_adversarial_losses_are_finite_for_extreme_logits():

@@ -1,6 +1,7 @@
 """The SRGAN step and its recipe options, each against a reference written here from its definition: the paper's
 step (the defaults, bit for bit), the pixel loss, the joint discriminator batch, the low-frequency anchor, the
-sub-pixel pattern term, the generator's moving average and the discriminator's warm-up."""
+sub-pixel pattern term, the generator's moving average, the discriminator's warm-up, the relativistic GAN, LDL's
+artifact map, frozen BatchNorm, the learning-rate schedule and the table of loss terms."""
 
 from functools import partial
 
@@ -11,12 +12,18 @@ import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
-from mlx.utils import tree_flatten
+from mlx.utils import tree_flatten, tree_unflatten
 
+from srgan_mlx.config import TrainConfig
 from srgan_mlx.discriminator import Discriminator
 from srgan_mlx.generator import Generator
 from srgan_mlx.imresize import imresize
-from srgan_mlx.losses import LowFrequencyAnchor, subpixel_bias
+from srgan_mlx.loss_terms import WeightedTerm, generator_terms
+from srgan_mlx import kernels
+from srgan_mlx.losses import (
+    LowFrequencyAnchor, artifact_map, layer_weights, relativistic_discriminator_loss, relativistic_generator_loss,
+    subpixel_bias,
+)
 from srgan_mlx.steps import DiscriminatorStep, SRGANStep, SRResNetStep
 
 CROP = 24
@@ -29,6 +36,13 @@ def networks(seed=0):
 
 def content(sr, hr):  # any content loss will do; VGG is not what is tested here
     return mx.mean(mx.square(sr - hr))
+
+
+def recipe_terms(**weights):
+    """The generator terms of an SRGAN config with these fields (srgan_mlx.loss_terms), its content loss
+    replaced by :func:`content`."""
+    terms = generator_terms(TrainConfig(stage="srgan", crop=CROP, **weights), vgg=None)
+    return [WeightedTerm(n, w, (lambda o: content(o.sr, o.hr)) if n == "content" else f) for n, w, f in terms]
 
 
 def arrays(module):
@@ -119,7 +133,7 @@ def test_phase_weight_enters_the_generators_gradient(batch):
     moved = {}
     for weight in (0.0, 3.0):
         generator, discriminator = networks()
-        step = SRGANStep(generator, discriminator, content, sgd(), sgd(), phase_weight=weight)
+        step = SRGANStep(generator, discriminator, recipe_terms(phase_weight=weight), sgd(), sgd())
         out = step(lr, hr)
         mx.eval(out, step.state)
         moved[weight] = arrays(generator)
@@ -137,7 +151,7 @@ def test_joint_batch_step_against_its_definition(batch):
     generator's adversarial term is -log D on the fake half of D(concat(HR, SR)), both in training mode."""
     lr, hr = batch
     generator, discriminator = networks()
-    step = SRGANStep(generator, discriminator, content, sgd(), sgd(), 0.5, joint=True)
+    step = SRGANStep(generator, discriminator, recipe_terms(adversarial_weight=0.5), sgd(), sgd(), joint=True)
     before_g, before_d = arrays(generator), arrays(discriminator)
     ref_g, ref_d = networks()
 
@@ -168,7 +182,7 @@ def test_separate_and_joint_batches_differ(batch):
     losses = []
     for joint in (False, True):
         generator, discriminator = networks()
-        out = SRGANStep(generator, discriminator, content, sgd(), sgd(), joint=joint)(*batch)
+        out = SRGANStep(generator, discriminator, recipe_terms(), sgd(), sgd(), joint=joint)(*batch)
         losses.append(out["d_loss"].item())
     assert abs(losses[0] - losses[1]) > 1e-4
 
@@ -180,7 +194,7 @@ def test_anchor_weight_enters_the_generators_gradient(batch):
     moved = {}
     for weight in (0.0, 0.7):
         generator, discriminator = networks()
-        step = SRGANStep(generator, discriminator, content, sgd(), sgd(), anchor=anchor, anchor_weight=weight)
+        step = SRGANStep(generator, discriminator, recipe_terms(anchor_weight=weight), sgd(), sgd())
         out = step(lr, hr)
         mx.eval(out, step.state)
         moved[weight] = arrays(generator)
@@ -203,7 +217,7 @@ def test_moving_average_follows_its_definition(batch, kind):
     if kind == "srresnet":
         step = SRResNetStep(generator, optim.Adam(1e-2), average, decay)
     else:
-        step = SRGANStep(generator, discriminator, content, optim.Adam(1e-2), optim.Adam(1e-2),
+        step = SRGANStep(generator, discriminator, recipe_terms(), optim.Adam(1e-2), optim.Adam(1e-2),
                          average=average, average_decay=decay)  # fmt: skip
     expected = arrays(generator)
     for _ in range(3):
@@ -232,7 +246,7 @@ def test_discriminator_warmup_step_moves_only_the_discriminator(batch, joint):
         return bce(ref_d(hr), ref_d(sr))
 
     _, d_grads = nn.value_and_grad(ref_d, d_loss)(hr, sr)
-    step = DiscriminatorStep(generator, discriminator, sgd(), joint)
+    step = DiscriminatorStep(generator, discriminator, sgd(), joint=joint)
     out = step(lr, hr)
     mx.eval(out, step.state)
     assert set(out) == {"d_loss", "d_real", "d_fake"}
@@ -245,7 +259,7 @@ def test_discriminator_warmup_step_moves_only_the_discriminator(batch, joint):
 
 def one_step(batch, pixel_weight, optimizer=lambda: optim.SGD(learning_rate=1.0)):
     generator, discriminator = networks()
-    step = SRGANStep(generator, discriminator, content, optimizer(), optimizer(), 1e-3, pixel_weight)
+    step = SRGANStep(generator, discriminator, recipe_terms(pixel_weight=pixel_weight), optimizer(), optimizer())
     out = step(*batch)
     mx.eval(out, step.state)
     return generator, discriminator, {k: v.item() for k, v in out.items()}
@@ -298,7 +312,7 @@ def test_zero_weight_is_the_papers_step_bit_for_bit(batch):
 
     ours_g, ours_d = networks()
     ours_opt_g, ours_opt_d = optim.Adam(1e-3), optim.Adam(1e-3)
-    ours = SRGANStep(ours_g, ours_d, content, ours_opt_g, ours_opt_d, 1e-3, 0.0)
+    ours = SRGANStep(ours_g, ours_d, recipe_terms(), ours_opt_g, ours_opt_d)
     for _ in range(2):
         expected = paper(*batch)
         mx.eval(expected, state)
@@ -334,7 +348,7 @@ def test_d_shift_of_one_is_no_shift_and_larger_shifts_change_the_step(batch):
     for shift in (0, 1, 16):
         generator, discriminator = networks()
         mx.random.seed(0)
-        step = SRGANStep(generator, discriminator, content, sgd(), sgd(), joint=True, d_shift=shift)
+        step = SRGANStep(generator, discriminator, recipe_terms(), sgd(), sgd(), joint=True, d_shift=shift)
         out = step(*batch)
         mx.eval(out, step.state)
         results[shift] = (out["d_loss"].item(), arrays(discriminator))
@@ -342,3 +356,192 @@ def test_d_shift_of_one_is_no_shift_and_larger_shifts_change_the_step(batch):
     for key, value in results[0][1].items():
         assert np.array_equal(value, results[1][1][key]), key
     assert results[16][0] != results[0][0]
+
+
+def test_layer_weights_parse_names_and_weights():
+    assert layer_weights("relu5_4") == {"relu5_4": 1.0}
+    assert layer_weights("conv1_2:0.1, conv5_4:1") == {"conv1_2": 0.1, "conv5_4": 1.0}
+    for spec, message in (("relu9_9", "unknown VGG19 layer 'relu9_9'"), ("conv1_2:0", "must be above 0"),
+                          ("conv1_2:a", "must be a number"), ("relu1_1,relu1_1", "given twice")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            layer_weights(spec)
+
+
+def softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def test_relativistic_losses_and_gradients_against_their_definition():
+    """ESRGAN's RaGAN, written out in numpy: D's loss and its gradient (each side through its own logits only), G's
+    loss and its gradient with respect to the fake logits (the real ones are constants)."""
+    rng = np.random.default_rng(5)
+    real, fake = rng.normal(1.0, 2.0, 6), rng.normal(-0.5, 2.0, 6)
+    n = len(real)
+    d_value = (softplus(-(real - fake.mean())).mean() + softplus(fake - real.mean()).mean()) / 2
+    d_real = -sigmoid(-(real - fake.mean())) / (2 * n)
+    d_fake = sigmoid(fake - real.mean()) / (2 * n)
+    r, f = mx.array(real.astype(np.float32)), mx.array(fake.astype(np.float32))
+    value, (got_r, got_f) = mx.value_and_grad(relativistic_discriminator_loss, argnums=(0, 1))(r, f)
+    assert value.item() == pytest.approx(d_value, rel=1e-5)
+    np.testing.assert_allclose(np.array(got_r), d_real, rtol=1e-4)
+    np.testing.assert_allclose(np.array(got_f), d_fake, rtol=1e-4)
+    g_value = (softplus(real - fake.mean()).mean() + softplus(-(fake - real.mean())).mean()) / 2
+    g_fake = (sigmoid(real - fake.mean()).mean() * -1 / n - sigmoid(-(fake - real.mean())) / n) / 2
+    value, got = mx.value_and_grad(lambda f: relativistic_generator_loss(r, f))(f)
+    assert value.item() == pytest.approx(g_value, rel=1e-5)
+    np.testing.assert_allclose(np.array(got), g_fake, rtol=1e-4)
+
+
+def test_relativistic_joint_step_against_its_definition(batch):
+    """``gan="relativistic"``, joint: D moves by minus the gradient of RaGAN on the halves of D(concat(HR, SR)) (each
+    side's mean held constant), G by minus that of content + w x RaGAN's generator loss with D's real half held
+    constant; d_real/d_fake are the mean sigmoids of the relativistic logits."""
+    lr, hr = batch
+    generator, discriminator = networks()
+    step = SRGANStep(generator, discriminator, recipe_terms(adversarial_weight=0.5, gan_loss="relativistic"), sgd(),
+                     sgd(), gan="relativistic", joint=True)  # fmt: skip
+    before_g, before_d = arrays(generator), arrays(discriminator)
+    ref_g, ref_d = networks()
+
+    def g_loss(lr, hr):
+        sr = ref_g(lr)
+        logits = ref_d(mx.concatenate([hr, sr]))
+        real, fake = mx.stop_gradient(logits[:2]), logits[2:]
+        ragan = -mx.mean(nn.log_sigmoid(-(real - fake.mean()))) - mx.mean(nn.log_sigmoid(fake - real.mean()))
+        return content(sr, hr) + 0.5 * ragan / 2
+
+    g_value, g_grads = nn.value_and_grad(ref_g, g_loss)(lr, hr)
+    sr = mx.stop_gradient(ref_g(lr))
+
+    def d_loss(hr, sr):
+        logits = ref_d(mx.concatenate([hr, sr]))
+        real, fake = logits[:2], logits[2:]
+        return bce(real - mx.stop_gradient(fake.mean()), fake - mx.stop_gradient(real.mean())) / 2
+
+    d_value, d_grads = nn.value_and_grad(ref_d, d_loss)(hr, sr)
+    out = step(lr, hr)
+    mx.eval(out, step.state)
+    assert out["loss"].item() == pytest.approx(g_value.item(), rel=1e-5)
+    assert out["d_loss"].item() == pytest.approx(d_value.item(), rel=1e-5)
+    assert_moved_by(arrays(generator), before_g, g_grads)
+    trainable_d = dict(tree_flatten(discriminator.trainable_parameters()))
+    assert_moved_by({k: v for k, v in arrays(discriminator).items() if k in trainable_d}, before_d, d_grads)
+
+
+def artifact_map_reference(sr, hr, reference, window=7):
+    """LDL's map from its description, with explicit windows: per pixel the unbiased variance of the channel-summed
+    |HR - SR| (on [0, 1]) over its mirrored 7 x 7 neighbourhood, times the crop's unbiased variance of it ** 0.2,
+    0 where the reference's residual is larger."""
+    residual = np.abs(hr - sr).sum(axis=-1) / 2
+    stable = np.abs(hr - reference).sum(axis=-1) / 2
+    reach = window // 2
+    out = np.zeros_like(residual)
+    for i, image in enumerate(residual):
+        padded = np.pad(image, reach, mode="reflect")
+        for y in range(image.shape[0]):
+            for x in range(image.shape[1]):
+                out[i, y, x] = padded[y : y + window, x : x + window].var(ddof=1)
+        out[i] *= image.var(ddof=1) ** 0.2
+    out[residual < stable] = 0
+    return out[..., None]
+
+
+def test_artifact_map_against_its_definition():
+    rng = np.random.default_rng(6)
+    sr, hr, reference = (rng.uniform(-1, 1, (2, 20, 16, 3)).astype(np.float32) for _ in range(3))
+    got = np.array(artifact_map(*(mx.array(a) for a in (sr, hr, reference))))
+    expected = artifact_map_reference(sr, hr, reference)
+    assert (expected == 0).any() and (expected > 0).any()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_artifact_term_reads_the_moving_average_in_eval_mode_and_weights_the_l1(batch):
+    """The SRGAN step's ``artifact`` term against the reference generator in eval mode (running statistics, so not
+    the batch's), and with plain SGD the generators of weight w and 0 differ by w times the gradient of the
+    map-weighted L1 with the map held constant."""
+    lr, hr = batch
+    moved = {}
+    for weight in (0.0, 2.0):
+        generator, discriminator = networks()
+        average, _ = networks(seed=9)
+        average.eval()
+        step = SRGANStep(generator, discriminator, recipe_terms(artifact_weight=weight, ema_decay=0.9), sgd(), sgd(),
+                         reference=average)  # fmt: skip
+        out = step(lr, hr)
+        mx.eval(out, step.state)
+        moved[weight] = arrays(generator)
+    reference_g, _ = networks()
+    stable, _ = networks(seed=9)
+    stable.eval()
+    with kernels.unfused():
+        stable_sr = np.array(stable(lr))
+    assert not np.allclose(np.array(stable.train()(lr)), stable_sr)  # a step reading training mode would differ
+    weight_map = mx.array(artifact_map_reference(np.array(reference_g(lr)), np.array(hr), stable_sr))
+
+    def weighted_l1(lr):
+        return mx.mean(mx.abs(weight_map * ((reference_g(lr) + 1) / 2 - (hr + 1) / 2)))
+
+    value, grads = nn.value_and_grad(reference_g, weighted_l1)(lr)
+    assert out["artifact"].item() == pytest.approx(value.item(), rel=1e-4)
+    assert_moved_by(moved[2.0], moved[0.0], {k: 2.0 * v for k, v in tree_flatten(grads)})
+
+
+def test_frozen_norm_generator_trains_with_running_statistics(batch):
+    """``freeze_norm``: the step's gradient is that of eval-mode BatchNorm (running statistics), the statistics stay,
+    scale and shift move, and switching the generator to eval and back to training keeps the BatchNorm frozen."""
+    lr, hr = batch
+    generator, discriminator = networks()
+    rng = np.random.default_rng(7)
+    stats = {k: mx.array(rng.uniform(0.5, 2.0, v.shape).astype(np.float32))
+             for k, v in tree_flatten(generator.parameters()) if "running" in k}  # fmt: skip
+    generator.update(tree_unflatten(list(stats.items())))
+    generator.freeze_norm()
+    generator.eval().train()
+    assert generator.training and not generator.blocks[0].bn1.training
+    reference = Generator(4, num_blocks=2, channels=16)
+    reference.update(generator.parameters())
+    reference.eval()
+    with kernels.unfused():
+        _, grads = nn.value_and_grad(reference, lambda lr: content(reference(lr), hr))(lr)
+    before = arrays(generator)
+    step = SRGANStep(generator, discriminator, recipe_terms(adversarial_weight=0.0), sgd(), sgd())
+    mx.eval(step(lr, hr), step.state)
+    after = arrays(generator)
+    for key in stats:
+        assert np.array_equal(after[key], before[key]), key
+    assert not np.array_equal(after["blocks.0.bn1.weight"], before["blocks.0.bn1.weight"])
+    trainable = dict(tree_flatten(generator.trainable_parameters()))
+    assert_moved_by({k: v for k, v in after.items() if k in trainable},
+                    {k: v for k, v in before.items() if k in trainable}, grads)  # fmt: skip
+
+
+def test_generator_and_discriminator_switch_learning_rate_at_the_same_run_step():
+    """D's optimizer counts every run step, G's only those after the warm-up; both use ``lr_final`` from the run's
+    middle step on, and D's rates are ``d_lr_scale`` times G's."""
+    from srgan_mlx.training_parts import learning_rate
+
+    config = TrainConfig(stage="srgan", steps=20, d_warmup=4, lr=1e-3, lr_final=1e-4, d_lr_scale=0.5)
+    g, d = learning_rate(config, "g"), learning_rate(config, "d")
+    for run_step in range(4, 20):
+        expected = 1e-3 if run_step < 10 else 1e-4
+        assert g(mx.array(run_step - 4)).item() == pytest.approx(expected)
+        assert d(mx.array(run_step)).item() == pytest.approx(0.5 * expected)
+
+
+def test_the_term_table_gives_the_step_its_terms_and_the_chart_its_legend():
+    """The paper's config: content (1) and adversarial (1e-3) summed, pixel and anchor recorded at weight 0, phase and
+    artifact absent; weights come from their fields; every term has its curve in metrics.png."""
+    from srgan_mlx.loss_terms import TERMS, needs_reference
+    from srgan_mlx.plot import COLORS, LOSS_KEYS
+
+    paper = generator_terms(TrainConfig(stage="srgan"), vgg=None)
+    assert [(t.name, t.weight) for t in paper] == [("content", 1.0), ("adversarial", 1e-3), ("pixel", 0.0),
+                                                   ("anchor", 0.0)]  # fmt: skip
+    recipe = TrainConfig(stage="srgan", phase_weight=3.0, artifact_weight=0.5, ema_decay=0.9)
+    assert [(t.name, t.weight) for t in generator_terms(recipe, vgg=None)][-2:] == [("phase", 3.0), ("artifact", 0.5)]
+    assert needs_reference(recipe) and not needs_reference(TrainConfig(stage="srgan"))
+    assert set(LOSS_KEYS) == {"loss", "d_loss", *(t.name for t in TERMS)} and len(COLORS) == len(set(COLORS))

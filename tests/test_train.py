@@ -123,7 +123,7 @@ def test_srgan_resume_is_exact_across_the_learning_rate_switch(images, vgg_file,
     Resumed from step 3, the switch comes right after the resume; from step 2, the resumed
     run crosses it.
     """
-    gan = dict(stage="srgan", vgg=str(vgg_file), vgg_layer="relu2_2", steps=6, lr=1e-3, lr_final=1e-4)
+    gan = dict(stage="srgan", vgg=str(vgg_file), vgg_layers="relu2_2", steps=6, lr=1e-3, lr_final=1e-4)
     straight = train(config(images, tmp_path / "straight", checkpoint_every=3, **gan))
     expected = checkpoint_arrays(straight, 6)
     assert {key.split(":")[0] for key in expected} == {
@@ -139,8 +139,11 @@ def test_srgan_resume_is_exact_across_the_learning_rate_switch(images, vgg_file,
         assert_same_arrays(checkpoint_arrays(resumed, 6), expected)
 
 
-RECIPE = dict(stage="srgan", vgg_layer="relu2_2", steps=6, d_batch="joint", d_warmup=3, anchor_weight=1.0, d_shift=8,
-              phase_weight=2.0, ema_decay=0.9, lr=1e-3)  # every SRGAN recipe option away from the paper's value
+RECIPE = dict(stage="srgan", vgg_layers="conv1_2:0.1,relu2_2", vgg_distance="l1", vgg_rescale=0.1, vgg_bf16=True,
+              steps=6, d_batch="joint", d_warmup=3, anchor_weight=1.0, d_shift=8, phase_weight=2.0, pixel_weight=0.5,
+              artifact_weight=1.0, gan_loss="relativistic", adversarial_weight=5e-3, frozen_g_norm=True,
+              d_lr_scale=0.5, beta2=0.99, adam_bias_correction=True, ema_decay=0.9, lr=1e-3,
+              lr_final=1e-4)  # every SRGAN recipe option away from the paper's value
 
 
 def test_srgan_recipe_resumes_exactly_in_and_after_the_warmup(images, vgg_file, tmp_path):
@@ -192,7 +195,7 @@ def test_warmup_trains_the_discriminator_alone_then_both(images, vgg_file, tmp_p
     rows = metrics_rows(run)
     assert [r["step"] for r in rows] == [2, 3, 4, 6]  # a line at the warm-up's end
     assert {"d_loss", "d_real", "d_fake"} <= set(rows[1]) and "content" not in rows[1]
-    assert {"content", "adversarial", "anchor", "phase", "d_loss"} <= set(rows[2])
+    assert {"content", "adversarial", "anchor", "phase", "artifact", "d_loss"} <= set(rows[2])
 
 
 def test_a_run_with_a_moving_average_upscales_with_it(images, tmp_path):
@@ -300,7 +303,7 @@ def test_srgan_without_vgg_names_the_converter(images, tmp_path):
 def test_srgan_stage_runs_from_srresnet_init(images, vgg_file, tmp_path):
     pre = train(config(images, tmp_path / "pre", steps=2, checkpoint_every=2))
     out = train(config(images, tmp_path / "gan", stage="srgan", steps=4, checkpoint_every=2,
-                       init=str(pre), vgg=str(vgg_file), vgg_layer="relu2_2"))
+                       init=str(pre), vgg=str(vgg_file), vgg_layers="relu2_2"))
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert {"content", "adversarial", "d_loss", "d_real", "d_fake"} <= rows[-1].keys()
     assert (out / "checkpoints" / "step_00000004" / "discriminator.safetensors").is_file()
@@ -313,7 +316,7 @@ def test_srgan_stage_trains_with_the_original_vgg19(images, tmp_path, original_v
     converted = CliRunner().invoke(main, ["convert-vgg", str(original_vgg19), "-o", str(vgg_file)])
     assert converted.exit_code == 0, converted.output
     out = train(config(images, tmp_path / "gan", stage="srgan", steps=3, checkpoint_every=3, log_every=1,
-                       vgg=str(vgg_file), vgg_layer="relu5_4"))
+                       vgg=str(vgg_file), vgg_layers="relu5_4"))
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
     for row in rows:
@@ -642,7 +645,7 @@ def test_validation_logs_colour_and_writes_labelled_panels(images, val_images, t
 
 def test_init_accepts_the_shipped_model_name(images, vgg_file, tmp_path):
     trainer = Trainer(config(images, tmp_path / "gan", stage="srgan", num_blocks=16, channels=64, init="srresnet",
-                             vgg=str(vgg_file), vgg_layer="relu1_1", batch_size=1))  # fmt: skip
+                             vgg=str(vgg_file), vgg_layers="relu1_1", batch_size=1))  # fmt: skip
     trainer.start()
     shipped = model_io.load_generator("srresnet")
     expected = dict(tree_flatten(shipped.parameters()))
@@ -677,7 +680,12 @@ def test_resume_from_a_checkpoint_folder_carried_elsewhere(images, tmp_path):
         (["--log-every", "0"], "--log-every must be at least 1, got 0"),
         (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
         (["--steps", "0"], "--steps must be at least 1"),
-        (["--vgg-layer", "relu9_9"], "unknown --vgg-layer 'relu9_9'"),
+        (["--stage", "srgan", "--vgg-layers", "relu9_9"], "--vgg-layers relu9_9: unknown VGG19 layer 'relu9_9'"),
+        (["--stage", "srgan", "--vgg-layers", "conv1_2:x"], "the weight of conv1_2 must be a number, got 'x'"),
+        (["--stage", "srgan", "--vgg-layers", "conv1_2,conv1_2:2"], "VGG19 layer conv1_2 given twice"),
+        (["--stage", "srgan", "--artifact-weight", "1"], "--artifact-weight needs --ema-decay"),
+        (["--adversarial-weight", "5"], "--adversarial-weight: options of --stage srgan"),
+        (["--frozen-g-norm"], "--frozen-g-norm: options of --stage srgan"),
         (["--val", "nowhere"], "nowhere: no such folder"),
         (["--anchor-weight", "-1"], "--anchor-weight must be >= 0, got -1.0"),
         (["--phase-weight", "-2"], "--phase-weight must be >= 0, got -2.0"),
@@ -725,7 +733,7 @@ def test_saving_a_step_again_replaces_it_whole_and_leftovers_are_pruned(images, 
 def test_adam_bias_correction_reaches_both_optimizers(images, vgg_file, tmp_path, corrected):
     """``--adam-bias-correction``: the first update of a parameter is ``lr`` x sign(gradient) with it (Kingma & Ba's
     corrected moments), ``lr`` x 0.1 / sqrt(0.001) ~ 3.16 ``lr`` without it (MLX's default)."""
-    trainer = Trainer(config(images, tmp_path / "run", stage="srgan", vgg=str(vgg_file), vgg_layer="relu1_1",
+    trainer = Trainer(config(images, tmp_path / "run", stage="srgan", vgg=str(vgg_file), vgg_layers="relu1_1",
                              steps=1, lr=1e-3, lr_final=1e-3, adam_bias_correction=corrected))  # fmt: skip
     assert all(o.bias_correction is corrected for o in trainer.optimizers.values()) and len(trainer.optimizers) == 2
     before = np.array(trainer.generator.tail.bias)

@@ -16,7 +16,7 @@ import srgan_mlx  # noqa: F401  (first: loads the BLAS before mlx)
 import mlx.core as mx
 
 from srgan_mlx.convert import vgg19 as converter
-from srgan_mlx.losses import VGGLoss
+from srgan_mlx.losses import PerceptualLoss
 from srgan_mlx.model_io import load_vgg
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build for these reference tests: see README)")
@@ -121,7 +121,7 @@ def test_content_loss_on_a_photo_equals_the_papers(converted, references, photo)
     blurred = np.asarray(small.resize((CROP, CROP), Image.BICUBIC))[None]
     fake, real = caffe_features(blurred, references), caffe_features(photo, references)
     expected = np.mean((fake / 12.75 - real / 12.75) ** 2)
-    loss = VGGLoss(load_vgg(str(converted[0])), "relu5_4")
+    loss = PerceptualLoss(load_vgg(str(converted[0])), "relu5_4")
     got = loss(mx.array(blurred / 127.5 - 1, dtype=mx.float32), mx.array(photo / 127.5 - 1, dtype=mx.float32)).item()
     assert abs(got - expected) <= 1e-4 * expected, (got, expected)
 

@@ -16,10 +16,12 @@ from .loader import extension
 BF16_ENV = "SRGAN_MLX_ONEDNN_BF16"
 
 
-def conv2d(x, weight, stride: int, padding: int, bias=None):
+def conv2d(x, weight, stride: int, padding: int, bias=None, bf16: bool = False):
     """``mx.conv2d`` (plus ``bias``, fused) through oneDNN: square kernel, symmetric padding, float32, CPU;
-    differentiable. Multiplies in bfloat16 with ``SRGAN_MLX_ONEDNN_BF16=1``."""
-    return extension().conv2d(x, weight, stride, padding, bias, bf16=os.environ.get(BF16_ENV, "").strip() == "1")
+    differentiable. Multiplies in bfloat16 with ``bf16`` or ``SRGAN_MLX_ONEDNN_BF16=1`` (float32 where the
+    processor has no bfloat16 kernels)."""
+    bf16 = bf16 or os.environ.get(BF16_ENV, "").strip() == "1"
+    return extension().conv2d(x, weight, stride, padding, bias, bf16=bf16)
 
 
 def conv2d_few_outputs(x, weight, padding: int):
