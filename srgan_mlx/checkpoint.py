@@ -24,7 +24,10 @@ from mlx.utils import tree_flatten, tree_unflatten
 from .atomic import write_text
 from .errors import UserError
 from .model_io import load_into, read_weights, save_module, write_weights
-from .run_folder import RunFolder, network_kind, optimizer_file, state_file, weights_file
+from .run_folder import (
+    AVERAGE, CONFIG_FILE, GENERATOR, METRICS_FILE, RunFolder, network_kind, optimizer_file, run_of, state_file,
+    weights_file,
+)  # fmt: skip
 
 
 def save_checkpoint(
@@ -87,6 +90,42 @@ def load_optimizer(checkpoint: Path, key: str, optimizer: optim.Optimizer, param
     optimizer.state.clear()
     optimizer.state.update(tree_unflatten(list(arrays.items())))
     optimizer.init(parameters)
+
+
+def write_record(checkpoint: Path, folder: Path) -> Path:
+    """Write the record of a run at ``checkpoint`` into ``folder`` (replaced as a whole, atomically): what carries the
+    run to a machine that has nothing of it, small enough to commit. Its generator and moving average in float16,
+    ``config.json``, the run's ``metrics.jsonl`` up to the checkpoint's step, and ``state.json`` (step, data
+    position, best PSNR) marked ``"record": true``; no discriminator and no optimizer states (about 30x smaller).
+    ``srgan-mlx train --resume FOLDER`` continues from it (:meth:`srgan_mlx.train.Trainer.carry_on`)."""
+    state = read_state(checkpoint)
+    run = run_of(checkpoint)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for key in (GENERATOR, AVERAGE):
+            if weights_file(checkpoint, key).is_file():
+                arrays, config = read_weights(weights_file(checkpoint, key), GENERATOR)
+                half = {k: v.astype(mx.float16) for k, v in arrays.items()}
+                write_weights(weights_file(tmp, key), half, GENERATOR, config)
+        history = run.metrics.read_text().splitlines(keepends=True) if run and run.metrics.is_file() else []
+        kept = [line for line in history if json.loads(line).get("step", 0) <= state["step"]]
+        write_text(tmp / METRICS_FILE, "".join(kept))
+        write_text(tmp / CONFIG_FILE, json.dumps(state["config"], indent=1))
+        write_text(state_file(tmp), json.dumps({**state, "record": True}, indent=1))
+        if folder.exists():
+            os.replace(folder, tmp.with_name(tmp.name + ".old"))
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(tmp.with_name(tmp.name + ".old"), ignore_errors=True)
+    return folder
+
+
+def is_record(state: dict) -> bool:
+    """Whether a ``state.json`` is a record's (:func:`write_record`), not a full checkpoint's."""
+    return bool(state.get("record"))
 
 
 def prune(run: RunFolder, keep: int) -> None:

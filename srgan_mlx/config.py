@@ -212,26 +212,27 @@ def _shown(value) -> str:
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def resumed_config(saved: dict, changes: dict) -> TrainConfig:
-    """A saved run's config with the :data:`OPERATIONAL` ``changes`` applied.
+def resumed_config(saved: dict, changes: dict, movable: tuple[str, ...] = ()) -> TrainConfig:
+    """A saved run's config with the :data:`OPERATIONAL` ``changes`` (and those of the ``movable`` fields) applied.
 
     Any other change (an option whose value differs from the run's) is a :class:`UserError`
     naming each such option, its value and the run's.
     """
     config = TrainConfig.from_dict(saved)
+    allowed = (*OPERATIONAL, *movable)
     refused = [
         name for name, value in changes.items()
-        if name not in OPERATIONAL and _comparable(name, value) != _comparable(name, getattr(config, name))
+        if name not in allowed and _comparable(name, value) != _comparable(name, getattr(config, name))
     ]  # fmt: skip
     if refused:
         given = ", ".join(f"{option(name)} {_shown(changes[name])}" for name in refused)
         kept = ", ".join(f"{option(name)} {_shown(getattr(config, name))}" for name in refused)
-        allowed = ", ".join(option(name) for name in (*OPERATIONAL, "device"))
+        takes = ", ".join(option(name) for name in (*allowed, "device"))
         raise UserError(
             f"--resume continues a run with its own model and recipe: drop {given} (the run has {kept}); "
-            f"a resumed run takes only {allowed}"
+            f"a resumed run takes only {takes}"
         )
-    return dataclasses.replace(config, **{name: changes[name] for name in OPERATIONAL if name in changes})
+    return dataclasses.replace(config, **{name: changes[name] for name in allowed if name in changes})
 
 
 def presets() -> list[str]:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .atomic import write_text
-from .config import TrainConfig, anchored, option, resumed_config
+from .config import PATH_FIELDS, TrainConfig, anchored, option, resumed_config
 from .data import BatchLoader, BatchSampler, DataSet
 from .errors import UserError
 from .evaluate import BIAS_KEYS, Images, evaluate
@@ -38,7 +38,7 @@ from .interrupts import Interrupted, first_ctrl_c_asks
 from .metrics_log import MetricsLog
 from .model_io import load_init
 from .panels import labelled_row
-from .run_folder import RunFolder, find_checkpoint, run_of
+from .run_folder import AVERAGE, GENERATOR, METRICS_FILE, RunFolder, find_checkpoint, run_of
 from .training_parts import OPTIMIZES, build, check
 
 
@@ -69,7 +69,9 @@ class Window:
 class Trainer:
     """One training run: built here, then :meth:`start` or :meth:`restore`, then :meth:`run`."""
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, began_at: int = 0):
+        """``began_at``: the step at which this run's optimizers and discriminator began (0; a run carried on from a
+        record began again at the record's step, :meth:`carry_on`)."""
         check(config)
         self.group = mx.distributed.init()
         self.rank, self.world = self.group.rank(), self.group.size()
@@ -79,7 +81,9 @@ class Trainer:
         self.metrics = MetricsLog(self.folder)
 
         mx.random.seed(config.seed)  # identical initial weights on every rank
-        self.parts = build(config)
+        self.began_at = began_at
+        self.warmup_end = began_at + (config.d_warmup if config.stage == "srgan" else 0)
+        self.parts = build(config, began_at)
         self.generator, self.average = self.parts.generator, self.parts.average
         self.modules, self.optimizers = self.parts.modules, self.parts.optimizers
 
@@ -146,6 +150,32 @@ class Trainer:
             later = f"; {dropped} metrics rows written after it dropped" if dropped else ""
             self.log(f"resuming {self.folder} at step {self.step} from {path}{later}")
 
+    def carry_on(self, record: Path, state: dict) -> None:
+        """Continue a run from its record (:func:`srgan_mlx.checkpoint.write_record`) in a run folder that holds no
+        run: the generator and its moving average from the record, the step, data position, best PSNR and metrics
+        history; the discriminator and both optimizers start afresh at this step (the record has none), so the
+        discriminator trains alone again for ``d_warmup`` steps and the schedules count from here."""
+        if self.folder.holds_run():
+            raise UserError(f"{self.folder} already holds a run; carry the record {record} on into an empty --out")
+        checkpoint.load_modules(record, {k: m for k, m in self.modules.items() if k in (GENERATOR, AVERAGE)})
+        self.step = state["step"]
+        self.sampler.load_state_dict(state["sampler"])
+        self.loader.close()
+        self.loader = BatchLoader(self.data, self.sampler, self.config.crop, self.config.scale, self.config.workers)
+        self.best_psnr = state.get("best_psnr") or -math.inf
+        self.window = Window(**state.get("unlogged", {}))
+        if self.main:
+            history = record / METRICS_FILE
+            if history.is_file():
+                write_text(self.folder.metrics, history.read_text())
+            self.metrics.resume(self.step)
+            self._write_config()
+            warmup = f"; the discriminator trains alone until step {self.warmup_end}" if self.warmup_end > self.step else ""
+            self.log(
+                f"carrying on the run recorded in {record} at step {self.step} into {self.folder}: generator and "
+                f"moving average from the record, discriminator and optimizers new{warmup}"
+            )
+
     def run(self) -> Path:
         total = self.config.total_steps()
         self.log(
@@ -186,7 +216,7 @@ class Trainer:
         waited = time.perf_counter() - started
         # MLX's random key is a function of (seed, rank, step): resumed runs need not save it
         mx.random.seed(hash((self.config.seed, self.rank, self.step)) % 2**32)
-        step = self.parts.warmup_step if self.step < self.config.d_warmup else self.parts.train_step
+        step = self.parts.warmup_step if self.step < self.warmup_end else self.parts.train_step
         out = step(mx.array(lr), mx.array(hr))
         mx.eval(out, step.state)
         losses = {k: v.item() for k, v in out.items()}
@@ -204,7 +234,7 @@ class Trainer:
         bar.update(1)
         shown = "loss" if "loss" in losses else "d_loss"  # a warm-up step trains D alone
         bar.set_postfix({shown: f"{losses[shown]:.4g}", "img_s": f"{images / elapsed:.1f}"})
-        if self.step % self.config.log_every == 0 or self.step in (total, self.config.d_warmup):
+        if self.step % self.config.log_every == 0 or self.step in (total, self.warmup_end):
             self.record(images)  # (the warm-up's D-only steps are never averaged with full steps)
 
     def _agreed(self, pressed: bool) -> bool:
@@ -274,6 +304,7 @@ class Trainer:
             return
         state = {
             "config": self.config.to_dict(),
+            "began_at": self.began_at,
             "sampler": self.loader.consumed_state,
             "best_psnr": self.best_psnr if math.isfinite(self.best_psnr) else None,
             "unlogged": dataclasses.asdict(self.window),
@@ -291,13 +322,19 @@ def train(config: TrainConfig, overwrite: bool = False) -> Path:
 
 def resumed(path: str | Path, **changes) -> Trainer:
     """The run at ``path`` (run folder or checkpoint) restored, with the operational ``changes`` applied
-    (:func:`srgan_mlx.config.resumed_config`: others are refused)."""
+    (:func:`srgan_mlx.config.resumed_config`: others are refused); or carried on from a record
+    (:meth:`Trainer.carry_on`), whose paths (``--out``, ``--data``, ``--val``, ``--vgg``) may change too."""
     found = find_checkpoint(path)
     state = checkpoint.read_state(found)
     saved = state["config"]
+    if checkpoint.is_record(state):  # a record may move to another machine: its paths may change with it
+        config = resumed_config(saved, changes, movable=PATH_FIELDS)
+        trainer = Trainer(anchored(config), began_at=state["step"])
+        trainer.carry_on(found, state)
+        return trainer
     run = run_of(found)
     config = resumed_config({**saved, "out": str(run) if run else saved["out"]}, changes)
-    trainer = Trainer(config)
+    trainer = Trainer(config, began_at=state.get("began_at", 0))
     trainer.restore(found, state)
     before = TrainConfig.from_dict(saved)
     if config.stage == "srgan" and config.total_steps() != before.total_steps():

@@ -28,25 +28,27 @@ OPTIMIZES = {"g": "generator", "d": "discriminator"}
 """The network each optimizer updates, by the optimizer's key in a checkpoint."""
 
 
-def learning_rate(config: TrainConfig, network: str = "g"):
+def learning_rate(config: TrainConfig, network: str = "g", start: int = 0):
     """Constant ``lr`` (SRResNet), or ``lr`` then ``lr_final`` from the run's middle step on (SRGAN), times
     ``d_lr_scale`` for the discriminator. G and D switch at the same step of the run: the schedule reads an
-    optimizer's own count of updates, and the generator's lags the run's by the ``d_warmup`` steps that train D
-    alone."""
+    optimizer's own count of updates, which began at run step ``start`` (0, or where a run carried on from a
+    record), and the generator's lags by the ``d_warmup`` steps that train D alone."""
     if config.stage == "srresnet":
         return config.lr
     scale = config.d_lr_scale if network == "d" else 1.0
-    switch = config.total_steps() // 2 - (config.d_warmup if network == "g" else 0)
-    return lambda step: mx.where(step < switch, config.lr * scale, config.lr_final * scale)
+    offset = start + (config.d_warmup if network == "g" else 0)  # the run's step at the optimizer's first update
+    half = config.total_steps() // 2
+    # (the count is unsigned: add to it rather than compare it with a switch that may be negative)
+    return lambda step: mx.where(step + offset < half, config.lr * scale, config.lr_final * scale)
 
 
-def adam(config: TrainConfig, network: str = "g") -> optim.Adam:
+def adam(config: TrainConfig, network: str = "g", start: int = 0) -> optim.Adam:
     """Adam with the run's rate schedule and betas (one multi-threaded update of all arrays on the CPU,
     :class:`srgan_mlx.kernels.Adam`). ``adam_bias_correction``: the first updates use the bias-corrected moments
     of Kingma & Ba (as PyTorch and TensorFlow do, and the paper's Adam); MLX's default leaves them out, which
     makes the first hundreds of updates of a fine-tuned network up to ~6x ``lr``."""
     return kernels.Adam(
-        learning_rate(config, network), [config.beta1, config.beta2], bias_correction=config.adam_bias_correction
+        learning_rate(config, network, start), [config.beta1, config.beta2], bias_correction=config.adam_bias_correction
     )
 
 
@@ -80,11 +82,11 @@ class Parts:
     optimizers: dict[str, optim.Optimizer] = field(default_factory=dict)
 
 
-def build(config: TrainConfig) -> Parts:
-    """The networks with fresh weights (from MLX's current random state), the optimizers initialised for them, and
-    the compiled steps of the run's stage and recipe."""
+def build(config: TrainConfig, start: int = 0) -> Parts:
+    """The networks with fresh weights (from MLX's current random state), the optimizers initialised for them (their
+    schedules counting from run step ``start``), and the compiled steps of the run's stage and recipe."""
     generator = Generator(config.scale, config.num_blocks, config.channels)
-    opt_g = adam(config)
+    opt_g = adam(config, "g", start)
     modules, optimizers = {"generator": generator}, {"g": opt_g}
     average = None
     if config.ema_decay:
@@ -101,7 +103,7 @@ def build(config: TrainConfig) -> Parts:
         if needs_reference(config):
             reference = average.eval()  # read in eval mode, as BasicSR's net_g_ema
         discriminator = Discriminator(config.crop)
-        opt_d = adam(config, "d")
+        opt_d = adam(config, "d", start)
         modules["discriminator"], optimizers["d"] = discriminator, opt_d
         d_options = dict(gan=config.gan_loss, joint=config.d_batch == "joint", d_shift=config.d_shift)
         train_step = SRGANStep(

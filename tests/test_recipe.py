@@ -526,10 +526,12 @@ def test_generator_and_discriminator_switch_learning_rate_at_the_same_run_step()
 
     config = TrainConfig(stage="srgan", steps=20, d_warmup=4, lr=1e-3, lr_final=1e-4, d_lr_scale=0.5)
     g, d = learning_rate(config, "g"), learning_rate(config, "d")
-    for run_step in range(4, 20):
+    for run_step in range(4, 20):  # (an optimizer counts its updates in uint64)
         expected = 1e-3 if run_step < 10 else 1e-4
-        assert g(mx.array(run_step - 4)).item() == pytest.approx(expected)
-        assert d(mx.array(run_step)).item() == pytest.approx(0.5 * expected)
+        assert g(mx.array(run_step - 4, mx.uint64)).item() == pytest.approx(expected)
+        assert d(mx.array(run_step, mx.uint64)).item() == pytest.approx(0.5 * expected)
+    carried = learning_rate(config, "g", start=12)  # a run carried on from its record at step 12: G from step 16
+    assert carried(mx.array(0, mx.uint64)).item() == pytest.approx(1e-4)
 
 
 def test_the_term_table_gives_the_step_its_terms_and_the_chart_its_legend():

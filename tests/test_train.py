@@ -168,6 +168,60 @@ def test_srgan_recipe_resumes_exactly_in_and_after_the_warmup(images, vgg_file, 
         assert_same_arrays(checkpoint_arrays(resume(str(trainer.folder.path)), 6), expected)
 
 
+def test_a_record_carries_the_run_on_where_nothing_else_of_it_exists(images, vgg_file, tmp_path):
+    """``export --record``: the generator and its moving average in float16, config, metrics up to the step, state;
+    nothing else. From it alone (the run folder deleted, the data moved), ``--resume RECORD --out NEW --data MOVED``
+    starts at the record's step with those weights, trains D alone for ``d_warmup`` steps, switches G and D to
+    ``lr_final`` at the run's middle step, and its own checkpoints then resume exactly."""
+    gan = dict(RECIPE, vgg=str(vgg_file), steps=10, d_warmup=2, log_every=1)
+    run = train(config(images, tmp_path / "run", checkpoint_every=4, **dict(gan, steps=4)))
+    result = CliRunner().invoke(main, ["export", str(run), "--record", str(tmp_path / "record")])
+    assert result.exit_code == 0, result.output
+    record = tmp_path / "record"
+    assert sorted(p.name for p in record.iterdir()) == [
+        "config.json", "generator.safetensors", "generator_ema.safetensors", "metrics.jsonl", "state.json"]
+    saved = {f: mx.load(str(record / f)) for f in ("generator.safetensors", "generator_ema.safetensors")}
+    assert all(v.dtype == mx.float16 for arrays in saved.values() for v in arrays.values())
+    expected_g = {k: v.astype(mx.float16) for k, v in mx.load(str(run / "checkpoints/step_00000004/generator.safetensors")).items()}
+    assert all(np.array_equal(np.array(saved["generator.safetensors"][k]), np.array(v)) for k, v in expected_g.items())
+    assert [json.loads(line)["step"] for line in (record / "metrics.jsonl").read_text().splitlines()][-1] == 4
+    moved = tmp_path / "moved"
+    shutil.copytree(images, moved)
+    shutil.rmtree(run)
+    shutil.rmtree(images)
+
+    trainer = train_module.resumed(str(record), steps=10, out=str(tmp_path / "carried"), data=[str(moved)],
+                                   checkpoint_every=1, keep=10)  # fmt: skip
+    assert trainer.step == 4 and trainer.warmup_end == 6
+    for key, value in saved["generator_ema.safetensors"].items():
+        assert np.array_equal(np.array(dict(tree_flatten(trainer.average.parameters()))[key]), np.array(value.astype(mx.float32)))
+    carried = trainer.run()
+    rows = [json.loads(line) for line in (carried / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "d_loss" in r][:6] == [1, 2, 3, 4, 5, 6]
+    assert all("content" not in r for r in rows if r["step"] in (5, 6)) and "content" in rows[-1]
+    at5, at6, at10 = (checkpoint_arrays(carried, step) for step in (5, 6, 10))
+    assert at5["optimizer_d.safetensors:learning_rate"] == np.float32(1e-3 * 0.5)  # update 5 of 10: lr
+    assert at6["optimizer_d.safetensors:learning_rate"] == np.float32(1e-4 * 0.5)  # update 6 of 10: lr_final
+    assert at10["optimizer_g.safetensors:learning_rate"] == np.float32(1e-4)
+    assert at10["optimizer_g.safetensors:step"] == 4 and at10["optimizer_d.safetensors:step"] == 6
+
+    again = tmp_path / "again"
+    shutil.copytree(carried, again)
+    for step in (9, 10):
+        shutil.rmtree(again / "checkpoints" / f"step_{step:08d}")
+    (again / "checkpoints" / "latest").write_text("step_00000008\n")
+    assert_same_arrays(checkpoint_arrays(resume(str(again)), 10), at10)
+
+
+def test_a_record_refuses_an_occupied_folder_and_a_changed_recipe(images, vgg_file, tmp_path):
+    run = train(config(images, tmp_path / "run", checkpoint_every=2, **dict(RECIPE, vgg=str(vgg_file), d_warmup=1, steps=2)))
+    checkpoint.write_record(run / "checkpoints" / "step_00000002", tmp_path / "record")
+    with pytest.raises(UserError, match="already holds a run; carry the record .* on into an empty --out"):
+        resume(str(tmp_path / "record"), out=str(run))
+    with pytest.raises(UserError, match="drop --lr 0.5"):
+        resume(str(tmp_path / "record"), out=str(tmp_path / "new"), lr=0.5)
+
+
 def stop_at(trainer, at_step, real_step, lr, hr):
     if trainer.step + 1 == at_step:
         raise KeyboardInterrupt
@@ -622,7 +676,7 @@ def test_metrics_history_stays_out_of_checkpoints_and_the_chart_is_drawn_per_che
     assert (run / "metrics.png").is_file()
     states = [(run / "checkpoints" / f"step_{s:08d}" / "state.json").read_text() for s in (4, 12)]
     for text in states:
-        assert set(json.loads(text)) == {"config", "sampler", "best_psnr", "unlogged", "step"}
+        assert set(json.loads(text)) == {"config", "began_at", "sampler", "best_psnr", "unlogged", "step"}
     assert abs(len(states[1]) - len(states[0])) < 100  # three times the history, the same size
 
 

@@ -1,15 +1,29 @@
-"""``srgan-mlx export``: a training run's generator as one standalone weights file."""
+"""``srgan-mlx export``: a training run's generator as one standalone weights file, or the run's record."""
 
 import click
 
 
 @click.command("export")
 @click.argument("source", type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Weights file to write.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Weights file to write.")
 @click.option("--float16", is_flag=True, help="Store float16 (half the size; computed in float32).")
 @click.option("--note", default=None, help="Free text stored in the file's metadata (e.g. how it was trained).")
-def command(source, output, float16, note):
+@click.option("--record", type=click.Path(file_okay=False), default=None,
+              help="Instead, write the record of the run (or checkpoint) SOURCE into this folder: its generator and "
+              "moving average in float16, config and metrics, small enough to commit; `srgan-mlx train --resume "
+              "FOLDER` carries the run on from it on any machine.")  # fmt: skip
+def command(source, output, float16, note, record):
     """Export the generator of SOURCE (run folder, checkpoint or weights file) for `upscale --model`."""
+    if bool(output) == bool(record):
+        raise click.UsageError("give one of -o FILE (the generator's weights) and --record FOLDER (the run's record)")
+    if record:
+        from pathlib import Path
+
+        from ..checkpoint import write_record
+        from ..run_folder import find_checkpoint
+
+        click.echo(f"wrote the record of {source} to {write_record(find_checkpoint(source), Path(record))}")
+        return
     from ..model_io import export_generator
 
     extra = {"note": note} if note else {}

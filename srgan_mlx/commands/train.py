@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ..config import FIELDS, TrainConfig, option, presets, read_recipe
+from ..config import FIELDS, OPERATIONAL, PATH_FIELDS, TrainConfig, option, presets, read_recipe
 from .options import device_option
 
 DEFAULTS = TrainConfig()
@@ -68,8 +68,9 @@ def train_options(command):
 @click.option("--preset", type=click.Choice(presets()), default=None,
               help="Start from a shipped recipe (srgan_mlx/configs/); the options given here override it.")
 @click.option("--resume", type=click.Path(), default=None,
-              help="Continue a run (run folder or checkpoint); takes only --steps, --workers, --log-every, "
-              "--val-every, --checkpoint-every, --keep and --device.")
+              help=f"Continue a run (run folder or checkpoint); takes only {', '.join(map(option, OPERATIONAL))} and "
+              f"--device. A run's record (export --record) carries on into --out, and takes its paths too "
+              f"({', '.join(map(option, PATH_FIELDS))}).")
 @click.option("--overwrite", is_flag=True,
               help="Start again in an --out folder that holds a run: deletes its config.json, checkpoints/, "
               "validation/ and metrics files (other files stay).")
