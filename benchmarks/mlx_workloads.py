@@ -77,10 +77,12 @@ def _peak() -> dict:
     return {"mlx_peak_memory_bytes": int(mx.get_peak_memory())}
 
 
-def _srgan(spec, batch: int) -> Workload:
+def _srgan(spec, batch: int, bf16: bool = False) -> Workload:
     learning_rate = 1e-3 if spec.name == "a" else 1e-4
     G, D = Generator(scale=spec.scale), Discriminator(input_size=spec.hr_size)
     vgg = VGG19Features()
+    if bf16:
+        vgg.multiply_in_bfloat16()
     content = PerceptualLoss(vgg, spec.vgg_layer)
     step_fn = SRGANStep(G, D, paper_terms(content, ADVERSARIAL_WEIGHT), Adam(learning_rate), Adam(learning_rate))
     lr, hr = (mx.array(a) for a in random_batch(spec, batch))
@@ -122,9 +124,12 @@ def _inference(spec, batch: int, half: bool) -> Workload:
 BUILDERS = {"a": _srgan, "b_srresnet": _srresnet, "b_srgan": _srgan}
 
 
-def build(spec: Spec, batch: int, half: bool = False) -> Workload:
+def build(spec: Spec, batch: int, half: bool = False, bf16: bool = False) -> Workload:
+    """``half``: inference in float16; ``bf16``: the SRGAN steps' VGG19 multiplying in bfloat16."""
     if spec.kind == "inference":
         return _inference(spec, batch, half)
     if half:
         raise ValueError("half precision is measured for inference only")
+    if bf16:
+        return _srgan(spec, batch, bf16=True)
     return BUILDERS[spec.name](spec, batch)

@@ -26,14 +26,15 @@ import srgan_mlx  # noqa: E402,F401  (loads the BLAS before mlx)
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from srgan_mlx.atomic import write_text  # noqa: E402
+from srgan_mlx.config import FIELDS  # noqa: E402
 from srgan_mlx.evaluate import BIAS_KEYS, evaluate  # noqa: E402
 from srgan_mlx.inference import super_resolve  # noqa: E402
 from srgan_mlx.losses import subpixel_bias  # noqa: E402
 from srgan_mlx.model_io import load_generator  # noqa: E402
 from srgan_mlx.run_folder import AVERAGE, GENERATOR, RunFolder, weights_file  # noqa: E402
 
-RECIPE = ("lr", "lr_final", "adam_bias_correction", "adversarial_weight", "pixel_weight", "anchor_weight", "d_batch",
-          "d_shift", "d_warmup", "ema_decay")
+RECIPE = tuple(name for name, f in FIELDS.items() if not (f.metadata["operational"] or f.metadata["path"]))
+"""The settings of a run kept with its rows: everything that defines what it learns."""
 
 
 def score(generator_file: str, data: Path) -> dict:

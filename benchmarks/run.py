@@ -27,7 +27,10 @@ On a GPU (``--device gpu``) the frameworks are ``mlx`` (MLX's GPU backend), ``ml
 autocast and channels_last, what a PyTorch user would try); every step ends when the device
 is done (``mx.eval``; ``torch.cuda.synchronize()``). The reference is the faster PyTorch
 variant, and the ratio compares it with the faster MLX variant. Defaults there: 5 warm-up
-steps, 20 repetitions. TensorFlow stays the CPU reference.
+steps, 20 repetitions. TensorFlow stays the CPU reference. ``mlx-bf16`` and ``tf-bf16`` (CPU, b_srgan, on
+request with ``--frameworks``) run the paper's SRGAN step with the frozen VGG19 multiplying in bfloat16
+(``--vgg-bf16``; Keras' ``mixed_bfloat16`` policy on the VGG19 alone): worth it where the processor has
+AVX512-BF16 or AMX.
 
 Output: a markdown table on stdout, ``<out>/latest.json`` and ``<out>/latest.png`` (CPU) or
 ``<out>/gpu.json`` and ``<out>/gpu.png`` (GPU).
@@ -65,7 +68,7 @@ class Framework:
     requires: str  # the Python package it needs
     options: tuple = ()  # keyword arguments for build()
     devices: tuple = ("cpu", "gpu")
-    kinds: tuple = ("srgan", "srresnet", "inference")
+    kinds: tuple = ("srgan", "srresnet", "inference")  # the workloads it runs, by kind or by name
 
 
 FRAMEWORKS = {
@@ -74,6 +77,11 @@ FRAMEWORKS = {
     "tf": Framework("tf_baseline", "TensorFlow/Keras", "tensorflow", devices=("cpu",)),
     "torch": Framework("torch_baseline", "PyTorch", "torch"),
     "torch-bf16": Framework("torch_baseline", "PyTorch bf16 autocast, channels_last", "torch", (("bf16", True),), ("gpu",)),
+    # the SRGAN steps with the frozen VGG19 multiplying in bfloat16 on both sides (CPUs with AVX512-BF16 or AMX)
+    "mlx-bf16": Framework("mlx_workloads", "srgan-mlx (MLX), VGG19 in bfloat16", "mlx", (("bf16", True),), ("cpu",),
+                          ("b_srgan",)),
+    "tf-bf16": Framework("tf_baseline", "TensorFlow/Keras, VGG19 mixed_bfloat16", "tensorflow", (("bf16", True),),
+                         ("cpu",), ("b_srgan",)),
 }
 LABELS = {name: framework.label for name, framework in FRAMEWORKS.items()}
 
@@ -494,7 +502,7 @@ def main(argv=None) -> int:
                                            title=spec.title.replace("256x256 -> 1024x1024",
                                                                     f"{spec.quick_lr_size}x{spec.quick_lr_size} -> "
                                                                     f"{spec.quick_lr_size * spec.scale}x{spec.quick_lr_size * spec.scale}"))
-        columns = [f for f in frameworks if spec.kind in FRAMEWORKS[f].kinds]
+        columns = [f for f in frameworks if {spec.kind, spec.name} & set(FRAMEWORKS[f].kinds)]
         results[name] = run_workload(spec, batch, columns, args, log_dir)
         for entry in results[name]["frameworks"].values():
             found = entry.get("versions", {})

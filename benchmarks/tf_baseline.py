@@ -106,11 +106,19 @@ def discriminator(size: int, *, seed_variant: bool) -> keras.Model:
     return keras.Model(inp, out, name="seed_discriminator" if seed_variant else "discriminator")
 
 
-def vgg19_features(size: int, layer: str) -> keras.Model:
-    """Keras VGG19 (random weights) cut after ``layer`` (srgan-mlx name), frozen."""
-    vgg = keras.applications.VGG19(weights=None, include_top=False, input_shape=(size, size, 3))
+def vgg19_features(size: int, layer: str, bf16: bool = False) -> keras.Model:
+    """Keras VGG19 (random weights) cut after ``layer`` (srgan-mlx name), frozen; ``bf16``: built under Keras'
+    ``mixed_bfloat16`` policy (bfloat16 compute, float32 variables), cast back to float32 at its output."""
+    policy = keras.mixed_precision.global_policy()
+    if bf16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        vgg = keras.applications.VGG19(weights=None, include_top=False, input_shape=(size, size, 3))
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
     name = VGG_LAYERS[layer]
-    cut = keras.Model(vgg.input, vgg.get_layer(name).output, name=f"vgg19_to_{name}")
+    output = vgg.get_layer(name).output
+    cut = keras.Model(vgg.input, keras.ops.cast(output, "float32") if bf16 else output, name=f"vgg19_to_{name}")
     cut.trainable = False
     return cut
 
@@ -179,10 +187,10 @@ def _paper_srresnet(spec, batch: int) -> Workload:
     return Workload(step, batch, {"generator": count(G)})
 
 
-def _paper_srgan(spec, batch: int) -> Workload:
+def _paper_srgan(spec, batch: int, bf16: bool = False) -> Workload:
     G = generator(None, seed_variant=False)
     D = discriminator(spec.hr_size, seed_variant=False)
-    vgg = vgg19_features(spec.hr_size, spec.vgg_layer)
+    vgg = vgg19_features(spec.hr_size, spec.vgg_layer, bf16)
     opt_g, opt_d = keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4)
     opt_g.build(G.trainable_variables)
     opt_d.build(D.trainable_variables)
@@ -236,5 +244,11 @@ def _inference(spec, batch: int) -> Workload:
 BUILDERS = {"a": _seed_step, "b_srresnet": _paper_srresnet, "b_srgan": _paper_srgan, "c": _inference}
 
 
-def build(spec: Spec, batch: int) -> Workload:
+def build(spec: Spec, batch: int, bf16: bool = False) -> Workload:
+    """``bf16``: the paper's SRGAN step with VGG19 under the ``mixed_bfloat16`` policy (what srgan-mlx's
+    ``--vgg-bf16`` does on its side)."""
+    if bf16:
+        if spec.name != "b_srgan":
+            raise ValueError("the bfloat16 VGG19 is measured in the paper's SRGAN step (b_srgan)")
+        return _paper_srgan(spec, batch, bf16=True)
     return BUILDERS[spec.name](spec, batch)
