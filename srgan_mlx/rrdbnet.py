@@ -18,8 +18,8 @@ three stages (x2, x4, x8).
 Input RGB in [0, 1]; output RGB in [0, 1] (:data:`RRDBNet.output_range`; not clamped here). Parameters are named
 as BasicSR's, except the upsampling convolutions, ``upsample.<i>`` (BasicSR: ``conv_up1``, ``conv_up2``).
 Inference on the native CPU path fuses each LeakyReLU and each scaled residual into its convolution
-(:mod:`srgan_mlx.kernels`). :meth:`RRDBNet.features` and :meth:`RRDBNet.reconstruct` split the network where the
-tiler (:mod:`srgan_mlx.inference`) runs the cheap, memory-hungry upsampling on a tile's core only.
+(:mod:`srgan_mlx.kernels`). :meth:`RRDBNet.head`, each block, :meth:`RRDBNet.join` and :meth:`RRDBNet.reconstruct`
+are the passes the tiler (:mod:`srgan_mlx.inference`) runs over an image one after the other.
 """
 
 from __future__ import annotations
@@ -118,15 +118,21 @@ class RRDBNet(nn.Module):
             "unshuffle": self.unshuffle,
         }  # fmt: skip
 
+    def head(self, x: mx.array) -> mx.array:
+        """``conv_first`` of the (pixel-unshuffled) input: ``features`` channels at 1/``unshuffle`` of its size."""
+        return self.conv_first(pixel_unshuffle(x, self.unshuffle) if self.unshuffle > 1 else x)
+
+    def join(self, trunk: mx.array, head: mx.array) -> mx.array:
+        """``conv_body`` of the blocks' output plus the long skip from :meth:`head`."""
+        return conv_scaled_residual(self.conv_body, trunk, 1.0, head, self.training)
+
     def features_of(self, x: mx.array) -> mx.array:
         """The trunk's output (``features`` channels at 1/``unshuffle`` of the input's size), before upsampling."""
-        if self.unshuffle > 1:
-            x = pixel_unshuffle(x, self.unshuffle)
-        first = self.conv_first(x)
+        first = self.head(x)
         y = first
         for block in self.body:
             y = block(y)
-        return conv_scaled_residual(self.conv_body, y, 1.0, first, self.training)
+        return self.join(y, first)
 
     def reconstruct(self, features: mx.array) -> mx.array:
         """The image from the trunk's output: the upsampling stages, ``conv_hr`` and ``conv_last``."""

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import warn
-from .inference import MIN_TILE, receptive_field_radius, smallest_tile_memory, super_resolve
+from .inference import smallest_tile_memory, smallest_tile_side, super_resolve
 from .model_io import MODEL_NAMES, DEFAULT_MODEL, Network, load_generator
 from .run_folder import AVERAGE, GENERATOR, GENERATOR_FILES
 from .picture import Picture, from_array, from_pil, gray_to_rgb, resize_bicubic, to_array, to_gray, to_pil
@@ -108,7 +108,7 @@ class Upscaler:
         self.max_memory = max_memory
         self.alpha = alpha
         if tile is None and max_memory is not None and max_memory < smallest_tile_memory(self.generator):
-            side = MIN_TILE + 2 * receptive_field_radius(self.generator)
+            side = smallest_tile_side(self.generator)
             warn(
                 f"max memory {_size(max_memory)} is below what the smallest tile needs, about "
                 f"{_size(smallest_tile_memory(self.generator))} ({side}x{side} input pixels with margins); "
