@@ -143,3 +143,34 @@ def test_config_round_trip_and_refused_shapes():
         RRDBNet(1, 1, 8, 4, 4)  # x1: not an upscaler
     with pytest.raises(ValueError, match="not an RRDBNet this supports"):
         RRDBNet(16, 1, 8, 4, 1)
+
+
+@pytest.mark.parametrize("path, kernels", [("mlx", "0"), ("tuned", "0"), ("onednn", "1")])
+def test_every_convolution_path_gives_the_same_network(monkeypatch, path, kernels):
+    """MLX's own convolutions and element-wise ops (what a GPU runs), the tuned forms, and oneDNN with the fused
+    LeakyReLU / scaled residual compute the same RRDBNet. Tiles are bit-exact with oneDNN's convolutions; MLX's
+    im2col + sgemm rounds a pixel by where it falls in the matrix (measured: 1 ulp), so there tiles agree to
+    float rounding."""
+    from srgan_mlx.devices import CONV_ENV
+    from srgan_mlx.kernels import DISABLE_ENV
+
+    net = tiny_rrdbnet(2, 2)
+    image = _image(29, 23)
+    reference = _forward(net, image)
+    monkeypatch.setenv(CONV_ENV, path)
+    monkeypatch.setenv(DISABLE_ENV, kernels)
+    whole = super_resolve(net, image, tile=WHOLE)
+    assert np.abs(whole - reference).max() < 1e-5
+    tiled = super_resolve(net, image, tile=9)
+    assert np.array_equal(tiled, whole) if path == "onednn" else np.abs(tiled - whole).max() < 1e-6
+
+
+def test_half_precision_stays_close():
+    from srgan_mlx.model_io import with_dtype
+
+    net = tiny_rrdbnet()
+    half = with_dtype(net, mx.float16)
+    image = _image(20, 17)
+    full, reduced = super_resolve(net, image), super_resolve(half, image)
+    assert reduced.dtype == np.float32 and np.abs(full - reduced).max() < 4 / 255
+    assert np.array_equal(super_resolve(half, image, tile=7), reduced)
