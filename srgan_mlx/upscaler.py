@@ -52,6 +52,8 @@ def model_label(model: Model) -> str:
     if str(model) in MODEL_NAMES:
         return str(model)
     path = Path(model)
+    if path.name.lower().endswith(".pth.tar"):  # SRGAN-PyTorch's checkpoints
+        return path.name[: -len(".pth.tar")]
     if path.name not in GENERATOR_FILES:
         return path.stem
     averaged = path.name == f"{GENERATOR}.safetensors" and (path.parent / f"{AVERAGE}.safetensors").is_file()

@@ -233,14 +233,14 @@ def test_upscale_with_a_pth_equals_the_converted_file_and_the_upscaler(tmp_path)
     assert np.array_equal(a, c)
 
 
-def test_evaluate_with_a_pth(tmp_path):
+def test_evaluate_with_a_pth_and_niqe(tmp_path):
     hr = tmp_path / "hr"
     hr.mkdir()
-    _photo(hr / "a.png", (40, 32))
+    _photo(hr / "a.png", (100, 100))
     source = pth_writer.save({"params": layouts.basicsr_rrdbnet(2, 1, 16, 8)}, tmp_path / "x2.pth")
-    result = cli("evaluate", "--hr", hr, "--model", source, "--scale", "2")
+    result = cli("evaluate", "--hr", hr, "--model", source, "--scale", "2", "--niqe")
     assert result.exit_code == 0, result.output
-    assert "RRDBNet x2" in result.stderr and "mean" in result.stdout
+    assert "RRDBNet x2" in result.stderr and "NIQE" in result.stdout and "mean" in result.stdout
     result = cli("evaluate", "--hr", hr, "--model", source)  # --scale 4
     assert_one_line_error(result, "upscales x2, but --scale is 4")
 
@@ -282,3 +282,44 @@ def test_serve_offers_a_pth_model(tmp_path):
     half = models.upscaler("RealESRGAN_x4plus", 0.5)
     assert isinstance(half.generator, RRDBNet)
     assert half(picture).shape == (36, 28, 3)
+
+
+def test_serve_command_with_pth_models_gives_the_upscalers_pixels(tmp_path):
+    """``serve --model RealESRGAN_x4plus.pth``: offered on the page by file name, the dial with a fidelity model of
+    its shape, and the pixels of the Upscaler."""
+    import io
+    import json
+    import signal
+    import subprocess
+    import sys
+    from http.client import HTTPConnection
+
+    gan = pth_writer.save({"params_ema": BASICSR}, tmp_path / "RealESRGAN_x4plus.pth")
+    psnr = pth_writer.save({"params_ema": layouts.basicsr_rrdbnet(4, 2, 16, 8, seed=3)}, tmp_path / "RealESRNet_x4plus.pth")
+    srresnet = pth_writer.save({"state_dict": layouts.srgan_pytorch(4)}, tmp_path / "SRGAN_x4-ImageNet.pth.tar")
+    photo = _photo(tmp_path / "photo.png")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "srgan_mlx", "serve", "--port", "0", "--model", str(gan), "--model", str(srresnet),
+         "--fidelity-model", str(psnr)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp_path)},
+    )  # fmt: skip
+    try:
+        line = process.stdout.readline()
+        assert "models: RealESRGAN_x4plus, SRGAN_x4-ImageNet;" in line, line
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        connection = HTTPConnection("127.0.0.1", port, timeout=120)
+        connection.request("GET", "/api/models")
+        listed = json.loads(connection.getresponse().read())["models"]
+        assert [(m["name"], m["realism"]) for m in listed] == [("RealESRGAN_x4plus", True),
+                                                              ("SRGAN_x4-ImageNet", False)]  # fmt: skip
+        connection.request("POST", "/api/upscale?wait=1&name=photo.png&model=RealESRGAN_x4plus", photo.read_bytes())
+        response = connection.getresponse()
+        assert response.status == 200
+        served = np.asarray(Image.open(io.BytesIO(response.read())))
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0 and "Traceback" not in stderr, stderr
+    assert f"srgan-mlx: {gan}: {RRDB_LINE}" in stderr
+    with Image.open(photo) as image:
+        assert np.array_equal(served, np.asarray(srgan_mlx.Upscaler(str(gan))(image)))
