@@ -85,11 +85,6 @@ class Recognised:
     layout: str
     wrapper: str | None
 
-    @property
-    def kind(self) -> str:
-        """The srgan-mlx weights-file kind of the network (``generator`` for SRResNet, ``rrdbnet``)."""
-        return "rrdbnet" if isinstance(self.network, RRDBNet) else "generator"
-
     def describe(self) -> str:
         """One line: architecture, scale, blocks, features, and the layout and wrapper it came from."""
         where = self.layout + (f", {self.wrapper}" if self.wrapper else "")
