@@ -55,14 +55,16 @@ def esrgan_2019_key(basicsr_key: str) -> str:
     return key
 
 
-def esrgan_2018_key(basicsr_key: str, blocks: int) -> str:
-    """BasicSR's x4 RRDBNet key -> the 2018 release's sequential name (model.0, model.1.sub.<i>..., model.3, ...)."""
+def esrgan_2018_key(basicsr_key: str, blocks: int, stages: int = 2) -> str:
+    """BasicSR's RRDBNet key -> the 2018 release's sequential name: model.0 (first conv), model.1.sub.<i> (the RRDBs,
+    then the trunk conv at <blocks>), per upsampling stage s (from 1) an Upsample, conv, LeakyReLU at 3s - 1, 3s,
+    3s + 1, then the HR conv at 3n + 2 and the last at 3n + 4 (x4: 3, 6, 8, 10; x2: 3, 5, 7)."""
     match = re.match(r"^body\.(\d+)\.rdb(\d)\.(conv\d)\.(weight|bias)$", basicsr_key)
     if match:
         return f"model.1.sub.{match[1]}.RDB{match[2]}.{match[3]}.0.{match[4]}"
     module, param = basicsr_key.rsplit(".", 1)
-    index = {"conv_first": "0", "conv_body": f"1.sub.{blocks}", "conv_up1": "3", "conv_up2": "6", "conv_hr": "8",
-             "conv_last": "10"}[module]  # fmt: skip
+    index = {"conv_first": "0", "conv_body": f"1.sub.{blocks}", "conv_hr": str(3 * stages + 2),
+             "conv_last": str(3 * stages + 4), **{f"conv_up{s}": str(3 * s) for s in range(1, stages + 1)}}[module]  # fmt: skip
     return f"model.{index}.{param}"
 
 

@@ -62,6 +62,9 @@ CASES = {
                        "layout, params_ema)"),
     "ESRGAN 2019": (layouts.renamed(BASICSR, layouts.esrgan_2019_key), f"{RRDB_LINE} (ESRGAN 2019 layout)"),
     "ESRGAN 2018": (layouts.renamed(BASICSR, lambda k: layouts.esrgan_2018_key(k, 2)), f"{RRDB_LINE} (ESRGAN 2018 layout)"),
+    "ESRGAN 2018 x2 (one stage)": ({layouts.esrgan_2018_key(k, 2, stages=1): v for k, v in BASICSR.items()
+                                    if not k.startswith("conv_up2")},
+                                   "RRDBNet x2, 2 blocks, 16 features, growth 8 (ESRGAN 2018 layout)"),
     "SRGAN-PyTorch": ({"epoch": 9, "psnr": 27.0, "ssim": 0.79, "state_dict": layouts.srgan_pytorch(4),
                        "ema_state_dict": None, "optimizer": {"state": {0: {"step": np.array(1.0, np.float32)}},
                                                              "param_groups": [{"lr": 1e-4, "params": [0]}]}},
