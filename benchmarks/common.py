@@ -66,7 +66,8 @@ def rrdbnet_weights(blocks: int = 23, features: int = 64, growth: int = 32, seed
     state = {}
 
     def conv(name, out_ch, in_ch):
-        state[f"{name}.weight"] = (0.5 * rng.standard_normal((out_ch, in_ch, 3, 3)) / np.sqrt(9 * in_ch)).astype(np.float32)
+        weight = 0.5 * rng.standard_normal((out_ch, in_ch, 3, 3)) / np.sqrt(9 * in_ch)
+        state[f"{name}.weight"] = weight.astype(np.float32)
         state[f"{name}.bias"] = (0.01 * rng.standard_normal(out_ch)).astype(np.float32)
 
     conv("conv_first", features, 3)

@@ -77,8 +77,8 @@ FRAMEWORKS = {
                           ("inference", "rrdbnet")),
     "tf": Framework("tf_baseline", "TensorFlow/Keras", "tensorflow", devices=("cpu",)),
     "torch": Framework("torch_baseline", "PyTorch", "torch", kinds=ALL_KINDS),
-    "torch-bf16": Framework("torch_baseline", "PyTorch bf16 autocast, channels_last", "torch", (("bf16", True),), ("gpu",),
-                            ALL_KINDS),
+    "torch-bf16": Framework("torch_baseline", "PyTorch bf16 autocast, channels_last", "torch", (("bf16", True),),
+                            ("gpu",), ALL_KINDS),
 }
 LABELS = {name: framework.label for name, framework in FRAMEWORKS.items()}
 

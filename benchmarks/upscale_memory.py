@@ -31,7 +31,7 @@ from PIL import Image
 
 from srgan_mlx.commands.upscale import Size
 from srgan_mlx.generator import Generator
-from srgan_mlx.inference import DEFAULT_MAX_MEMORY, auto_tile, bytes_per_pixel, receptive_field_radius
+from srgan_mlx.inference import BLOCK_REACH, DEFAULT_MAX_MEMORY, auto_tile, bytes_per_pixel, receptive_field_radius
 from srgan_mlx.model_io import save_network
 from srgan_mlx.rrdbnet import RRDBNet
 
@@ -71,6 +71,8 @@ def main() -> None:
         generator = Generator(args.scale, 16 if args.blocks is None else args.blocks, args.channels)
     generator.eval()
     budget = DEFAULT_MAX_MEMORY if args.max_memory is None else Size().convert(args.max_memory, None, None)
+    rrdbnet = isinstance(generator, RRDBNet)  # passes block by block: a block's margin
+    margin = BLOCK_REACH * generator.unshuffle if rrdbnet else receptive_field_radius(generator)
     tile = auto_tile(generator, args.size, args.size, budget)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -95,7 +97,7 @@ def main() -> None:
         "max_memory_bytes": budget,
         "bytes_per_lr_pixel": bytes_per_pixel(generator),
         "tile": tile,
-        "tile_with_margins": tile + 2 * (15 * generator.unshuffle if args.arch == "rrdbnet" else receptive_field_radius(generator)),
+        "tile_with_margins": tile + 2 * margin,
         "mlx_peak_gib": round(mlx_peak / 1024**3, 3),
         "peak_rss_gib": round(peak_rss / 1024**3, 3),
         "wall_s": round(wall, 1),

@@ -272,8 +272,8 @@ LAYOUTS: list[tuple[str, Callable[[dict], bool], Callable]] = [
     ("BasicSR / Real-ESRGAN layout", _has("conv_first.weight", "body.0.rdb1.conv1.weight"), _basicsr),
     ("ESRGAN 2019 layout", _has("conv_first.weight", "RRDB_trunk.0.RDB1.conv1.weight"), _esrgan_2019),
     ("ESRGAN 2018 layout", _has("model.0.weight", "model.1.sub.0.RDB1.conv1.0.weight"), _esrgan_2018),
-    ("SRGAN-PyTorch layout", lambda s: "trunk.0.rcb.0.weight" in s and ("conv1.0.weight" in s or "conv_block1.0.weight" in s),
-     _srgan_pytorch),
+    ("SRGAN-PyTorch layout",
+     lambda s: "trunk.0.rcb.0.weight" in s and ("conv1.0.weight" in s or "conv_block1.0.weight" in s), _srgan_pytorch),
     ("srgan-mlx layout", _has("head.weight", "blocks.0.conv1.weight", "tail.weight"), _srgan_mlx),
 ]  # fmt: skip
 """(name, test on the state dict, builder of (network, where each parameter comes from)), tried in order."""

@@ -112,7 +112,8 @@ def _rrdbnet_widest(network: RRDBNet) -> dict[str, int]:
     """Bytes per trunk pixel of each pass's largest single output, which MLX may allocate ahead (see
     :func:`bytes_per_pixel`): C, a dense block's last concatenation (C + 4G), the last upsampling conv's."""
     c, g, top = network.features, network.growth, 4 ** len(network.upsample)
-    return {"head": int(4 * c * HEADROOM), "block": int(4 * (c + 4 * g) * HEADROOM), "tail": int(4 * c * top * HEADROOM)}
+    floats = {"head": c, "block": c + 4 * g, "tail": c * top}
+    return {name: int(4 * n * HEADROOM) for name, n in floats.items()}
 
 
 def working_set_per_pixel(generator: Network) -> int:
@@ -170,7 +171,8 @@ def bytes_per_pixel(generator: Network) -> int:
     last concatenation (C + 4G).
     """
     if isinstance(generator, RRDBNet):
-        return working_set_per_pixel(generator) + math.ceil(_rrdbnet_widest(generator)["block"] / generator.unshuffle**2)
+        widest = _rrdbnet_widest(generator)["block"]
+        return working_set_per_pixel(generator) + math.ceil(widest / generator.unshuffle**2)
     s = generator.scale
     if conv_path() == "onednn":
         return working_set_per_pixel(generator) + 4 * generator.channels * s * s
@@ -348,7 +350,8 @@ def _layer_by_layer(
     )
 
     def lr(r0: int, r1: int, c0: int, c1: int) -> mx.array:
-        return mx.array(np.ascontiguousarray(image[r0 * u : r1 * u, c0 * u : c1 * u], dtype=np.float32))[None].astype(dtype)
+        pixels = np.ascontiguousarray(image[r0 * u : r1 * u, c0 * u : c1 * u], dtype=np.float32)
+        return mx.array(pixels)[None].astype(dtype)
 
     def tiles(name: str):
         for rs in plans[name][0]:
@@ -388,9 +391,11 @@ def _layer_by_layer(
                     band[:, c:d] = np.asarray(y)[0, a - ia : b - ia, c - ic : d - ic]
                     del x, y
                     tick()
-                start, window = (a, features[a:b]) if kept is None else (kept[0], np.concatenate([kept[1], features[a:b]]))
-                first = max(b - BLOCK_REACH, start)  # the next band's top margin, as it was
-                kept = (first, window[first - start :].copy())
+                first = max(b - BLOCK_REACH, a if kept is None else kept[0])  # the next band's top margin, as it was
+                if first >= a:
+                    kept = (first, features[first:b].copy())
+                else:  # a band shorter than the margin: some of those rows were kept from before
+                    kept = (first, np.concatenate([kept[1][first - kept[0] :], features[a:b]]))
                 features[a:b] = band
                 del band
         for (a, b, ia, ib), (c, d, ic, id_) in tiles("tail"):

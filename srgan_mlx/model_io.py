@@ -57,7 +57,8 @@ def save_module(path: str | os.PathLike, module: nn.Module, kind: str, config: d
 
 
 def read_weights(path: str | os.PathLike, kind: str | tuple[str, ...]) -> tuple[dict[str, mx.array], dict]:
-    """Read a weights file written by :func:`write_weights` (of ``kind``, or one of several); return (arrays, config)."""
+    """Read a weights file written by :func:`write_weights` (of ``kind``, or one of several kinds); return (arrays,
+    config)."""
     arrays, config, _ = _read_weights(path, (kind,) if isinstance(kind, str) else kind)
     return arrays, config
 

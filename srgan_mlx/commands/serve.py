@@ -51,7 +51,8 @@ def command(host, port, open_browser, models, fidelity_model, max_memory, max_up
     fidelity = None
     if fidelity_spec:
         name = next(name for name, spec in named.items() if spec == fidelity_spec)
-        fidelity = (name, generators[name] if name in generators else load_generator(fidelity_spec, report=report_model))
+        loaded = generators[name] if name in generators else load_generator(fidelity_spec, report=report_model)
+        fidelity = (name, loaded)
     try:
         server = Server(host, port, Models(generators, fidelity, max_memory), Limits(max_upload, max_pixels), quality)
     except OSError as exc:  # port taken, address not on this machine, a privileged port
