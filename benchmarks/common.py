@@ -42,6 +42,8 @@ WORKLOADS: dict[str, Spec] = {
     "b_srresnet": Spec("b_srresnet", "paper: SRResNet MSE step 24->96", 24, 4, 16, "srresnet", None, 4),
     "b_srgan": Spec("b_srgan", "paper: SRGAN step 24->96, VGG relu5_4", 24, 4, 16, "srgan", "relu5_4", 2),
     "c": Spec("c", "inference: one 256x256 -> 1024x1024", 256, 4, 1, "inference", None, None, 128),
+    "d_rrdbnet": Spec("d_rrdbnet", "inference: RRDBNet x4 (Real-ESRGAN's), one 64x64 -> 256x256", 64, 4, 1,
+                      "rrdbnet", None, None, 32),
 }
 
 
@@ -54,6 +56,29 @@ class Workload:
     params: dict[str, dict[str, int]]  # network -> {"total": n, "trainable": n}
     notes: list[str] = field(default_factory=list)
     extra: Callable[[], dict] | None = None  # framework-specific numbers read after the run
+
+
+def rrdbnet_weights(blocks: int = 23, features: int = 64, growth: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
+    """RealESRGAN_x4plus's shapes with random weights, in BasicSR's key names and torch's (O, I, kh, kw) layout: the
+    same arrays for every framework (workload ``d_rrdbnet``). Weights N(0, 0.25 / fan_in), biases 0.01 N(0, 1): values
+    stay of the order of 1 through the 23 blocks (no overflow, no denormals to slow a CPU down)."""
+    rng = np.random.default_rng(seed)
+    state = {}
+
+    def conv(name, out_ch, in_ch):
+        weight = 0.5 * rng.standard_normal((out_ch, in_ch, 3, 3)) / np.sqrt(9 * in_ch)
+        state[f"{name}.weight"] = weight.astype(np.float32)
+        state[f"{name}.bias"] = (0.01 * rng.standard_normal(out_ch)).astype(np.float32)
+
+    conv("conv_first", features, 3)
+    for i in range(blocks):
+        for j in (1, 2, 3):
+            for k in range(1, 6):
+                conv(f"body.{i}.rdb{j}.conv{k}", features if k == 5 else growth, features + (k - 1) * growth)
+    for name in ("conv_body", "conv_up1", "conv_up2", "conv_hr"):
+        conv(name, features, features)
+    conv("conv_last", 3, features)
+    return state
 
 
 def random_batch(spec: Spec, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

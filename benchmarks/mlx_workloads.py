@@ -10,6 +10,8 @@ Adam is the package's (:class:`srgan_mlx.kernels.Adam`: one multi-threaded updat
 ``srgan-mlx train`` uses it; ``SRGAN_MLX_KERNELS=0`` measures MLX's own element-wise path.
 * ``c``: Generator().eval() on one 1x256x256x3 image, whole (no tiles); ``half=True``
   computes it in float16 (the GPU variant ``mlx-half``).
+* ``d_rrdbnet``: RRDBNet x4 (23 blocks, 64 features, growth 32) on one 1x64x64x3 image, whole, with the
+  weights of ``common.rrdbnet_weights`` mapped by srgan-mlx's converter (the PyTorch side loads the same arrays).
 
 Each step is followed by ``mx.eval`` of its outputs and state, so the timing covers the work
 (``mx.eval`` returns when the device has finished). ``use_device`` picks the CPU or the GPU;
@@ -33,7 +35,9 @@ from srgan_mlx.losses import PerceptualLoss  # noqa: E402
 from srgan_mlx.steps import SRGANStep, SRResNetStep, paper_terms  # noqa: E402
 from srgan_mlx.vgg import LAYER_NAMES, VGG19Features  # noqa: E402
 
-from common import ADVERSARIAL_WEIGHT, Spec, Workload, random_batch  # noqa: E402
+from srgan_mlx.convert.models import map_state_dict  # noqa: E402
+
+from common import ADVERSARIAL_WEIGHT, Spec, Workload, random_batch, rrdbnet_weights  # noqa: E402
 
 
 keep_freed_memory()  # as the srgan-mlx command line does
@@ -121,6 +125,19 @@ def _inference(spec, batch: int, half: bool) -> Workload:
     return Workload(step, batch, {"generator": count(G)}, extra=_peak)
 
 
+def _rrdbnet(spec, batch: int, half: bool) -> Workload:
+    net, _ = map_state_dict(rrdbnet_weights())
+    if half:
+        net.set_dtype(mx.float16)
+    mx.eval(net.parameters())
+    x = mx.array(random_batch(spec, batch)[0]).astype(mx.float16 if half else mx.float32)
+
+    def step():
+        mx.eval(net(x))
+
+    return Workload(step, batch, {"rrdbnet": count(net)}, extra=_peak)
+
+
 BUILDERS = {"a": _srgan, "b_srresnet": _srresnet, "b_srgan": _srgan}
 
 
@@ -128,6 +145,8 @@ def build(spec: Spec, batch: int, half: bool = False, bf16: bool = False) -> Wor
     """``half``: inference in float16; ``bf16``: the SRGAN steps' VGG19 multiplying in bfloat16."""
     if spec.kind == "inference":
         return _inference(spec, batch, half)
+    if spec.kind == "rrdbnet":
+        return _rrdbnet(spec, batch, half)
     if half:
         raise ValueError("half precision is measured for inference only")
     if bf16:

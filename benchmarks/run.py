@@ -7,7 +7,8 @@
 
 Workloads (see ``common.WORKLOADS``): ``a`` the seed's SRGAN step (25->100, batch 10,
 VGG relu3_4), ``b_srresnet`` / ``b_srgan`` the paper's steps (24->96, batch 16, VGG
-relu5_4), ``c`` inference of one 256x256 image to 1024x1024.
+relu5_4), ``c`` inference of one 256x256 image to 1024x1024, ``d_rrdbnet`` inference of ESRGAN's
+RRDBNet (Real-ESRGAN's x4 shape) on one 64x64 image against PyTorch on the same weights.
 
 Method: every (framework, workload) runs in a worker process of its own, which builds
 the networks once, runs the warm-up steps (not timed in the results), then runs one
@@ -71,12 +72,16 @@ class Framework:
     kinds: tuple = ("srgan", "srresnet", "inference")  # the workloads it runs, by kind or by name
 
 
+ALL_KINDS = ("srgan", "srresnet", "inference", "rrdbnet")
+"""What workloads do; the TensorFlow baseline (the seed's Keras model) has no RRDBNet."""
 FRAMEWORKS = {
-    "mlx": Framework("mlx_workloads", "srgan-mlx (MLX)", "mlx"),
-    "mlx-half": Framework("mlx_workloads", "srgan-mlx (MLX, float16)", "mlx", (("half", True),), ("gpu",), ("inference",)),
+    "mlx": Framework("mlx_workloads", "srgan-mlx (MLX)", "mlx", kinds=ALL_KINDS),
+    "mlx-half": Framework("mlx_workloads", "srgan-mlx (MLX, float16)", "mlx", (("half", True),), ("gpu",),
+                          ("inference", "rrdbnet")),
     "tf": Framework("tf_baseline", "TensorFlow/Keras", "tensorflow", devices=("cpu",)),
-    "torch": Framework("torch_baseline", "PyTorch", "torch"),
-    "torch-bf16": Framework("torch_baseline", "PyTorch bf16 autocast, channels_last", "torch", (("bf16", True),), ("gpu",)),
+    "torch": Framework("torch_baseline", "PyTorch", "torch", kinds=ALL_KINDS),
+    "torch-bf16": Framework("torch_baseline", "PyTorch bf16 autocast, channels_last", "torch", (("bf16", True),),
+                            ("gpu",), ALL_KINDS),
     # the SRGAN steps with the frozen VGG19 multiplying in bfloat16 on both sides (CPUs with AVX512-BF16 or AMX)
     "mlx-bf16": Framework("mlx_workloads", "srgan-mlx (MLX), VGG19 in bfloat16", "mlx", (("bf16", True),), ("cpu",),
                           ("b_srgan",)),
@@ -397,6 +402,8 @@ def chart(results: dict, meta: dict, path: Path) -> None:
         subtitle = f"{name}: {r['title']} (batch {r['batch']})"
         if key in r:
             subtitle += f"   {ratio_title} = {r[key]:.2f}"
+        elif "ratio_mlx_over_torch" in r:  # a workload TensorFlow does not run
+            subtitle += f"   MLX/PyTorch = {r['ratio_mlx_over_torch']:.2f}"
         draw.text((20, y), subtitle, fill="black", font=f_text)
         y += 24
         best = max((r["batch"] / r["frameworks"][fw]["min_s"] for fw in fws), default=1.0)
@@ -498,10 +505,8 @@ def main(argv=None) -> int:
         if args.quick:
             batch = spec.quick_batch or batch
             if spec.quick_lr_size:
-                spec = dataclasses.replace(spec, lr_size=spec.quick_lr_size,
-                                           title=spec.title.replace("256x256 -> 1024x1024",
-                                                                    f"{spec.quick_lr_size}x{spec.quick_lr_size} -> "
-                                                                    f"{spec.quick_lr_size * spec.scale}x{spec.quick_lr_size * spec.scale}"))
+                full, quick = (f"{n}x{n} -> {n * spec.scale}x{n * spec.scale}" for n in (spec.lr_size, spec.quick_lr_size))
+                spec = dataclasses.replace(spec, lr_size=spec.quick_lr_size, title=spec.title.replace(full, quick))
         columns = [f for f in frameworks if {spec.kind, spec.name} & set(FRAMEWORKS[f].kinds)]
         results[name] = run_workload(spec, batch, columns, args, log_dir)
         for entry in results[name]["frameworks"].values():

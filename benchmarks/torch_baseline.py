@@ -3,7 +3,8 @@
 Written for this benchmark (no torchvision: VGG19's 16 convs are listed here). Every
 workload mirrors the srgan-mlx side: paper generator with pixel shuffle, discriminator
 returning logits, VGG19 features to relu3_4 (workload a) or relu5_4 (b) with ImageNet
-normalisation, one Adam update of G then one of D per SRGAN step.
+normalisation, one Adam update of G then one of D per SRGAN step; ESRGAN's RRDBNet (d) with
+the same weights as the srgan-mlx side (``common.rrdbnet_weights``).
 
 On a GPU (``use_device("gpu")``): CUDA with ``cudnn.benchmark``, and every step ends with
 ``torch.cuda.synchronize()`` so its time covers the work. ``build(..., bf16=True)`` is what
@@ -18,7 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from common import ADVERSARIAL_WEIGHT, IMAGENET_MEAN, IMAGENET_STD, VGG_RESCALE, Spec, Workload, random_batch
+from common import (
+    ADVERSARIAL_WEIGHT, IMAGENET_MEAN, IMAGENET_STD, VGG_RESCALE, Spec, Workload, random_batch, rrdbnet_weights,
+)  # fmt: skip
 
 VGG_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
 
@@ -204,7 +207,65 @@ def _inference(spec, batch: int, bf16: bool) -> Workload:
     return Workload(step, batch, {"generator": count(G)})
 
 
-BUILDERS = {"a": _srgan, "b_srresnet": _srresnet, "b_srgan": _srgan, "c": _inference}
+class DenseBlock(nn.Module):
+    """ESRGAN's residual dense block: five 3x3 convs on the growing concatenation, LeakyReLU 0.2, x5 * 0.2 + x."""
+
+    def __init__(self, nf: int, gc: int):
+        super().__init__()
+        for k in range(1, 6):
+            setattr(self, f"conv{k}", nn.Conv2d(nf + (k - 1) * gc, nf if k == 5 else gc, 3, padding=1))
+
+    def forward(self, x):
+        feats = [x]
+        for k in range(1, 5):
+            feats.append(F.leaky_relu(getattr(self, f"conv{k}")(torch.cat(feats, 1)), 0.2))
+        return self.conv5(torch.cat(feats, 1)) * 0.2 + x
+
+
+class RRDB(nn.Module):
+    def __init__(self, nf: int, gc: int):
+        super().__init__()
+        self.rdb1, self.rdb2, self.rdb3 = DenseBlock(nf, gc), DenseBlock(nf, gc), DenseBlock(nf, gc)
+
+    def forward(self, x):
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+
+class RRDBNet(nn.Module):
+    """ESRGAN / Real-ESRGAN x4 with BasicSR's parameter names, so ``common.rrdbnet_weights`` loads strictly."""
+
+    def __init__(self, blocks: int = 23, nf: int = 64, gc: int = 32):
+        super().__init__()
+        self.conv_first = nn.Conv2d(3, nf, 3, padding=1)
+        self.body = nn.Sequential(*[RRDB(nf, gc) for _ in range(blocks)])
+        self.conv_body = nn.Conv2d(nf, nf, 3, padding=1)
+        self.conv_up1 = nn.Conv2d(nf, nf, 3, padding=1)
+        self.conv_up2 = nn.Conv2d(nf, nf, 3, padding=1)
+        self.conv_hr = nn.Conv2d(nf, nf, 3, padding=1)
+        self.conv_last = nn.Conv2d(nf, 3, 3, padding=1)
+
+    def forward(self, x):
+        feat = self.conv_first(x)
+        feat = feat + self.conv_body(self.body(feat))
+        for conv in (self.conv_up1, self.conv_up2):
+            feat = F.leaky_relu(conv(F.interpolate(feat, scale_factor=2, mode="nearest")), 0.2)
+        return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))
+
+
+def _rrdbnet(spec, batch: int, bf16: bool) -> Workload:
+    model = RRDBNet()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in rrdbnet_weights().items()}, strict=True)
+    (G,), (x, _), autocast = _placed([model.eval()], _tensors(spec, batch), bf16)
+
+    def step():
+        with torch.inference_mode(), autocast():
+            G(x)
+        _synchronize()
+
+    return Workload(step, batch, {"rrdbnet": count(G)})
+
+
+BUILDERS = {"a": _srgan, "b_srresnet": _srresnet, "b_srgan": _srgan, "c": _inference, "d_rrdbnet": _rrdbnet}
 
 
 def build(spec: Spec, batch: int, bf16: bool = False) -> Workload:

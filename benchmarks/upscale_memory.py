@@ -3,10 +3,15 @@
 Writes a full-size x4 generator with random weights and a SIZE x SIZE RGB PNG
 to a temporary folder, runs ``srgan-mlx upscale`` on it in a subprocess, and
 reports the subprocess's peak resident set size (``resource.getrusage``,
-RUSAGE_CHILDREN), its wall time and the tile size the memory budget gives.
+RUSAGE_CHILDREN), MLX's own peak (``mx.get_peak_memory``, the memory the budget
+bounds), its wall time and the tile size the memory budget gives.
 
     python benchmarks/upscale_memory.py                  # 2000x2000 -> 8000x8000, 2GB budget
     python benchmarks/upscale_memory.py --size 500 --max-memory 512MB
+    python benchmarks/upscale_memory.py --arch rrdbnet --blocks 1   # Real-ESRGAN's widths, 1 of its 23 blocks
+
+``--arch rrdbnet`` (64 features, growth 32, as RealESRGAN_x4plus) runs layer by layer: its memory does not depend
+on the number of blocks (each block is one pass over the image), its time grows with it.
 """
 
 from __future__ import annotations
@@ -26,8 +31,21 @@ from PIL import Image
 
 from srgan_mlx.commands.upscale import Size
 from srgan_mlx.generator import Generator
-from srgan_mlx.inference import DEFAULT_MAX_MEMORY, auto_tile, bytes_per_pixel, receptive_field_radius
-from srgan_mlx.model_io import save_module
+from srgan_mlx.inference import BLOCK_REACH, DEFAULT_MAX_MEMORY, auto_tile, bytes_per_pixel, receptive_field_radius
+from srgan_mlx.model_io import save_network
+from srgan_mlx.rrdbnet import RRDBNet
+
+CHILD = """
+import sys, json
+from srgan_mlx.cli import main
+import mlx.core as mx
+try:
+    main(sys.argv[1:])
+except SystemExit as exit:
+    if exit.code:
+        raise
+print(json.dumps({"mlx_peak_memory_bytes": mx.get_peak_memory()}), file=sys.stderr)
+"""
 
 
 def test_image(size: int, seed: int = 0) -> Image.Image:
@@ -40,37 +58,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2000, help="input side in pixels (default 2000)")
     parser.add_argument("--max-memory", default=None, help="budget passed to --max-memory (default: the CLI's, 2GB)")
+    parser.add_argument("--arch", choices=("srresnet", "rrdbnet"), default="srresnet")
     parser.add_argument("--scale", type=int, default=4)
-    parser.add_argument("--blocks", type=int, default=16)
+    parser.add_argument("--blocks", type=int, default=None, help="residual blocks (default 16) or RRDBs (23)")
     parser.add_argument("--channels", type=int, default=64)
     args = parser.parse_args()
 
-    generator = Generator(args.scale, args.blocks, args.channels)
+    if args.arch == "rrdbnet":
+        generator = RRDBNet(args.scale, 23 if args.blocks is None else args.blocks, args.channels, 32,
+                            1 if args.scale == 4 else 4 // args.scale)  # fmt: skip
+    else:
+        generator = Generator(args.scale, 16 if args.blocks is None else args.blocks, args.channels)
     generator.eval()
     budget = DEFAULT_MAX_MEMORY if args.max_memory is None else Size().convert(args.max_memory, None, None)
+    rrdbnet = isinstance(generator, RRDBNet)  # passes block by block: a block's margin
+    margin = BLOCK_REACH * generator.unshuffle if rrdbnet else receptive_field_radius(generator)
     tile = auto_tile(generator, args.size, args.size, budget)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        save_module(folder / "g.safetensors", generator, "generator", generator.config())
+        save_network(folder / "g.safetensors", generator)
         test_image(args.size).save(folder / "in.png")
-        command = [sys.executable, "-c", "from srgan_mlx.cli import main; main()", "upscale", str(folder / "in.png"),
-                   "-o", str(folder / "out.png"), "--model", str(folder / "g.safetensors")]
+        command = [sys.executable, "-c", CHILD, "upscale", str(folder / "in.png"),
+                   "-o", str(folder / "out.png"), "--model", str(folder / "g.safetensors"), "--quiet"]
         if args.max_memory is not None:
             command += ["--max-memory", args.max_memory]
         start = time.perf_counter()
-        subprocess.run(command, check=True)
+        child = subprocess.run(command, check=True, stderr=subprocess.PIPE, text=True)
         wall = time.perf_counter() - start
+        mlx_peak = json.loads(child.stderr.strip().splitlines()[-1])["mlx_peak_memory_bytes"]
         peak_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: KiB
         with Image.open(folder / "out.png") as out:
             out_size = out.size
     result = {
         "input": f"{args.size}x{args.size}",
         "output": f"{out_size[0]}x{out_size[1]}",
+        "arch": args.arch,
         "generator": generator.config(),
         "max_memory_bytes": budget,
         "bytes_per_lr_pixel": bytes_per_pixel(generator),
         "tile": tile,
-        "tile_with_margins": tile + 2 * receptive_field_radius(generator),
+        "tile_with_margins": tile + 2 * margin,
+        "mlx_peak_gib": round(mlx_peak / 1024**3, 3),
         "peak_rss_gib": round(peak_rss / 1024**3, 3),
         "wall_s": round(wall, 1),
     }

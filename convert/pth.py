@@ -15,8 +15,10 @@ The unpickler resolves only those globals, typed storage and tensor classes, dty
 ``collections.OrderedDict`` and ``torch._utils._rebuild_parameter``, each to an inert
 stand-in defined here; any other global (``os.system``, ``builtins.eval``, a pickled
 ``nn.Module``) raises :class:`UserError` before anything is called. The stand-ins are
-tuples, which a pickle cannot alter, and functions that only record their arguments. Tensors are decoded
-after unpickling, with offsets and strides checked against the storage size before a
+tuples, which a pickle cannot alter, and functions that only record their arguments. A checkpoint may
+hold more than a state dict (BasicSR's ``{"params_ema": ...}``, a training run's epoch, optimizer state and
+state dict): the caller's ``select`` picks the state dict inside the unpickled object, and only its tensors
+are read. Tensors are decoded after unpickling, with offsets and strides checked against the storage size before a
 strided view is taken. numpy has no bfloat16, so bfloat16 tensors come back widened
 (exactly) to float32.
 """
@@ -206,8 +208,35 @@ def _tensor_refs(state) -> dict[str, TensorRef]:
     return refs
 
 
-def _read_zip(path: Path, keep: Callable[[str], bool]) -> tuple[dict[str, TensorRef], dict[str, bytes], str]:
-    """The kept tensors, their storage records and the byte order of a zip-format file."""
+def _every_tensor(obj) -> list[TensorRef]:
+    """Every tensor anywhere in an unpickled object (inside dicts, lists and tuples; a cycle is walked once)."""
+    found, todo, seen = [], [obj], set()
+    while todo:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        item = item.ref if isinstance(item, LegacyTensor) else item
+        if isinstance(item, TensorRef):
+            found.append(item)
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, (list, tuple)) and not isinstance(item, (StorageRef, StorageType, DType)):
+            todo.extend(item)
+    return found
+
+
+Select = Callable[[object], object]
+
+
+def _whole(obj):
+    return obj
+
+
+def _read_zip(
+    path: Path, keep: Callable[[str], bool], select: Select
+) -> tuple[dict[str, TensorRef], dict[str, bytes], str]:
+    """The kept tensors of the selected state dict, their storage records and the byte order of a zip-format file."""
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
@@ -222,7 +251,7 @@ def _read_zip(path: Path, keep: Callable[[str], bool]) -> tuple[dict[str, Tensor
         if byteorder not in ("little", "big"):
             raise UserError(f"unknown byte order {byteorder!r}")
         with archive.open(pickles[0]) as handle:
-            tensors = {k: v for k, v in _tensor_refs(_Unpickler(handle).load()).items() if keep(k)}
+            tensors = {k: v for k, v in _tensor_refs(select(_Unpickler(handle).load())).items() if keep(k)}
         records = {}
         for key in {t.storage.key for t in tensors.values()}:
             if f"{prefix}data/{key}" not in names:
@@ -231,14 +260,17 @@ def _read_zip(path: Path, keep: Callable[[str], bool]) -> tuple[dict[str, Tensor
     return tensors, records, byteorder
 
 
-def _read_legacy(handle: BinaryIO, keep: Callable[[str], bool]) -> tuple[dict[str, TensorRef], dict[str, bytes], str]:
-    """The kept tensors and their storage records from a legacy-format stream (skipping the other storages)."""
+def _read_legacy(
+    handle: BinaryIO, keep: Callable[[str], bool], select: Select
+) -> tuple[dict[str, TensorRef], dict[str, bytes], str]:
+    """The kept tensors of the selected state dict and their storage records from a legacy-format stream (skipping
+    the other storages)."""
     if _Unpickler(handle).load() != LEGACY_MAGIC_NUMBER or _Unpickler(handle).load() != LEGACY_PROTOCOL_VERSION:
         raise UserError("unknown legacy torch.save header")
     _Unpickler(handle).load()  # system info
-    every = _tensor_refs(_Unpickler(handle).load())
-    dtypes = {t.storage.key: t.storage.dtype for t in every.values()}
-    tensors = {k: v for k, v in every.items() if keep(k)}
+    obj = _Unpickler(handle).load()
+    dtypes = {t.storage.key: t.storage.dtype for t in _every_tensor(obj)}
+    tensors = {k: v for k, v in _tensor_refs(select(obj)).items() if keep(k)}
     needed = {t.storage.key for t in tensors.values()}
     records = {}
     for key in map(str, _Unpickler(handle).load()):
@@ -263,10 +295,21 @@ def _is_legacy(head: bytes) -> bool:
     return head[:1] == b"\x80" and head[2:14] == b"\x8a\x0a" + LEGACY_MAGIC_NUMBER.to_bytes(10, "little")
 
 
-def load_state_dict(path: str | os.PathLike, keep: Callable[[str], bool] = lambda name: True) -> dict[str, np.ndarray]:
+def is_torch_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` starts like a ``torch.save`` file: a zip archive or a legacy-format stream."""
+    with open(path, "rb") as handle:
+        head = handle.read(14)
+    return head.startswith(b"PK\x03\x04") or _is_legacy(head)
+
+
+def load_state_dict(
+    path: str | os.PathLike, keep: Callable[[str], bool] = lambda name: True, select: Select = _whole
+) -> dict[str, np.ndarray]:
     """Read the ``{name: tensor}`` dict a ``torch.save`` file (zip or legacy format) holds, as numpy arrays.
 
-    Every entry must be a tensor; only those whose name passes ``keep`` are decoded and returned.
+    ``select`` is given the unpickled object (tensors in it are stand-ins, nothing read yet) and returns the state
+    dict inside it (default: the object itself), or raises :class:`UserError`. Every entry of that dict must be a
+    tensor; only those whose name passes ``keep`` are decoded and returned.
     """
     path = Path(path)
     with open(path, "rb") as handle:
@@ -274,9 +317,9 @@ def load_state_dict(path: str | os.PathLike, keep: Callable[[str], bool] = lambd
         handle.seek(0)
         try:
             if head.startswith(b"PK\x03\x04"):
-                tensors, records, byteorder = _read_zip(path, keep)
+                tensors, records, byteorder = _read_zip(path, keep, select)
             elif _is_legacy(head):
-                tensors, records, byteorder = _read_legacy(handle, keep)
+                tensors, records, byteorder = _read_legacy(handle, keep, select)
             else:
                 raise UserError("not a torch.save file (neither its zip nor its legacy format)")
             return {name: _decode(tensor, records, byteorder) for name, tensor in tensors.items()}

@@ -11,7 +11,7 @@ from . import __version__
 from .errors import UserError
 from .heap import keep_freed_memory
 
-COMMANDS = ("info", "train", "upscale", "evaluate", "serve", "export", "convert_vgg")
+COMMANDS = ("info", "train", "upscale", "evaluate", "serve", "export", "convert_vgg", "convert_model")
 
 
 class Group(click.Group):

@@ -1,5 +1,6 @@
 """The work between the convolutions on every core: BatchNorm with its activation and residual, PReLU with pixel
-shuffle, LeakyReLU/ReLU, 2x2 max pooling, Adam; in inference, BatchNorm folded into the convolution before it.
+shuffle, LeakyReLU/ReLU, 2x2 max pooling, Adam; in inference, BatchNorm folded into the convolution before it, and
+a convolution's LeakyReLU or scaled residual (RRDBNet's) fused into it.
 
 MLX runs its own CPU element-wise kernels and reductions on one thread. The native extension
 (``csrc/kernels.cpp``) has multi-threaded MLX primitives for these, with their gradients; the functions
@@ -106,6 +107,44 @@ def conv_prelu(conv: nn.Conv2d, x: mx.array, slope: mx.array, training: bool) ->
     if training or not _folding(conv, x) or "bias" not in conv:
         return apply_activation(conv(x), "prelu", slope)
     return native.extension().conv2d_fused(x, conv.weight, conv.stride[0], conv.padding[0], conv.bias, slope=slope)
+
+
+def conv_leaky(conv: nn.Conv2d, x: mx.array, alpha: float, training: bool) -> mx.array:
+    """``leaky_relu(conv(x), alpha)``; in inference on the native path one oneDNN primitive (LeakyReLU is a PReLU
+    whose slopes are all ``alpha``)."""
+    if training or not _folding(conv, x) or "bias" not in conv:
+        return apply_activation(conv(x), "leaky", alpha=alpha)
+    slopes = _constant(alpha, conv.weight.shape[0])
+    return native.extension().conv2d_fused(x, conv.weight, conv.stride[0], conv.padding[0], conv.bias, slope=slopes)
+
+
+def conv_scaled_residual(
+    conv: nn.Conv2d, x: mx.array, scale: float, residual: mx.array, training: bool
+) -> mx.array:
+    """``conv(x) * scale + residual``; in inference on the native path one oneDNN primitive: the convolution with
+    its weight and bias multiplied by ``scale`` (once per set of arrays), the residual added as a post-op."""
+    if training or not _folding(conv, x, residual) or "bias" not in conv:
+        y = conv(x)
+        return (y if scale == 1 else y * scale) + residual
+    sources = (conv.weight, conv.bias)
+    cached = getattr(conv, "_scaled_cache", None)
+    if cached is None or cached[1] != scale or not all(a is b for a, b in zip(cached[0], sources)):
+        scaled = (conv.weight * scale, conv.bias * scale) if scale != 1 else sources
+        mx.eval(scaled)
+        conv._scaled_cache = cached = (sources, scale, scaled)
+    weight, bias = cached[2]
+    return native.extension().conv2d_fused(x, weight, conv.stride[0], conv.padding[0], bias, residual=residual)
+
+
+_CONSTANTS: dict[tuple[float, int], mx.array] = {}
+
+
+def _constant(value: float, size: int) -> mx.array:
+    """A float32 vector of ``size`` times ``value``, made once."""
+    if (value, size) not in _CONSTANTS:
+        _CONSTANTS[(value, size)] = mx.full((size,), value, dtype=mx.float32)
+        mx.eval(_CONSTANTS[(value, size)])
+    return _CONSTANTS[(value, size)]
 
 
 def _folding(conv: nn.Conv2d, x: mx.array, residual: mx.array | None = None) -> bool:

@@ -4,6 +4,11 @@ A weights file holds the flattened parameters and BatchNorm statistics of one
 network and, in its metadata, ``format`` (``srgan-mlx/<kind>``), ``config``
 (the constructor arguments as JSON) and any extra fields. Loading is strict:
 every key and shape must match the network the config builds.
+
+A super-resolution network is a :class:`Generator` (SRResNet, kind ``generator``) or an
+:class:`RRDBNet` (ESRGAN / Real-ESRGAN, kind ``rrdbnet``). :func:`load_generator` is the one
+loader behind ``--model`` and :class:`srgan_mlx.Upscaler`: it also takes a PyTorch weights file
+(``.pth``, ``.pth.tar``; read without torch by :mod:`srgan_mlx.convert.models`, nothing in it run).
 """
 
 from __future__ import annotations
@@ -19,7 +24,11 @@ from mlx.utils import tree_flatten
 
 from .atomic import atomic_path
 from .errors import UserError
+from .convert.models import recognise
+from .convert.pth import is_torch_file
 from .generator import Generator
+from .inference import network_dtype
+from .rrdbnet import RRDBNet
 from .run_folder import find_generator
 from .vgg import VGG19Features
 
@@ -28,6 +37,11 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 # trained (docs/models.md: srgan_x4 is not yet), shipped_names() says which this installation has
 MODEL_NAMES = {"srresnet": "srresnet_x4.safetensors", "srgan": "srgan_x4.safetensors"}
 DEFAULT_MODEL = "srresnet"
+NETWORKS: dict[str, type[nn.Module]] = {"generator": Generator, "rrdbnet": RRDBNet}
+"""The super-resolution networks by weights-file kind."""
+TORCH_SUFFIXES = (".pth", ".pt", ".tar", ".ckpt")
+"""File names taken for ``torch.save`` files (others are recognised by their first bytes)."""
+Network = Generator | RRDBNet
 
 
 def write_weights(path: str | os.PathLike, arrays: dict[str, mx.array], kind: str, config: dict, **extra: str) -> None:
@@ -42,8 +56,17 @@ def save_module(path: str | os.PathLike, module: nn.Module, kind: str, config: d
     write_weights(path, dict(tree_flatten(module.parameters())), kind, config, **extra)
 
 
-def read_weights(path: str | os.PathLike, kind: str) -> tuple[dict[str, mx.array], dict]:
-    """Read a weights file written by :func:`write_weights`; return (arrays, config)."""
+def read_weights(path: str | os.PathLike, kind: str | tuple[str, ...]) -> tuple[dict[str, mx.array], dict]:
+    """Read a weights file written by :func:`write_weights` (of ``kind``, or one of several kinds); return (arrays,
+    config)."""
+    arrays, config, _ = _read_weights(path, (kind,) if isinstance(kind, str) else kind)
+    return arrays, config
+
+
+def _read_weights(
+    path: str | os.PathLike, kinds: tuple[str, ...], what: str | None = None
+) -> tuple[dict[str, mx.array], dict, str]:
+    """(arrays, config, kind) of a weights file of one of ``kinds`` (``what`` names them in messages)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such weights file")
@@ -51,11 +74,13 @@ def read_weights(path: str | os.PathLike, kind: str) -> tuple[dict[str, mx.array
         arrays, metadata = mx.load(str(path), return_metadata=True)
     except Exception as exc:  # mlx raises RuntimeError/ValueError for bad files
         raise UserError(f"{path}: not a readable safetensors file ({exc})") from None
-    if metadata.get("format") != f"srgan-mlx/{kind}":
-        raise UserError(f"{path}: not an srgan-mlx {kind} weights file (format {metadata.get('format')!r})")
+    kind = str(metadata.get("format", "")).removeprefix("srgan-mlx/")
+    if kind not in kinds:
+        what = what or " or ".join(kinds)
+        raise UserError(f"{path}: not an srgan-mlx {what} weights file (format {metadata.get('format')!r})")
     # weights may be stored in float16 (the bundled ones are); networks compute in float32
     arrays = {k: v.astype(mx.float32) if mx.issubdtype(v.dtype, mx.floating) else v for k, v in arrays.items()}
-    return arrays, json.loads(metadata.get("config", "{}"))
+    return arrays, json.loads(metadata.get("config", "{}")), kind
 
 
 def load_into(module: nn.Module, arrays: dict[str, mx.array], source: str | os.PathLike) -> None:
@@ -86,7 +111,8 @@ def shipped_names() -> list[str]:
 
 
 def resolve_generator_file(path: str | os.PathLike) -> Path:
-    """Accept a shipped model's name, a weights file, a checkpoint folder, or a run folder (best, else latest)."""
+    """Accept a shipped model's name, a weights file (srgan-mlx's or PyTorch's), a checkpoint folder, or a run folder
+    (best, else latest)."""
     shipped = ", ".join(shipped_names()) or "none"
     if str(path) in MODEL_NAMES:
         file = WEIGHTS_DIR / MODEL_NAMES[str(path)]
@@ -99,7 +125,7 @@ def resolve_generator_file(path: str | os.PathLike) -> Path:
             raise UserError(f"{name}: no such file or folder")
         raise UserError(
             f"unknown model {name!r}; shipped models: {shipped} (or give a generator .safetensors file, "
-            "a checkpoint or a run folder)"
+            "a checkpoint, a run folder or a PyTorch .pth file)"
         )
     if path.is_file():
         return path
@@ -112,6 +138,10 @@ def resolve_generator_file(path: str | os.PathLike) -> Path:
 def _network(file: str | os.PathLike, kind: str, build: Callable[..., nn.Module], name: str) -> nn.Module:
     """The network (called ``name`` in messages) a ``kind`` weights file describes by its config, loaded strictly."""
     arrays, config = read_weights(file, kind)
+    return _built(file, arrays, config, build, name)
+
+
+def _built(file, arrays: dict[str, mx.array], config: dict, build: Callable[..., nn.Module], name: str) -> nn.Module:
     try:
         network = build(**config)
     except (TypeError, ValueError) as exc:
@@ -120,11 +150,45 @@ def _network(file: str | os.PathLike, kind: str, build: Callable[..., nn.Module]
     return network
 
 
-def load_generator(path: str | os.PathLike, dtype: mx.Dtype = mx.float32) -> Generator:
-    """Build the generator a weights file describes, load it strictly, set eval mode; compute in ``dtype``."""
-    generator = _network(resolve_generator_file(path), "generator", Generator, "generator")
-    generator.eval()
-    return with_dtype(generator, dtype)
+def is_torch_weights(file: Path) -> bool:
+    """Whether ``file`` is read as a ``torch.save`` file: by its name, else by its first bytes."""
+    return file.name.lower().endswith(TORCH_SUFFIXES) or is_torch_file(file)
+
+
+def load_generator(
+    path: str | os.PathLike, dtype: mx.Dtype = mx.float32, report: Callable[[str], None] | None = None
+) -> Network:
+    """Build the super-resolution network a shipped name, weights file, checkpoint, run folder or PyTorch weights
+    file describes, load it strictly, set eval mode; compute in ``dtype``. ``report`` gets one line saying what a
+    PyTorch file was recognised as."""
+    file = resolve_generator_file(path)
+    if is_torch_weights(file):
+        recognised = recognise(file)
+        if report is not None:
+            report(f"{file}: {recognised.describe()}")
+        network = recognised.network
+    else:
+        arrays, config, kind = _read_weights(file, tuple(NETWORKS), "generator")
+        network = _built(file, arrays, config, NETWORKS[kind], "generator" if kind == "generator" else kind)
+    network.eval()
+    return with_dtype(network, dtype)
+
+
+def kind_of(network: nn.Module) -> str:
+    """The weights-file kind of a super-resolution network."""
+    for kind, cls in NETWORKS.items():
+        if type(network) is cls:
+            return kind
+    raise TypeError(f"not a super-resolution network: {type(network).__name__}")
+
+
+def save_network(path: str | os.PathLike, network: Network, float16: bool = False, **extra: str) -> Path:
+    """Write a super-resolution network as a weights file :func:`load_generator` reads (optionally float16)."""
+    arrays = dict(tree_flatten(network.parameters()))
+    if float16:
+        arrays = {k: v.astype(mx.float16) for k, v in arrays.items()}
+    write_weights(path, arrays, kind_of(network), network.config(), **extra)
+    return Path(path)
 
 
 CONVERT_HINT = "srgan-mlx convert-vgg --download original -o vgg19.safetensors (the paper's VGG19; docs/vgg19.md)"
@@ -149,16 +213,18 @@ def load_init(generator: Generator, source: str) -> None:
     load_into(generator, arrays, file)
 
 
-def with_dtype(generator: Generator, dtype: mx.Dtype) -> Generator:
+def with_dtype(generator: Network, dtype: mx.Dtype) -> Network:
     """``generator`` computing in ``dtype`` (every array cast): itself for its own dtype, else an eval-mode copy."""
-    if generator.head.weight.dtype == dtype:
+    if network_dtype(generator) == dtype:
         return generator
-    return generator_of(generator.config(), [(k, v.astype(dtype)) for k, v in tree_flatten(generator.parameters())])
+    arrays = [(k, v.astype(dtype)) for k, v in tree_flatten(generator.parameters())]
+    return generator_of(generator.config(), arrays, type(generator))
 
 
-def generator_of(config: dict, arrays: list[tuple[str, mx.array]]) -> Generator:
-    """A new eval-mode generator of ``config`` holding exactly ``arrays`` (every parameter and statistic)."""
-    generator = Generator(**config)
+def generator_of(config: dict, arrays: list[tuple[str, mx.array]], cls: type[Network] = Generator) -> Network:
+    """A new eval-mode network (a :class:`Generator` unless ``cls``) of ``config`` holding exactly ``arrays`` (every
+    parameter and statistic)."""
+    generator = cls(**config)
     generator.load_weights(arrays, strict=True)
     generator.eval()
     mx.eval(generator.parameters())

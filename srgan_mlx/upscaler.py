@@ -5,7 +5,7 @@
     import srgan_mlx
     from PIL import Image
 
-    up = srgan_mlx.Upscaler("srresnet")          # or a weights file, a checkpoint or run folder, a Generator
+    up = srgan_mlx.Upscaler("srresnet")          # or a weights file (also a PyTorch .pth), a run folder, a network
     big = up(Image.open("photo.png"))            # PIL in -> PIL out, same mode (RGB, RGBA, L, LA, I;16)
     pixels = up(np.zeros((32, 32, 3), np.uint8)) # array in -> array out, same layout and dtype
 
@@ -19,38 +19,41 @@ import os
 from pathlib import Path
 from typing import Callable, TypeVar
 
+import mlx.nn as nn
 import numpy as np
 from PIL import Image
 
 from .errors import warn
-from .generator import Generator
-from .inference import MIN_TILE, receptive_field_radius, smallest_tile_memory, super_resolve
-from .model_io import MODEL_NAMES, DEFAULT_MODEL, load_generator
+from .inference import smallest_tile_memory, smallest_tile_side, super_resolve
+from .model_io import MODEL_NAMES, DEFAULT_MODEL, Network, load_generator
 from .run_folder import AVERAGE, GENERATOR, GENERATOR_FILES
 from .picture import Picture, from_array, from_pil, gray_to_rgb, resize_bicubic, to_array, to_gray, to_pil
 
 ALPHA_METHODS = ("bicubic", "model")
 """How an alpha plane is upscaled: bicubic, or by the generator as a gray image."""
 
-Model = str | os.PathLike | Generator
+Model = str | os.PathLike | Network
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray)
 
 
-def load_model(model: Model) -> Generator:
-    """The generator ``model`` names: a :class:`Generator` itself, a shipped model's name, or a weights file,
-    checkpoint folder or training run folder (loaded strictly, in eval mode)."""
-    return model if isinstance(model, Generator) else load_generator(model)
+def load_model(model: Model) -> Network:
+    """The network ``model`` names: a :class:`Generator` or :class:`RRDBNet` itself, a shipped model's name, or a
+    weights file (srgan-mlx's, or a PyTorch one :mod:`srgan_mlx.convert.models` recognises), checkpoint folder or
+    training run folder (loaded strictly, in eval mode)."""
+    return model if isinstance(model, nn.Module) else load_generator(model)
 
 
 def model_label(model: Model) -> str:
     """A short name for ``model`` in pictures: the shipped model's name, else the weights file's or folder's name; a
     checkpoint's generator file is named by its checkpoint, ``<checkpoint> raw`` for the trained weights beside a
     moving average (which is what the checkpoint's name means)."""
-    if isinstance(model, Generator):
+    if isinstance(model, nn.Module):
         return "SR"
     if str(model) in MODEL_NAMES:
         return str(model)
     path = Path(model)
+    if path.name.lower().endswith(".pth.tar"):  # SRGAN-PyTorch's checkpoints
+        return path.name[: -len(".pth.tar")]
     if path.name not in GENERATOR_FILES:
         return path.stem
     averaged = path.name == f"{GENERATOR}.safetensors" and (path.parent / f"{AVERAGE}.safetensors").is_file()
@@ -65,7 +68,9 @@ class Upscaler:
     """A super-resolution generator, loaded once, for PIL images and numpy arrays.
 
     ``model``: a shipped model's name (``srresnet``), a generator ``.safetensors``
-    file, a checkpoint or run folder, or a :class:`Generator` in eval mode.
+    file, a PyTorch weights file (ESRGAN, Real-ESRGAN, BasicSR, SRGAN-PyTorch:
+    docs/models.md), a checkpoint or run folder, or a :class:`Generator` or
+    :class:`RRDBNet` in eval mode.
     ``tile`` (core side in input pixels) and ``max_memory`` (bytes for one
     tile's forward pass, default 2 GiB) are ``--tile`` and ``--max-memory`` of
     ``srgan-mlx upscale``; ``alpha`` is ``bicubic`` or ``model``. ``label``
@@ -105,7 +110,7 @@ class Upscaler:
         self.max_memory = max_memory
         self.alpha = alpha
         if tile is None and max_memory is not None and max_memory < smallest_tile_memory(self.generator):
-            side = MIN_TILE + 2 * receptive_field_radius(self.generator)
+            side = smallest_tile_side(self.generator)
             warn(
                 f"max memory {_size(max_memory)} is below what the smallest tile needs, about "
                 f"{_size(smallest_tile_memory(self.generator))} ({side}x{side} input pixels with margins); "

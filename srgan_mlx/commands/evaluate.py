@@ -22,7 +22,7 @@ from ..atomic import write_text
 from ..devices import select_device
 from ..errors import UserError
 from ..evaluate import BIAS_KEYS, evaluate, evaluate_images
-from .options import device_option, generator_options, load_generator_from
+from .options import MODEL_HELP, device_option, generator_options, load_generator_from
 
 COLUMNS = {
     "psnr": ("PSNR (dB)", 9, ".2f"),
@@ -80,7 +80,7 @@ def model_upscaler(generator, label: str, scale: int, tile: int | None):
     metavar="DIR",
     help="Folder of LR inputs (<name>x<scale>.png or same name); default: MATLAB bicubic from HR.",
 )
-@click.option("--model", metavar="NAME|PATH", help="Shipped model (srresnet), generator weights file, checkpoint or run folder.")
+@click.option("--model", metavar="NAME|PATH", help=f"{MODEL_HELP[0].upper()}{MODEL_HELP[1:]}.")
 @generator_options
 @click.option("--bicubic", is_flag=True, help="Evaluate MATLAB bicubic upscaling instead of a model.")
 @click.option(

@@ -13,6 +13,13 @@ device_option = click.option(
 
 REALISTIC_MODEL = "srgan"
 FIDELITY_MODEL = "srresnet"
+MODEL_HELP = ("a shipped model (see srgan-mlx info), generator weights, a checkpoint, a run folder, or a PyTorch "
+              "weights file (ESRGAN, Real-ESRGAN, BasicSR, SRGAN-PyTorch: docs/models.md)")  # fmt: skip
+
+
+def report_model(line: str) -> None:
+    """Say on stderr what a PyTorch weights file was recognised as (one line)."""
+    click.echo(f"srgan-mlx: {line}", err=True)
 
 
 def generator_options(command):
@@ -55,7 +62,8 @@ def load_generator_from(
         if fidelity_model:
             raise click.UsageError("--fidelity-model is one end of the --realism dial: give --realism too")
         model = model or default
-        return load_generator(model, dtype), model_label(model)
+        return load_generator(model, dtype, report_model), model_label(model)
     model = model or REALISTIC_MODEL
-    blended = interpolate(load_generator(fidelity_model or FIDELITY_MODEL), load_generator(model), realism)
+    fidelity = load_generator(fidelity_model or FIDELITY_MODEL, report=report_model)
+    blended = interpolate(fidelity, load_generator(model, report=report_model), realism)
     return with_dtype(blended, dtype), f"realism {realism:g}"

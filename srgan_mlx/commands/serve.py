@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import FIDELITY_MODEL, device_option
+from .options import FIDELITY_MODEL, MODEL_HELP, device_option, report_model
 from .upscale import Size
 
 
@@ -14,8 +14,8 @@ from .upscale import Size
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free one).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default web browser.")
 @click.option("--model", "models", multiple=True, metavar="NAME|PATH",
-              help="A model to offer (repeatable; the first is the default): a shipped model, generator weights, "
-              "a checkpoint or a run folder [the shipped models, srgan first].")
+              help=f"A model to offer (repeatable; the first is the default): {MODEL_HELP} [the shipped models, "
+              "srgan first].")
 @click.option("--fidelity-model", metavar="NAME|PATH",
               help=f"The realism dial's fidelity end, blended with a model of the same shape [{FIDELITY_MODEL}].")
 @click.option("--max-memory", type=Size(), help="Memory budget of one tile's forward pass, as for upscale [2GB].")
@@ -47,11 +47,12 @@ def command(host, port, open_browser, models, fidelity_model, max_memory, max_up
         if named.setdefault(name, spec) != spec:
             raise UserError(f"{named[name]} and {spec} would both be called {name!r} on the page: export one under "
                             "another file name (srgan-mlx export)")  # fmt: skip
-    generators = {name: load_generator(spec) for name, spec in named.items() if spec in specs}
+    generators = {name: load_generator(spec, report=report_model) for name, spec in named.items() if spec in specs}
     fidelity = None
     if fidelity_spec:
         name = next(name for name, spec in named.items() if spec == fidelity_spec)
-        fidelity = (name, generators[name] if name in generators else load_generator(fidelity_spec))
+        loaded = generators[name] if name in generators else load_generator(fidelity_spec, report=report_model)
+        fidelity = (name, loaded)
     try:
         server = Server(host, port, Models(generators, fidelity, max_memory), Limits(max_upload, max_pixels), quality)
     except OSError as exc:  # port taken, address not on this machine, a privileged port

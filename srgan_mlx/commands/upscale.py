@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..model_io import DEFAULT_MODEL
-from .options import device_option, generator_options, load_generator_from
+from .options import MODEL_HELP, device_option, generator_options, load_generator_from
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
@@ -38,7 +38,7 @@ class Size(click.ParamType):
 )
 @click.option(
     "--model", metavar="NAME|PATH",
-    help=f"A shipped model (see srgan-mlx info), generator weights, a checkpoint or a run folder [{DEFAULT_MODEL}].",
+    help=f"{MODEL_HELP[0].upper()}{MODEL_HELP[1:]} [{DEFAULT_MODEL}].",
 )
 @generator_options
 @click.option(
