@@ -198,12 +198,14 @@ def _comparable(name: str, value):
 
 
 def anchored(config: TrainConfig) -> TrainConfig:
-    """``config`` with its data, validation and VGG paths (and ``init`` when it is a path, not a shipped model's
-    name) made absolute, so that ``--resume`` from any working folder finds them."""
-    changes = {"data": [os.path.abspath(path) for path in config.data]}
-    for name in ("val", "vgg", "init"):
+    """``config`` with its paths (:data:`PATH_FIELDS`; ``init`` when it is a path, not a shipped model's name) made
+    absolute, so that ``--resume`` from any working folder finds them."""
+    changes = {}
+    for name in PATH_FIELDS:
         value = getattr(config, name)
-        if value and (name != "init" or os.path.exists(value)):
+        if isinstance(value, list):
+            changes[name] = [os.path.abspath(path) for path in value]
+        elif value and (name != "init" or os.path.exists(value)):
             changes[name] = os.path.abspath(value)
     return dataclasses.replace(config, **changes)
 

@@ -29,7 +29,7 @@ def field_option(f: dataclasses.Field):
     meta, name = f.metadata, f.name
     hint = str(f.type)  # the annotation's text: "int | None", "list[str]", "bool", ...
     help_text = meta["help"]
-    if name not in ("data", "out", "init", "vgg", "val", "steps") and getattr(DEFAULTS, name) is not None:
+    if not meta["path"] and getattr(DEFAULTS, name) is not None:  # (paths and --steps say their defaults in words)
         help_text += f" [{_shown_default(name)}]"
     if "bool" in hint:
         return click.option(f"{option(name)}/--no-{option(name)[2:]}", name, default=None, help=help_text)
