@@ -316,7 +316,12 @@ def test_freed_memory_setting_and_its_opt_out(monkeypatch):
 @needs_extension
 def test_bfloat16_opt_in(monkeypatch):
     """SRGAN_MLX_ONEDNN_BF16=1: bfloat16 products (error ~2^-9 relative) where the processor has the kernels,
-    float32 where it has not (then as exact as without the option); all three passes."""
+    float32 where it has not (then as exact as without the option); each of the three passes is held to what
+    oneDNN reports it multiplied in (:func:`srgan_mlx.native.onednn.ran_in_bfloat16`), not to its kernel's name.
+
+    Run on AVX2 (AMD EPYC Zen 3: float32 fallback, ``brgconv:avx2`` and ``jit:avx2`` kernels); the decision rule
+    itself is checked on AVX-512, AVX512-BF16 and AMX lines by :func:`test_bfloat16_is_read_from_the_data_types`
+    (an AMX Xeon's kernels are ``brgconv:avx512_core_amx``, with no "bf16" in the name)."""
     keys = mx.random.split(mx.random.key(21), 3)
     x = mx.random.normal((2, 10, 10, 32), key=keys[0])
     w = mx.random.normal((16, 3, 3, 32), key=keys[1]) / np.sqrt(9 * 32)
@@ -330,10 +335,38 @@ def test_bfloat16_opt_in(monkeypatch):
     monkeypatch.setenv(onednn.BF16_ENV, "1")
     ours = value_and_grads(lambda x, w: onednn.conv2d(x, w, 1, 1))
     mx.eval(ours)
-    rounded = [line for line in native_extension.extension().implementations().splitlines() if "10x10 32->16" in line
-               and " bf16:" in line]
-    assert len(rounded) == 3, native_extension.extension().implementations()
-    native = all("bf16" in line.split(": ", 1)[1] for line in rounded)
-    for got, want in zip(ours, reference):
+    listed = native_extension.extension().implementations()
+    lines = {}
+    for line in listed.splitlines():
+        if "10x10 32->16" in line and " bf16:" in line:
+            lines[line.split(" ", 1)[0]] = line
+    assert set(lines) == {"forward", "backward_data", "backward_weights"}, listed
+    for got, want, kind in zip(ours, reference, ("forward", "backward_data", "backward_weights")):
+        native = onednn.ran_in_bfloat16(lines[kind])
         error = np.abs(np.array(got) - np.array(want)).max() / np.abs(np.array(want)).max()
-        assert (2**-12 < error < 2**-6) if native else error < 1e-5, (error, rounded)
+        assert (2**-12 < error < 2**-6) if native else error < 1e-5, (error, lines[kind])
+
+
+@pytest.mark.parametrize("line, bfloat16", [
+    # AVX2 (AMD EPYC Zen 3, the lines this test's shapes gave there): no bfloat16 kernels, float32 fallback
+    ("forward n2 10x10 32->16 k3 s1 p1 bf16: brgconv:avx2 [f32 x f32]", False),
+    ("backward_data n2 10x10 32->16 k3 s1 p1 bf16: brg_fwd:avx2+brgconv:avx2 [f32 x f32]", False),
+    ("backward_weights n2 10x10 32->16 k3 s1 p1 bf16: jit:avx2 [f32 x f32]", False),
+    # AVX-512 without BF16 (Skylake, Ice Lake): float32 fallback
+    ("backward_data n2 10x10 32->16 k3 s1 p1 bf16: brgconv_bwd_d:avx512_core [f32 x f32]", False),
+    # AVX512-BF16 (Zen 4/5, Cooper Lake)
+    ("forward n2 10x10 32->16 k3 s1 p1 bf16: brgconv:avx512_core_bf16 [bf16 x bf16]", True),
+    # AMX (Sapphire Rapids and later): the names that fooled a name-based rule
+    ("forward n2 10x10 32->16 k3 s1 p1 bf16: brgconv:avx512_core_amx [bf16 x bf16]", True),
+    ("backward_weights n2 10x10 32->16 k3 s1 p1 bf16: brgconv_bwd_w:avx512_core_amx [bf16 x bf16]", True),
+    # float32 asked for on an AMX machine, and a name with "bf16" in it that multiplied float32
+    ("forward n2 10x10 32->16 k3 s1 p1: brgconv:avx512_core_amx [f32 x f32]", False),
+    ("forward n2 10x10 32->16 k3 s1 p1 bf16: jit_bf16:avx512_core_bf16 [f32 x f32]", False),
+])  # fmt: skip
+def test_bfloat16_is_read_from_the_data_types(line, bfloat16):
+    assert onednn.ran_in_bfloat16(line) is bfloat16
+
+
+def test_a_line_without_data_types_is_refused():
+    with pytest.raises(ValueError, match="no operand data types"):
+        onednn.ran_in_bfloat16("forward n2 10x10 32->16 k3 s1 p1 bf16: brgconv:avx512_core_bf16")
