@@ -150,8 +150,16 @@ def test_missing_or_wrong_size_lr(small_hr, tmp_path):
     assert_one_line_error(run("--hr", small_hr, "--lr", lr_dir, "--bicubic"), "b.png: size 5x5, expected 10x9")
 
 
-def test_needs_exactly_one_method(small_hr):
-    assert run("--hr", small_hr).exit_code == 2
+def test_hr_alone_evaluates_the_default_model(small_hr, tmp_path):
+    """``--hr DIR`` with no method is the shipped default model, as ``upscale`` (the README's ``evaluate --hr
+    Set14/HR --niqe``); two methods are a usage error."""
+    bare, named = tmp_path / "bare.json", tmp_path / "named.json"
+    result = run("--hr", small_hr, "--json", bare)
+    assert result.exit_code == 0, result.output
+    assert run("--hr", small_hr, "--model", "srresnet", "--json", named).exit_code == 0
+    bare, named = json.loads(bare.read_text()), json.loads(named.read_text())
+    assert bare["model"] == "srresnet" and bare["method"] == "srresnet"
+    assert bare["images"] == named["images"]
     assert run("--hr", small_hr, "--bicubic", "--model", "x").exit_code == 2
 
 

@@ -22,6 +22,7 @@ from ..atomic import write_text
 from ..devices import select_device
 from ..errors import UserError
 from ..evaluate import BIAS_KEYS, evaluate, evaluate_images
+from ..model_io import DEFAULT_MODEL
 from .options import device_option, generator_options, load_generator_from
 
 COLUMNS = {
@@ -80,7 +81,8 @@ def model_upscaler(generator, label: str, scale: int, tile: int | None):
     metavar="DIR",
     help="Folder of LR inputs (<name>x<scale>.png or same name); default: MATLAB bicubic from HR.",
 )
-@click.option("--model", metavar="NAME|PATH", help="Shipped model (srresnet), generator weights file, checkpoint or run folder.")
+@click.option("--model", metavar="NAME|PATH",
+              help=f"Shipped model, generator weights file, checkpoint or run folder [with --hr: {DEFAULT_MODEL}].")
 @generator_options
 @click.option("--bicubic", is_flag=True, help="Evaluate MATLAB bicubic upscaling instead of a model.")
 @click.option(
@@ -107,7 +109,8 @@ def command(
     hr_dir, image_dir, lr_dir, model, realism, fidelity_model, half, bicubic, niqe, border, scale, tile, json_path,
     device,
 ):
-    """PSNR/SSIM, colour bias (and --niqe) of --model or --bicubic on the images in --hr; or NIQE of --images.
+    """PSNR/SSIM, colour bias (and --niqe) of --model (default: the shipped srresnet) or --bicubic on the images in
+    --hr; or NIQE of --images.
 
     \b
     Standard protocol (the one behind the SRGAN paper's Table 2):
@@ -133,13 +136,13 @@ def command(
     --model/--bicubic their x--scale super-resolution; --border N pixels
     are removed per side (default --scale if upscaled, else 0).
     """
-    uses_model = bool(model) or realism is not None
     if bool(hr_dir) == bool(image_dir):
         raise click.UsageError("give exactly one of --hr DIR and --images DIR")
+    if hr_dir and not (model or realism is not None or bicubic):
+        model = DEFAULT_MODEL  # something must upscale: the shipped default, as for upscale
+    uses_model = bool(model) or realism is not None
     if uses_model and bicubic:
         raise click.UsageError("give only one of --model PATH (or --realism) and --bicubic")
-    if hr_dir and not (uses_model or bicubic):
-        raise click.UsageError("with --hr, give one of --model PATH and --bicubic")
     if (tile is not None or half) and not uses_model:
         raise click.UsageError("--tile and --half only apply to --model")
     if hr_dir and border is not None:
