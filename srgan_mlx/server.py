@@ -183,10 +183,13 @@ class Server(ThreadingHTTPServer):
         return f"http://{host}:{self.port}/"
 
     def close(self) -> None:
-        """Stop the job worker and remove the private folder (everything the server wrote)."""
-        self.queue.close()
-        self.server_close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Stop the job worker and remove the private folder (everything the server wrote), even when a second
+        Ctrl-C cuts the wait for the running job short."""
+        try:
+            self.queue.close()
+        finally:
+            self.server_close()
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class HTTPError(Exception):

@@ -8,6 +8,7 @@ them skip, naming the path they tried.
 
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,31 @@ DATA_DIR = Path(os.environ.get("SRGAN_MLX_DATA", SHARED_DIR / "data"))
 ORIGINAL_VGG19 = Path(
     os.environ.get("SRGAN_MLX_VGG19", SHARED_DIR / "vgg19" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temp_dir(tmp_path_factory) -> Path:
+    """This test run's stand-in for the system temp dir: what the code under test writes through ``tempfile``
+    (a server's private folder, atomic writes' neighbours) and what subprocesses write under ``$TMPDIR`` goes here,
+    inside pytest's own temporary folder, never into the system's."""
+    folder = tmp_path_factory.mktemp("tempdir")
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = str(folder), str(folder)
+    yield folder
+    if saved[0] is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved[0]
+    tempfile.tempdir = saved[1]
+
+
+@pytest.fixture(autouse=True)
+def leaves_no_temp_files(temp_dir):
+    """Each test leaves the temp dir as it found it (a server that did not remove its folder fails the test)."""
+    before = set(temp_dir.iterdir())
+    yield
+    left = sorted(path.name for path in set(temp_dir.iterdir()) - before)
+    assert not left, f"left in the temp dir: {', '.join(left)}"
 
 
 @pytest.fixture

@@ -309,11 +309,19 @@ def test_everything_written_goes_into_one_folder_removed_at_close(serve, photo):
     assert not folder.exists()
 
 
-def test_serve_command_prints_its_url_and_stops_on_ctrl_c(models, tmp_path):
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
+STOPS = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+
+
+@pytest.mark.parametrize("signum", STOPS, ids=lambda s: signal.Signals(s).name)
+def test_serve_command_stops_on_ctrl_c_sigterm_and_sighup_and_leaves_nothing(models, photo, tmp_path, signum):
+    """Stopped with an upload done and a job running, by Ctrl-C, SIGTERM (kill, docker stop, systemd) or SIGHUP
+    (a closed terminal): exit 0, no traceback, and its private folder with every upload and result removed."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
     process = subprocess.Popen(
         [sys.executable, "-m", "srgan_mlx", "serve", "--port", "0", "--model", str(models["realistic"]),
-         "--fidelity-model", str(models["fidelity"])],
+         "--fidelity-model", str(models["fidelity"]), "--max-memory", "1MB"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
@@ -323,12 +331,20 @@ def test_serve_command_prints_its_url_and_stops_on_ctrl_c(models, tmp_path):
         connection = HTTPConnection("127.0.0.1", port, timeout=30)
         connection.request("GET", "/api/models")
         assert json.loads(connection.getresponse().read())["models"][0]["realism"] is True
-        assert list(tmp_path.glob("srgan-mlx-serve-*"))
+        headers = {"Host": f"127.0.0.1:{port}"}
+        connection.request("POST", "/api/upscale?name=a.png&wait=1", png_bytes(photo), headers)
+        assert connection.getresponse().read()[:4] == b"\x89PNG"  # a finished job: upload, bicubic, result
+        connection.request("POST", "/api/upscale?name=b.png", png_bytes(photo.resize((200, 150))), headers)
+        assert json.loads(connection.getresponse().read())["status"] in ("queued", "running")  # one still at work
+        folder, = temp.glob("srgan-mlx-serve-*")
+        assert len(list(folder.iterdir())) >= 4
     finally:
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0 and "Traceback" not in stderr, stderr
-    assert not list(tmp_path.glob("srgan-mlx-serve-*"))
+    name = signal.Signals(signum).name
+    assert stderr.splitlines()[-1] == ("stopping" if signum == signal.SIGINT else f"stopping ({name})")
+    assert not list(temp.iterdir())
 
 
 def test_serve_warns_when_bound_beyond_this_machine(models):

@@ -27,13 +27,14 @@ from .upscale import Size
 def command(host, port, open_browser, models, fidelity_model, max_memory, max_upload, max_pixels, quality, device):
     """Serve a page to upscale photos: drop images, compare with bicubic, turn the realism dial, download.
 
-    Jobs run one at a time; the page shows each one's place in the queue and progress. Ctrl-C stops the
-    server and removes everything it wrote (a private temporary folder).
+    Jobs run one at a time; the page shows each one's place in the queue and progress. Ctrl-C (or SIGTERM,
+    SIGHUP) stops the server and removes everything it wrote (a private temporary folder).
     """
     import webbrowser
 
     from ..devices import select_device
     from ..errors import UserError, warn
+    from ..interrupts import StopSignal, stop_signals_interrupt
     from ..model_io import load_generator, shipped_names
     from ..server import Limits, Models, Server, is_loopback
     from ..upscaler import model_label
@@ -52,18 +53,21 @@ def command(host, port, open_browser, models, fidelity_model, max_memory, max_up
     if fidelity_spec:
         name = next(name for name, spec in named.items() if spec == fidelity_spec)
         fidelity = (name, generators[name] if name in generators else load_generator(fidelity_spec))
-    try:
-        server = Server(host, port, Models(generators, fidelity, max_memory), Limits(max_upload, max_pixels), quality)
-    except OSError as exc:  # port taken, address not on this machine, a privileged port
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    if not is_loopback(host):
-        warn(f"--host {host}: anyone who can reach this machine on port {server.port} can use this server (no login)")
-    click.echo(f"srgan-mlx serve: {server.url}  (models: {', '.join(generators)}; Ctrl-C stops)")
-    if open_browser:
-        webbrowser.open(server.url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopping", err=True)
-    finally:
-        server.close()
+    with stop_signals_interrupt():  # SIGTERM (kill, docker stop, systemd) and SIGHUP clean up as Ctrl-C does
+        try:
+            server = Server(host, port, Models(generators, fidelity, max_memory), Limits(max_upload, max_pixels),
+                            quality)  # fmt: skip
+        except OSError as exc:  # port taken, address not on this machine, a privileged port
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        try:
+            if not is_loopback(host):
+                warn(f"--host {host}: anyone who can reach this machine on port {server.port} can use this server "
+                     "(no login)")  # fmt: skip
+            click.echo(f"srgan-mlx serve: {server.url}  (models: {', '.join(generators)}; Ctrl-C stops)")
+            if open_browser:
+                webbrowser.open(server.url)
+            server.serve_forever()
+        except KeyboardInterrupt as exc:
+            click.echo(f"stopping ({exc.name})" if isinstance(exc, StopSignal) else "stopping", err=True)
+        finally:
+            server.close()
