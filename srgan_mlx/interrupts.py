@@ -72,9 +72,9 @@ def first_ctrl_c_asks(speak: bool, again: str = "") -> Iterator[Callable[[], boo
             if pressed.is_set():
                 return
             pressed.set()
+            _default_action_now(signal.SIGINT)  # first: a second press as soon as the message shows must kill
             if speak:
                 os.write(2, message.encode())
-            _default_action_now(signal.SIGINT)
 
     def handler(signum, frame):  # in the main thread, once it is back in Python: the watcher has seen it already
         first_press()

@@ -3,6 +3,7 @@
 import json
 from functools import partial
 import math
+import os
 import shutil
 import signal
 import socket
@@ -406,10 +407,12 @@ def test_two_ranks_equal_one_process_on_the_global_batch(images, tmp_path):
     script.write_text(DIST_WORKER)
     launcher = Path(sys.executable).with_name("mlx.launch")
     port = free_ports(2)
+    launcher_temp = tmp_path / "launcher-temp"  # mlx.launch leaves its mktemp files behind: here, not in $TMPDIR
+    launcher_temp.mkdir()
     result = subprocess.run(
         [str(launcher), "-n", "2", "--starting-port", str(port), "--", sys.executable, str(script), str(images),
          str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, env={**os.environ, "TMPDIR": str(launcher_temp)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     rank0, rank1 = dict(np.load(tmp_path / "rank0.npz")), dict(np.load(tmp_path / "rank1.npz"))
