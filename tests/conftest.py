@@ -20,12 +20,20 @@ ORIGINAL_VGG19 = Path(
 )
 
 
+MLX_CACHE = "mlx"
+"""MLX's own folder in the temp dir: the CPU kernels ``mx.compile`` builds, kept for later processes."""
+
+
 @pytest.fixture(scope="session", autouse=True)
 def temp_dir(tmp_path_factory) -> Path:
     """This test run's stand-in for the system temp dir: what the code under test writes through ``tempfile``
     (a server's private folder, atomic writes' neighbours) and what subprocesses write under ``$TMPDIR`` goes here,
-    inside pytest's own temporary folder, never into the system's."""
+    inside pytest's own temporary folder, never into the system's; only MLX's kernel cache stays shared (a link to
+    the system temp dir's ``mlx``, which every MLX program uses: without it each run compiles every kernel again)."""
     folder = tmp_path_factory.mktemp("tempdir")
+    shared_cache = Path(tempfile.gettempdir()) / MLX_CACHE
+    shared_cache.mkdir(exist_ok=True)
+    (folder / MLX_CACHE).symlink_to(shared_cache, target_is_directory=True)  # MLX's kernels, as every MLX program
     saved = os.environ.get("TMPDIR"), tempfile.tempdir
     os.environ["TMPDIR"], tempfile.tempdir = str(folder), str(folder)
     yield folder
@@ -34,10 +42,6 @@ def temp_dir(tmp_path_factory) -> Path:
     else:
         os.environ["TMPDIR"] = saved[0]
     tempfile.tempdir = saved[1]
-
-
-MLX_CACHE = "mlx"
-"""MLX's own folder in the temp dir: the CPU kernels ``mx.compile`` builds, kept for later processes."""
 
 
 @pytest.fixture(autouse=True)
