@@ -246,6 +246,132 @@ def test_other_sites_are_refused(serve, photo, headers, message):
     assert status == 202
 
 
+def raw_exchange(port, data, timeout=30.0):
+    """Send raw bytes on a new connection and return everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as client:
+        client.sendall(data)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    return answer
+
+
+def status_and_error(answer):
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)["error"]
+
+
+def test_a_request_without_host_or_with_a_bad_length_is_a_400(serve):
+    running = serve()
+    port = running.server.port
+    status, error = status_and_error(raw_exchange(port, b"GET /api/models HTTP/1.0\r\n\r\n"))
+    assert status == 400 and error == "refused: no Host header (HTTP/1.1 requests name the server)"
+    for length in ("-5", "+5", "1e3", "lots"):
+        status, error = running.json("POST", "/api/upscale", b"", {"Content-Length": length})
+        assert status == 400 and error["error"] == f"bad Content-Length {length!r} (a number of bytes)", length
+    assert running.json("GET", "/api/models")[0] == 200
+
+
+def test_a_silent_upload_gets_408_and_the_server_goes_on(serve, photo):
+    """A client that declares a body and sends nothing: 408 after the timeout, not a worker held for ever."""
+    running = serve(timeout=1)
+    port = running.server.port
+    started = time.monotonic()
+    answer = raw_exchange(port, f"POST /api/upscale?name=a.png HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                                "Content-Length: 1000\r\n\r\n".encode())  # fmt: skip
+    status, error = status_and_error(answer)
+    assert status == 408 and error.startswith("upload timed out: 0 of 1,000 bytes in 1 s"), error
+    assert time.monotonic() - started < 10
+    status, job = running.json("POST", "/api/upscale?name=b.png", png_bytes(photo))
+    assert status == 202
+
+
+def test_a_trickling_upload_gets_408(serve):
+    """Each part comes within the timeout, but the whole is far slower than the least rate: 408 at the deadline
+    (the timeout plus the size at that rate), not when the client pleases."""
+    running = serve(timeout=1, min_upload_rate=1000)
+    port = running.server.port
+    client = socket.create_connection(("127.0.0.1", port), timeout=30)
+    client.sendall(f"POST /api/upscale HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 3000\r\n\r\n".encode())
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.wait(0.25):
+            try:
+                client.sendall(b"x" * 25)  # 100 bytes/s, a part every 0.25 s
+            except OSError:
+                return
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    try:
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    finally:
+        stop.set()
+        sender.join()
+        client.close()
+    status, error = status_and_error(answer)
+    assert status == 408 and " of 3,000 bytes in 4 s" in error, error
+    assert 3.5 < time.monotonic() - started < 10
+
+
+def wait_for(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_client_that_leaves_is_one_log_line(serve, photo, capfd):
+    """Gone in the middle of its upload, or before its answer (reset while its job ran): one line each on
+    stderr, no traceback, and the server goes on."""
+    running = serve()
+    port = running.server.port
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(f"POST /api/upscale HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 1000\r\n\r\n"
+                       "only ten b".encode())  # fmt: skip
+    seen = []
+
+    def lines():
+        seen.extend(capfd.readouterr().err.splitlines())
+        return seen
+
+    wait_for(lambda: any("left" in line for line in lines()))
+    body = png_bytes(photo)
+    client = socket.create_connection(("127.0.0.1", port))
+    client.sendall(f"POST /api/upscale?wait=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}"
+                   "\r\n\r\n".encode() + body)  # fmt: skip
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()  # a reset: the answer cannot be written
+    wait_for(lambda: sum("left" in line for line in lines()) >= 2)
+    time.sleep(0.5)
+    lines()
+    assert len(seen) == 2 and "Traceback" not in "\n".join(seen), seen
+    assert seen[0].startswith("srgan-mlx serve: 127.0.0.1:") and seen[0].endswith(
+        "left before the answer to POST /api/upscale (ConnectionResetError)"), seen
+    assert "left before the answer to POST /api/upscale (" in seen[1] or " left (" in seen[1], seen
+    assert running.json("GET", "/api/models")[0] == 200
+
+
+def test_connections_over_the_cap_get_503(serve):
+    running = serve(max_connections=2)
+    port = running.server.port
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]  # each holds a thread and a slot
+    try:
+        wait_for(lambda: running.server.connections == 2)
+        status, error = running.json("GET", "/api/models")
+        assert status == 503 and error["error"] == "busy: 2 connections are open (srgan-mlx serve --max-connections)"
+        idle.pop().close()
+        wait_for(lambda: running.server.connections == 1)
+        assert running.json("GET", "/api/models")[0] == 200
+    finally:
+        for client in idle:
+            client.close()
+
+
 def test_host_names_allowed():
     assert host_allowed("127.0.0.1:8000", 8000, "127.0.0.1")
     assert host_allowed("localhost:8000", 8000, "127.0.0.1")

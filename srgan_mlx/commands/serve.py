@@ -22,9 +22,14 @@ from .upscale import Size
 @click.option("--max-upload", type=Size(), default="64MB", show_default=True, help="Largest upload accepted.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=2048 * 2048, show_default=True,
               help="Largest input accepted, in pixels (width x height), read from the header before decoding.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=30, show_default=True,
+              help="Seconds a connection may stay silent; an upload that stalls that long (or trickles) gets 408.")
+@click.option("--max-connections", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Connections served at once; more are answered 503 (busy).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
 @device_option
-def command(host, port, open_browser, models, fidelity_model, max_memory, max_upload, max_pixels, quality, device):
+def command(host, port, open_browser, models, fidelity_model, max_memory, max_upload, max_pixels, timeout,
+            max_connections, quality, device):  # fmt: skip
     """Serve a page to upscale photos: drop images, compare with bicubic, turn the realism dial, download.
 
     Jobs run one at a time; the page shows each one's place in the queue and progress. Ctrl-C (or SIGTERM,
@@ -55,8 +60,8 @@ def command(host, port, open_browser, models, fidelity_model, max_memory, max_up
         fidelity = (name, generators[name] if name in generators else load_generator(fidelity_spec))
     with stop_signals_interrupt():  # SIGTERM (kill, docker stop, systemd) and SIGHUP clean up as Ctrl-C does
         try:
-            server = Server(host, port, Models(generators, fidelity, max_memory), Limits(max_upload, max_pixels),
-                            quality)  # fmt: skip
+            limits = Limits(max_upload, max_pixels, timeout=timeout, max_connections=max_connections)
+            server = Server(host, port, Models(generators, fidelity, max_memory), limits, quality)
         except OSError as exc:  # port taken, address not on this machine, a privileged port
             raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         try:
