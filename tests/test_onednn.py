@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,6 +248,99 @@ def test_loader_refuses_a_different_libmlx(tmp_path, monkeypatch):
     write_status(tmp_path, monkeypatch, built=True, mlx_version=metadata.version("mlx"),
                  libmlx_size=libmlx.stat().st_size, libmlx_sha256="sha256=not-this-file")
     assert "mlx/lib/libmlx.so in place" in native_extension._why_not()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("package_manager", [None, "apt-get"])
+def test_a_build_without_a_compiler_warns_at_install(tmp_path, package_manager):
+    """setup.py with no C++ compiler on PATH: the install goes on, with a framed warning naming the reason, the
+    slowdown and the command that fixes it (the compiler from the system's package manager where there is one,
+    then the same install again), recorded in the build record; the source tree's build is left alone."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    if package_manager:
+        (tools / package_manager).write_text("#!/bin/sh\nexit 1\n")
+        (tools / package_manager).chmod(0o755)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in (ROOT / "srgan_mlx" / "native").iterdir())
+    env = {key: value for key, value in os.environ.items() if key != "CXX"}
+    env["PATH"] = str(tools)
+    run = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--build-lib", str(tmp_path / "lib"),
+                          "--build-temp", str(tmp_path / "build")], cwd=ROOT, env=env, capture_output=True, text=True,
+                         start_new_session=True)  # fmt: skip  (no terminal: the /dev/tty copy stays out of the way)
+    assert run.returncode == 0, run.stderr
+    record = json.loads((tmp_path / "lib" / "srgan_mlx" / "native" / "_build.json").read_text())
+    again = f"pip install {ROOT}"
+    expected = f"{'' if os.geteuid() == 0 else 'sudo '}apt-get install -y g++ && {again}" if package_manager else (
+        f"install a C++ compiler (g++ or clang++), then: {again}")
+    assert record == {"built": False, "reason": "no C++ compiler found (Debian: apt-get install g++)", "fix": expected}
+    assert ("srgan-mlx: WARNING: the native extension was not built (no C++ compiler found (Debian: apt-get install "
+            "g++)).\nsrgan-mlx works without it, but upscaling and training on the CPU run about 50x slower.\n"
+            f"Fix: {expected}\n") in run.stderr
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in (ROOT / "srgan_mlx" / "native").iterdir()) == before
+
+
+def test_a_build_skipped_on_purpose_says_nothing(tmp_path):
+    env = {**os.environ, "SRGAN_MLX_BUILD_ONEDNN": "0"}
+    run = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--build-lib", str(tmp_path / "lib"),
+                          "--build-temp", str(tmp_path / "build")], cwd=ROOT, env=env, capture_output=True, text=True,
+                         start_new_session=True)  # fmt: skip
+    assert run.returncode == 0 and "WARNING" not in run.stderr, run.stderr
+    record = json.loads((tmp_path / "lib" / "srgan_mlx" / "native" / "_build.json").read_text())
+    assert record == {"built": False, "reason": "SRGAN_MLX_BUILD_ONEDNN=0"}
+
+
+@pytest.fixture
+def failed_build(tmp_path, monkeypatch):
+    """This process as if the install had found no compiler (on Linux x86_64): the extension unavailable, and a
+    build record with the fix."""
+    if not sys.platform.startswith("linux") or os.uname().machine != "x86_64":
+        pytest.skip("the extension is built on Linux x86_64 only")
+    fix = "sudo apt-get install -y g++ && pip install -e /src/srgan-mlx"
+    write_status(tmp_path, monkeypatch, built=False, reason="no C++ compiler found", fix=fix)
+    monkeypatch.setattr(native_extension, "_checked", True)
+    monkeypatch.setattr(native_extension, "_module", None)
+    monkeypatch.setattr(native_extension, "_reason", "not built: no C++ compiler found")
+    monkeypatch.delenv(CONV_ENV, raising=False)
+    return fix
+
+
+def test_info_says_what_a_failed_build_costs_and_the_fix(failed_build):
+    from click.testing import CliRunner
+    from srgan_mlx.cli import main
+
+    result = CliRunner().invoke(main, ["info"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    at = lines.index("onednn: not in use, not built: no C++ compiler found; the CPU runs the pure-MLX 'tuned' "
+                     "convolutions")  # fmt: skip
+    assert lines[at + 2] == ("  warning: upscaling and training on the CPU run about 50x slower without it; fix: "
+                             f"{failed_build}")  # fmt: skip
+
+
+def test_a_command_that_runs_a_network_warns_once(failed_build, tmp_path, model):
+    from click.testing import CliRunner
+    from PIL import Image
+    from srgan_mlx.cli import main
+
+    Image.new("RGB", (12, 10), (40, 90, 160)).save(tmp_path / "in.png")
+    result = CliRunner().invoke(main, ["upscale", str(tmp_path / "in.png"), "--model", model, "--quiet"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "srgan-mlx: warning: the native extension is not in use (not built: no C++ compiler found); upscaling and "
+        f"training on the CPU run about 50x slower without it; fix: {failed_build}"
+    ]
+
+
+def test_no_warning_where_the_extension_is_off_on_purpose(failed_build, monkeypatch):
+    monkeypatch.setattr(native_extension, "_reason", "disabled by SRGAN_MLX_ONEDNN=0")
+    assert native_extension.missing_extension_warning() is None
+    monkeypatch.setattr(native_extension, "_reason", "not built: SRGAN_MLX_BUILD_ONEDNN=0")
+    assert native_extension.missing_extension_warning() is None
+    monkeypatch.setattr(native_extension, "_reason", "built for mlx 0.31.0, but mlx 0.32.4 is installed (reinstall)")
+    assert native_extension.missing_extension_warning().endswith(f"fix: {failed_build}")
 
 
 def test_forcing_an_unavailable_extension_is_a_one_line_error(monkeypatch):
