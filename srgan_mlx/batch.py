@@ -21,6 +21,7 @@ from typing import Callable
 from PIL import Image
 from tqdm import tqdm
 
+from .atomic import cannot_write_into
 from .errors import UserError, warn
 from .image_io import FORMATS, is_image_file, write_image
 from .panels import labelled_row
@@ -104,6 +105,28 @@ def plan_outputs(inputs: list[Path], options: Options, scale: int) -> tuple[list
     return pairs, failed
 
 
+def check_outputs(pairs: list[tuple[Path, Path]], options: Options) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Before any work: drop the pairs whose output cannot be written (its folder refuses files, or a folder has
+    the output's name), each with its reason; pairs that ``--skip-existing`` will skip are not looked at."""
+    problems: dict[Path, str | None] = {}
+    kept, failed = [], []
+    for src, dst in pairs:
+        if options.skip_existing and dst.exists():
+            kept.append((src, dst))
+            continue
+        if dst.parent not in problems:
+            problems[dst.parent] = cannot_write_into(dst.parent)
+        targets = [dst, compare_path(dst)] if options.compare else [dst]
+        in_the_way = next((path for path in targets if path.is_dir()), None)
+        if problems[dst.parent]:
+            failed.append(f"{src}: cannot write {dst} ({problems[dst.parent]})")
+        elif in_the_way is not None:
+            failed.append(f"{src}: cannot write {in_the_way} (a folder has its name)")
+        else:
+            kept.append((src, dst))
+    return kept, failed
+
+
 def compare_path(output: Path) -> Path:
     """``<name>_compare.png`` beside an output ``<name>.<ext>``."""
     return output.with_name(f"{output.stem}_compare.png")
@@ -137,9 +160,10 @@ def run(upscaler: Upscaler, specs: list[str], options: Options, progress: bool =
     if not inputs:
         raise UserError("; ".join(missing))
     pairs, refused = plan_outputs(inputs, options, upscaler.scale)
-    summary = Summary(failed=missing + refused)
+    pairs, unwritable = check_outputs(pairs, options)
+    summary = Summary(failed=missing + refused + unwritable)
     files = tqdm(pairs, unit="file", disable=not progress or not pairs)
-    tiles = tqdm(unit="tile", leave=False, disable=not progress)
+    tiles = tqdm(unit="tile", leave=False, disable=not progress or not pairs)
     warned = False
 
     def on_tile(done: int, total: int) -> None:

@@ -204,3 +204,37 @@ def test_folder_of_earlier_results_says_so(tmp_path, model):
     result = run(tmp_path / "*_x4*.png", "--model", model)
     assert result.exit_code == 1 and "only earlier results (2 files" in result.output
     assert run(tmp_path / "a_x4.png", "--model", model, "--quiet").exit_code == 0  # named: taken
+
+
+def test_unwritable_outputs_fail_before_any_network_call(tmp_path, model, monkeypatch):
+    """A file where the output folder should be, a folder with the output's name, a folder that refuses files (not
+    as root, which writes anyway): each input that would be written there fails at once, before the generator runs
+    for anyone; the others are upscaled."""
+    import os
+
+    from srgan_mlx.upscaler import Upscaler
+
+    calls = []
+    real = Upscaler.upscale_picture
+    monkeypatch.setattr(Upscaler, "upscale_picture", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    src = tmp_path / "in.png"
+    Image.new("RGB", (12, 10), (40, 90, 160)).save(src)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    (tmp_path / "taken_x4.png").mkdir()
+    result = run(src, "--model", model, "-o", blocker / "sub")
+    assert result.exit_code == 1 and calls == [], result.output
+    assert result.stderr == f"  failed: {src}: cannot write {blocker / 'sub' / 'in_x4.png'} ({blocker} is a file, not a " \
+                            "folder)\n"
+    assert result.stdout == "0 written, 1 failed\n"
+    taken = tmp_path / "taken.png"
+    Image.new("RGB", (12, 10)).save(taken)
+    result = run(taken, src, "--model", model)
+    assert result.exit_code == 1 and len(calls) == 1, result.output  # in.png only
+    assert f"failed: {taken}: cannot write {tmp_path / 'taken_x4.png'} (a folder has its name)" in result.stderr
+    assert (tmp_path / "in_x4.png").is_file()
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        result = run(src, "--model", model, "-o", locked)
+        assert result.exit_code == 1 and len(calls) == 1 and "Permission denied" in result.stderr, result.output
