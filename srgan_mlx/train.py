@@ -38,6 +38,7 @@ from .interrupts import Interrupted, first_ctrl_c_asks
 from .metrics_log import MetricsLog
 from .model_io import load_init
 from .panels import labelled_row
+from .progress import progress
 from .run_folder import RunFolder, find_checkpoint, run_of
 from .training_parts import OPTIMIZES, build, check
 
@@ -153,7 +154,7 @@ class Trainer:
             f"{self.config.crop}px, {self.data.unreadable} unreadable skipped), {self.world} process(es), "
             f"steps {self.step}->{total}"
         )
-        bar = tqdm(total=total, initial=self.step, disable=not self.main, unit="step", dynamic_ncols=True)
+        bar = progress(total=total, initial=self.step, disable=not self.main, unit="step")
         try:
             again = f"this step is lost; continue from the last checkpoint with: srgan-mlx train --resume {self.folder}"
             with first_ctrl_c_asks(speak=self.main, again=again) as ctrl_c_pressed:
@@ -181,7 +182,7 @@ class Trainer:
             self.loader.close()
         return self.folder.path
 
-    def _train_one(self, bar: tqdm, total: int) -> None:
+    def _train_one(self, bar, total: int) -> None:
         started = time.perf_counter()
         lr, hr = self.loader.next()
         waited = time.perf_counter() - started

@@ -222,6 +222,7 @@ def run_line(line: str, comment: str, folder: Path) -> str | None:
                             timeout=900)  # fmt: skip
     assert result.returncode == 0, f"{line!r} (ran as {args}) exit {result.returncode}: {result.stderr[-2000:]}"
     assert "Traceback" not in result.stderr, result.stderr
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr, f"{line!r}: progress-bar codes in a log"
     for name in promised_files(comment):
         assert (folder / name).is_file(), f"{line!r} did not write {name}"
     assert time.monotonic() - started < 900

@@ -238,3 +238,43 @@ def test_unwritable_outputs_fail_before_any_network_call(tmp_path, model, monkey
         locked.mkdir(mode=0o500)
         result = run(src, "--model", model, "-o", locked)
         assert result.exit_code == 1 and len(calls) == 1 and "Permission denied" in result.stderr, result.output
+
+
+def fake_png(path, width, height):
+    """A PNG whose header says ``width`` x ``height`` but that holds almost no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))  # fmt: skip
+    return path
+
+
+def test_the_pixel_limit_is_srgan_mlx_own_not_pillows(tmp_path, model, monkeypatch):
+    """Pillow's decompression-bomb guard (a warning from 89 megapixels, a refusal from 179) does not speak: the
+    limit is --max-pixels, by default what the machine's memory holds for the result, worded here, checked from
+    the header before any work; raised, the file is read (here: found to be a fake)."""
+    import warnings
+
+    from srgan_mlx import batch
+
+    monkeypatch.setattr(batch, "physical_memory", lambda: 16 * 2**30)  # the default limit: 16 GiB / (48 B x 16)
+    huge = fake_png(tmp_path / "huge.png", 10_000, 9_000)  # 90 MP: Pillow would warn
+    bigger = fake_png(tmp_path / "bigger.png", 15_000, 12_000)  # 180 MP: Pillow would refuse
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = run(huge, "--model", model, "-o", tmp_path / "out")
+        assert result.exit_code == 1, result.output
+        assert result.stderr == (
+            f"  failed: {huge}: 10000x9000 is 90 megapixels; its x4 result needs about 64 GiB of memory and this "
+            "machine has 16 GiB (the limit here: 22 megapixels; --max-pixels N to try anyway)\n")
+        result = run(bigger, "--model", model, "-o", tmp_path / "out", "--max-pixels", 100_000_000)
+        assert result.stderr == f"  failed: {bigger}: 15000x12000 is 180,000,000 pixels, over --max-pixels 100,000,000\n"
+        result = run(bigger, "--model", model, "-o", tmp_path / "out", "--max-pixels", 200_000_000)
+        assert result.exit_code == 1 and "DecompressionBomb" not in result.output, result.output
+        assert result.stderr.startswith(f"  failed: {bigger}: not a readable image (")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

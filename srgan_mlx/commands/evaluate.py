@@ -15,14 +15,18 @@ needs no HR: NIQE of the images as they are, or of their super-resolution.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import click
+from tqdm import tqdm
 
 from ..atomic import write_text
 from ..devices import select_device
 from ..errors import UserError
-from ..evaluate import BIAS_KEYS, evaluate, evaluate_images
+from ..evaluate import BIAS_KEYS, evaluate, evaluate_images, list_images
 from ..model_io import DEFAULT_MODEL
+from ..progress import progress
 from .options import device_option, generator_options, load_generator_from
 
 COLUMNS = {
@@ -155,17 +159,22 @@ def command(
         generator, label = load_generator_from(model, realism, fidelity_model, half, default=model)
         upscaler = model_upscaler(generator, label, scale, tile)
     upscaled = uses_model or bicubic
-    if hr_dir:
-        print_row = table_printer(REFERENCE_METRICS + (("niqe",) if niqe else ()))
-        results = evaluate(
-            hr_dir, scale, lr_dir=lr_dir, upscaler=upscaler, on_image=lambda row, _: print_row(row), with_niqe=niqe
-        )
-    else:
-        print_row = table_printer(("niqe",))
-        border = (scale if upscaled else 0) if border is None else border
-        results = evaluate_images(
-            image_dir, border, scale=scale if upscaled else None, upscaler=upscaler, on_image=print_row
-        )
+    print_row = table_printer(REFERENCE_METRICS + (("niqe",) if niqe else ()) if hr_dir else ("niqe",))
+    with progress(total=len(list_images(Path(hr_dir or image_dir))), unit="image", desc=label or "images",
+                  leave=False) as bar:  # fmt: skip
+
+        def on_image(row: dict, *_) -> None:
+            with tqdm.external_write_mode(file=sys.stderr):  # the table on stdout, the bar on stderr
+                print_row(row)
+            bar.update(1)
+
+        if hr_dir:
+            results = evaluate(hr_dir, scale, lr_dir=lr_dir, upscaler=upscaler, on_image=on_image, with_niqe=niqe)
+        else:
+            border = (scale if upscaled else 0) if border is None else border
+            results = evaluate_images(
+                image_dir, border, scale=scale if upscaled else None, upscaler=upscaler, on_image=on_image
+            )
     print_row({"name": "mean", **results["mean"]})
     if json_path:
         results.update(method=label, model=model, realism=realism, half=half)
