@@ -270,3 +270,30 @@ def test_readme_is_short_and_its_links_resolve():
         for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text()):
             if not target.startswith("http"):
                 assert (page.parent / target).exists(), f"{page.name}: {target}"
+
+
+def test_help_names_no_unshipped_model_as_a_default():
+    """``--realism``'s help once said "default srgan", a model this version does not ship."""
+    from click.testing import CliRunner
+
+    from srgan_mlx.model_io import MODEL_NAMES, shipped_names
+
+    unshipped = [name for name in MODEL_NAMES if name not in shipped_names()]
+    for command in ("upscale", "evaluate", "serve"):
+        text = " ".join(CliRunner().invoke(main, [command, "--help"]).output.split())
+        for name in unshipped:
+            for claim in (f"default {name}", f"default: {name}", f"[{name}]", f"{name} first]"):
+                assert claim not in text, (command, claim)
+
+
+def test_skip_reasons_point_at_pages_and_sections_that_exist():
+    """A test that skips says where to read how to run it (the PyTorch ones once said "see README", which no
+    longer says it): each ``see docs/<page>.md#<section>`` names a page and a heading that exist."""
+    pointers = {match for path in (ROOT / "tests").glob("*.py")
+                for match in re.findall(r"see (docs/[\w.-]+\.md)(?:#([\w-]+))?", path.read_text())}  # fmt: skip
+    assert pointers
+    for page, section in pointers:
+        text = (ROOT / page).read_text()
+        headings = {re.sub(r"[^\w -]", "", line.lstrip("#").strip()).lower().replace(" ", "-")
+                    for line in text.splitlines() if line.startswith("#")}  # fmt: skip
+        assert not section or section in headings, (page, section)

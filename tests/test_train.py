@@ -773,3 +773,14 @@ def test_adam_bias_correction_reaches_both_optimizers(images, vgg_file, tmp_path
     trainer.run()
     moved = np.abs(np.array(trainer.generator.tail.bias) - before)
     np.testing.assert_allclose(moved, 1e-3 if corrected else 1e-3 * 0.1 / np.sqrt(1e-3), rtol=5e-2)  # eps shifts small gradients
+
+
+def test_resume_with_latest_naming_a_checkpoint_that_is_gone_takes_the_newest(images, tmp_path, capsys):
+    run = train(config(images, tmp_path / "run", steps=4, checkpoint_every=2))
+    RunFolder(run).point("latest", run / "checkpoints" / "step_00000009")
+    capsys.readouterr()
+    resume(str(run), steps=6)
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000006"
+    err = capsys.readouterr().err
+    assert (f"srgan-mlx: warning: {run / 'checkpoints' / 'latest'} names step_00000009, which is not a complete "
+            "checkpoint; using step_00000004, the newest that is") in err

@@ -15,7 +15,7 @@ from .upscale import Size
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default web browser.")
 @click.option("--model", "models", multiple=True, metavar="NAME|PATH",
               help="A model to offer (repeatable; the first is the default): a shipped model, generator weights, "
-              "a checkpoint or a run folder [the shipped models, srgan first].")
+              "a checkpoint or a run folder [the shipped models; srgan first once it ships].")
 @click.option("--fidelity-model", metavar="NAME|PATH",
               help=f"The realism dial's fidelity end, blended with a model of the same shape [{FIDELITY_MODEL}].")
 @click.option("--max-memory", type=Size(), help="Memory budget of one tile's forward pass, as for upscale [2GB].")
