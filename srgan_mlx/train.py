@@ -182,7 +182,7 @@ class Trainer:
             self.loader.close()
         return self.folder.path
 
-    def _train_one(self, bar, total: int) -> None:
+    def _train_one(self, bar: tqdm, total: int) -> None:
         started = time.perf_counter()
         lr, hr = self.loader.next()
         waited = time.perf_counter() - started
