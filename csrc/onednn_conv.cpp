@@ -462,6 +462,20 @@ mx::array conv2d_fused(const mx::array& x, const mx::array& weight, int stride, 
                  padding, false, s, bias, slope ? slope : residual);
 }
 
+// The name oneDNN's verbose mode gives a data type (f32, bf16, ...).
+const char* type_name(dnnl::memory::data_type type) {
+  switch (type) {
+    case dnnl::memory::data_type::f32:
+      return "f32";
+    case dnnl::memory::data_type::bf16:
+      return "bf16";
+    case dnnl::memory::data_type::f16:
+      return "f16";
+    default:
+      return "other";
+  }
+}
+
 std::string implementations() {
   std::lock_guard<std::mutex> lock(plans_mutex);
   std::ostringstream text;
@@ -470,7 +484,8 @@ std::string implementations() {
   for (const auto& [key, plan] : plans) {
     auto [pass, n, c, h, w, o, k, stride, pad, bf16] = key;
     text << names[pass] << " n" << n << " " << h << "x" << w << " " << c << "->" << o << " k" << k << " s"
-         << stride << " p" << pad << (bf16 ? " bf16" : "") << ": " << plan->implementation << "\n";
+         << stride << " p" << pad << (bf16 ? " bf16" : "") << ": " << plan->implementation << " ["
+         << type_name(plan->a.wanted.get_data_type()) << " x " << type_name(plan->b.wanted.get_data_type()) << "]\n";
   }
   return text.str();
 }
@@ -490,7 +505,9 @@ NB_MODULE(_ext, m) {
         "Inference only (no gradient): the convolution with ``bias``, then PReLU with per-channel ``slope`` or "
         "``+ residual``, as one oneDNN primitive with a post-op.");
   m.def("implementations", &implementations,
-        "One line per cached oneDNN primitive: pass, shape and the kernel oneDNN chose.");
+        "One line per cached oneDNN primitive: pass, shape (``bf16``: bfloat16 asked for), the kernel oneDNN "
+        "chose and, in brackets, the data types of the two operands it multiplies as its primitive descriptor "
+        "gives them (``[bf16 x bf16]`` where bfloat16 kernels ran, ``[f32 x f32]`` otherwise).");
   srgan::register_kernels(m);
   const dnnl_version_t* v = dnnl_version();
   m.attr("onednn_version") = std::to_string(v->major) + "." + std::to_string(v->minor) + "." +

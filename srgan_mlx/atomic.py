@@ -46,6 +46,28 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise
 
 
+def cannot_write_into(folder: str | os.PathLike) -> str | None:
+    """Why files cannot be written into ``folder`` (made on demand, as :func:`atomic_path` does), or None: a file
+    where a folder should be, or a folder that refuses a new file (checked by making and removing one, which is
+    what counts on read-only file systems and with ACLs); a missing folder is judged by its nearest existing
+    ancestor, and not made here."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if existing != folder:
+        return None if os.access(existing, os.W_OK | os.X_OK) else f"{existing}: permission denied"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".srgan-mlx-probe.", dir=folder)
+    except OSError as exc:
+        return f"{folder}: {exc.strerror or exc}"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
 def write_text(target: str | os.PathLike, text: str) -> None:
     """Atomically replace ``target`` with ``text``."""
     with atomic_path(target) as tmp:

@@ -12,6 +12,7 @@ The pixels come from an :class:`~srgan_mlx.upscaler.Upscaler`, as in the Python 
 from __future__ import annotations
 
 import glob
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -21,9 +22,11 @@ from typing import Callable
 from PIL import Image
 from tqdm import tqdm
 
+from .atomic import cannot_write_into
 from .errors import UserError, warn
-from .image_io import FORMATS, is_image_file, write_image
+from .image_io import FORMATS, image_size, is_image_file, write_image
 from .panels import labelled_row
+from .progress import progress as show_progress
 from .picture import Picture, flatten, read_picture, resize_picture_bicubic, write_picture
 from .upscaler import Upscaler
 
@@ -40,6 +43,8 @@ class Options:
     quality: int = 95
     skip_existing: bool = False
     compare: bool = False
+    max_pixels: int | None = None
+    """Largest input in pixels; None: what this machine's memory holds for the result (:func:`default_max_pixels`)."""
 
 
 @dataclass
@@ -104,6 +109,74 @@ def plan_outputs(inputs: list[Path], options: Options, scale: int) -> tuple[list
     return pairs, failed
 
 
+def check_outputs(pairs: list[tuple[Path, Path]], options: Options) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Before any work: drop the pairs whose output cannot be written (its folder refuses files, or a folder has
+    the output's name), each with its reason; pairs that ``--skip-existing`` will skip are not looked at."""
+    problems: dict[Path, str | None] = {}
+    kept, failed = [], []
+    for src, dst in pairs:
+        if options.skip_existing and dst.exists():
+            kept.append((src, dst))
+            continue
+        if dst.parent not in problems:
+            problems[dst.parent] = cannot_write_into(dst.parent)
+        targets = [dst, compare_path(dst)] if options.compare else [dst]
+        in_the_way = next((path for path in targets if path.is_dir()), None)
+        if problems[dst.parent]:
+            failed.append(f"{src}: cannot write {dst} ({problems[dst.parent]})")
+        elif in_the_way is not None:
+            failed.append(f"{src}: cannot write {in_the_way} (a folder has its name)")
+        else:
+            kept.append((src, dst))
+    return kept, failed
+
+
+BYTES_PER_OUTPUT_PIXEL = 48
+"""Peak memory per output pixel while a result is made and written (an 8000x8000 output: 2.65 GiB, 44 bytes)."""
+
+
+def physical_memory() -> int:
+    """This machine's memory in bytes (16 GiB where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 16 * 2**30
+
+
+def default_max_pixels(scale: int) -> int:
+    """The largest input whose x``scale`` result fits in this machine's memory: the network runs in tiles of any
+    image size, but the result is held whole (:data:`BYTES_PER_OUTPUT_PIXEL`)."""
+    return physical_memory() // (BYTES_PER_OUTPUT_PIXEL * scale * scale)
+
+
+def check_inputs(pairs: list[tuple[Path, Path]], options: Options, scale: int) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Before any work: drop the inputs whose header is unreadable or names more pixels than ``--max-pixels`` (by
+    default what this machine's memory holds for the result), each with its one-line reason."""
+    limit = options.max_pixels or default_max_pixels(scale)
+    kept, failed = [], []
+    for src, dst in pairs:
+        if options.skip_existing and dst.exists():
+            kept.append((src, dst))
+            continue
+        try:
+            width, height = image_size(src)
+        except UserError as exc:
+            failed.append(str(exc))
+            continue
+        if width * height <= limit:
+            kept.append((src, dst))
+        elif options.max_pixels:
+            failed.append(f"{src}: {width}x{height} is {width * height:,} pixels, over --max-pixels {limit:,}")
+        else:
+            need = width * height * scale * scale * BYTES_PER_OUTPUT_PIXEL
+            failed.append(
+                f"{src}: {width}x{height} is {width * height / 1e6:.0f} megapixels; its x{scale} result needs about "
+                f"{need / 2**30:.0f} GiB of memory and this machine has {physical_memory() / 2**30:.0f} GiB "
+                f"(the limit here: {limit / 1e6:.0f} megapixels; --max-pixels N to try anyway)"
+            )
+    return kept, failed
+
+
 def compare_path(output: Path) -> Path:
     """``<name>_compare.png`` beside an output ``<name>.<ext>``."""
     return output.with_name(f"{output.stem}_compare.png")
@@ -119,11 +192,15 @@ def comparison(picture: Picture, upscaled: Picture, label: str) -> Image.Image:
 
 
 def write_upscaled(
-    upscaler: Upscaler, picture: Picture, dst: Path, options: Options, on_tile: Callable[[int, int], None] | None = None
+    upscaler: Upscaler, picture: Picture, dst: Path, options: Options, on_tile: Callable[[int, int], None] | None = None,
+    progress: bool = False,
 ) -> None:
-    """Super-resolve ``picture`` and write ``dst`` (and the comparison when asked)."""
+    """Super-resolve ``picture`` and write ``dst`` (and the comparison when asked); ``progress``: the bytes written
+    (encoding a large PNG takes a while) on a progress bar."""
     upscaled = upscaler.upscale_picture(picture, on_tile)
-    write_picture(dst, upscaled, options.quality)
+    with show_progress(unit="B", unit_scale=True, desc=f"writing {dst.name}", leave=False,
+                       disable=not progress) as written:  # fmt: skip
+        write_picture(dst, upscaled, options.quality, on_bytes=written.update)
     if options.compare:
         write_image(compare_path(dst), comparison(picture, upscaled, upscaler.label))
 
@@ -131,15 +208,19 @@ def write_upscaled(
 def run(upscaler: Upscaler, specs: list[str], options: Options, progress: bool = True) -> Summary:
     """Upscale every input ``specs`` names; failures are collected, not raised.
 
-    A :class:`UserError` if no spec names any image (each spec's reason, in one line).
+    A :class:`UserError` if no spec names any image (each spec's reason, in one line). Every output folder and
+    every input's header (readable, within the pixel limit) is checked before the first file is upscaled.
     """
     inputs, missing = find_inputs(specs)
     if not inputs:
         raise UserError("; ".join(missing))
     pairs, refused = plan_outputs(inputs, options, upscaler.scale)
-    summary = Summary(failed=missing + refused)
-    files = tqdm(pairs, unit="file", disable=not progress or not pairs)
-    tiles = tqdm(unit="tile", leave=False, disable=not progress)
+    pairs, unwritable = check_outputs(pairs, options)
+    pairs, too_large = check_inputs(pairs, options, upscaler.scale)
+    summary = Summary(failed=missing + refused + unwritable + too_large)
+    quiet = not progress or not pairs
+    files = show_progress(pairs, unit="file", disable=quiet)
+    tiles = show_progress(unit="tile", desc="tiles", leave=False, disable=quiet)
     warned = False
 
     def on_tile(done: int, total: int) -> None:
@@ -159,7 +240,7 @@ def run(upscaler: Upscaler, specs: list[str], options: Options, progress: bool =
                     with tqdm.external_write_mode(sys.stderr):
                         warn(f"{src}: 16-bit colour is read and written at 8 bits (Pillow has no 16-bit colour mode)")
                     warned = True
-                write_upscaled(upscaler, picture, dst, options, on_tile)
+                write_upscaled(upscaler, picture, dst, options, on_tile, progress=not quiet)
             except (UserError, OSError) as exc:
                 summary.failed.append(str(exc) if isinstance(exc, UserError) else f"{src}: {exc}")
             except MemoryError:

@@ -30,8 +30,9 @@ import os
 
 import mlx.core as mx
 
-from .errors import UserError
+from .errors import UserError, warn
 from .native import unavailable_reason
+from .native.loader import missing_extension_warning
 
 DEVICES = ("auto", "cpu", "gpu")
 CONV_ENV = "SRGAN_MLX_CONV"
@@ -48,7 +49,8 @@ def gpu_backend() -> str | None:
 
 
 def select_device(name: str = "auto") -> mx.Device:
-    """Make ``name`` (auto, cpu or gpu) MLX's default device and return it; a missing GPU is a UserError."""
+    """Make ``name`` (auto, cpu or gpu) MLX's default device and return it; a missing GPU is a UserError. On a
+    Linux x86_64 CPU without the native extension it should have, one warning with the fix."""
     if name not in DEVICES:
         raise UserError(f"unknown device {name!r} (choose from {', '.join(DEVICES)})")
     if name == "gpu" and gpu_backend() is None:
@@ -58,6 +60,10 @@ def select_device(name: str = "auto") -> mx.Device:
         )
     device = mx.gpu if name == "gpu" or (name == "auto" and gpu_backend()) else mx.cpu
     mx.set_default_device(device)
+    if device == mx.cpu:
+        missing = missing_extension_warning()
+        if missing:
+            warn(missing)  # once per command that runs a network: each calls this once
     return mx.default_device()
 
 

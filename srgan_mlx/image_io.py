@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
@@ -72,15 +73,38 @@ def unreadable(path: Path, exc: Exception) -> UserError:
     return UserError(f"{path}: not a readable image ({reason})")
 
 
+_PILLOW_GUARD = threading.Lock()
+
+
+def _open(file: str | os.PathLike | BinaryIO) -> Image.Image:
+    """``Image.open`` without Pillow's decompression-bomb guard (a warning from 89 megapixels, a refusal from 179):
+    srgan-mlx sets its own limits from the header (``upscale --max-pixels``, ``serve --max-pixels``) and words them
+    itself. The guard is Pillow's global setting: it is off only while the header is read, under a lock."""
+    with _PILLOW_GUARD:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(file)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
 @contextlib.contextmanager
 def opened(path: Path, source: BinaryIO | None = None) -> Iterator[Image.Image]:
-    """``path`` opened by PIL (header read, pixels not decoded); a read failure inside becomes :func:`unreadable`.
-    ``source``: read this file object instead (an upload), ``path`` only naming it in messages."""
+    """``path`` opened by PIL (header read, pixels not decoded; no Pillow pixel limit: see :func:`_open`); a read
+    failure inside becomes :func:`unreadable`. ``source``: read this file object instead (an upload), ``path`` only
+    naming it in messages."""
     try:
-        with Image.open(path if source is None else source) as image:
+        with _open(path if source is None else source) as image:
             yield image
     except READ_ERRORS as exc:
         raise unreadable(path, exc) from None
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """Upright (width, height) of any image file this package reads, from its header alone."""
+    with opened(path) as image:
+        width, height = image.size
+        return (height, width) if orientation(image) >= 5 else (width, height)
 
 
 def orientation(image: Image.Image) -> int:
@@ -133,10 +157,33 @@ def output_format(path: str | os.PathLike) -> str:
     return FORMATS[suffix]
 
 
-def write_image(path: str | os.PathLike, image: Image.Image, quality: int = 95) -> None:
+class _Counted:
+    """A file for PIL to write into that reports each write's size; no ``fileno``, so that PIL's encoders write
+    through it in blocks instead of straight to the descriptor."""
+
+    def __init__(self, file: BinaryIO, on_bytes: Callable[[int], None]):
+        self.file, self.on_bytes = file, on_bytes
+
+    def write(self, data) -> int:
+        written = self.file.write(data)
+        self.on_bytes(len(data))
+        return written
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    def seek(self, *args) -> int:
+        return self.file.seek(*args)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def write_image(path: str | os.PathLike, image: Image.Image, quality: int = 95,
+                on_bytes: Callable[[int], None] | None = None) -> None:  # fmt: skip
     """Atomically write a PIL image to ``path`` in the format its extension names, with its ICC profile.
 
-    ``quality`` applies to JPEG and WebP.
+    ``quality`` applies to JPEG and WebP; ``on_bytes(n)`` is told of every ``n`` bytes written (progress).
     """
     format = output_format(path)
     options = {"quality": quality} if format in ("JPEG", "WEBP") else {}
@@ -144,6 +191,10 @@ def write_image(path: str | os.PathLike, image: Image.Image, quality: int = 95) 
         options["icc_profile"] = image.info["icc_profile"]
     try:
         with atomic_path(path) as tmp:
-            image.save(tmp, format=format, **options)
+            if on_bytes is None:
+                image.save(tmp, format=format, **options)
+            else:
+                with open(tmp, "wb") as file:
+                    image.save(_Counted(file, on_bytes), format=format, **options)
     except (OSError, ValueError) as exc:  # ValueError: a format's own limit, e.g. WebP's 16383 px
         raise UserError(f"{path}: cannot write image ({exc})") from None

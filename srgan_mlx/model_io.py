@@ -83,12 +83,27 @@ def _read_weights(
     return arrays, json.loads(metadata.get("config", "{}")), kind
 
 
+def _some(names: list[str]) -> str:
+    names = sorted(names)
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
 def load_into(module: nn.Module, arrays: dict[str, mx.array], source: str | os.PathLike) -> None:
-    """Strictly load ``arrays`` into ``module``: every key present, every shape equal."""
+    """Strictly load ``arrays`` into ``module``: every key present, every shape equal; else one line that says
+    which arrays are missing, extra or of another shape."""
+    expected = dict(tree_flatten(module.parameters()))
+    missing = [key for key in expected if key not in arrays]
+    extra = [key for key in arrays if key not in expected]
+    reshaped = [f"{key} {tuple(arrays[key].shape)}, not {tuple(expected[key].shape)}" for key in expected
+                if key in arrays and arrays[key].shape != expected[key].shape]  # fmt: skip
+    problems = [f"{len(found)} {'array' if len(found) == 1 else 'arrays'} {what} ({_some(found)})" for found, what in (
+        (missing, "missing"), (extra, "the network does not have"), (reshaped, "of another shape")) if found]
+    if problems:
+        raise UserError(f"{source}: weights do not fit the network: {'; '.join(problems)}")
     try:
         module.load_weights(list(arrays.items()), strict=True)
     except ValueError as exc:
-        raise UserError(f"{source}: weights do not fit the network ({exc})") from None
+        raise UserError(f"{source}: weights do not fit the network ({' '.join(str(exc).split())})") from None
     mx.eval(module.parameters())
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 from PIL import Image
@@ -216,6 +216,8 @@ def to_pil(picture: Picture, format: str = "PNG") -> Image.Image:
     return image
 
 
-def write_picture(path: str | os.PathLike, picture: Picture, quality: int = 95) -> None:
-    """Atomically write ``picture`` to ``path`` in the format its extension names, keeping the ICC profile."""
-    write_image(path, to_pil(picture, output_format(path)), quality)
+def write_picture(path: str | os.PathLike, picture: Picture, quality: int = 95,
+                  on_bytes: Callable[[int], None] | None = None) -> None:  # fmt: skip
+    """Atomically write ``picture`` to ``path`` in the format its extension names, keeping the ICC profile;
+    ``on_bytes(n)``: told of the bytes written."""
+    write_image(path, to_pil(picture, output_format(path)), quality, on_bytes)

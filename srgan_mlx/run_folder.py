@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 
 from .atomic import write_text
-from .errors import UserError
+from .errors import UserError, warn
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -110,14 +110,26 @@ class RunFolder:
                 path.unlink(missing_ok=True)
 
 
+def _stale(run: RunFolder, pointer: str, used: Path) -> None:
+    warn(f"{run.checkpoints / pointer} names {run.pointed(pointer).name}, which is not a complete checkpoint; "
+         f"using {used.name}, the newest that is")
+
+
 def find_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint folder as given, or a run folder's latest checkpoint."""
+    """A checkpoint folder as given, or a run folder's latest checkpoint (where ``latest`` names one that is gone,
+    the newest complete one, with a warning)."""
     path = Path(path)
     if is_checkpoint(path):
         return path
-    latest = RunFolder(path).pointed("latest")
-    if latest is not None:
+    run = RunFolder(path)
+    latest = run.pointed("latest")
+    if latest is not None and is_checkpoint(latest):
         return latest
+    complete = [checkpoint for checkpoint in run.saved() if is_checkpoint(checkpoint)]
+    if complete:
+        if latest is not None:
+            _stale(run, "latest", complete[-1])
+        return complete[-1]
     if not path.exists():
         raise UserError(f"{path}: no such run or checkpoint folder")
     raise UserError(f"{path}: not a checkpoint or a run folder with checkpoints")
@@ -141,7 +153,8 @@ def checkpoint_generator(checkpoint: Path) -> Path | None:
 
 def find_generator(path: Path) -> Path | None:
     """The generator weights (:func:`checkpoint_generator`) of a checkpoint folder, or of a run folder's best
-    checkpoint, else its latest."""
+    checkpoint, else its latest, else (both pointers naming checkpoints that are gone) its newest checkpoint that has
+    them, with a warning."""
     found = checkpoint_generator(path)
     if found is not None:
         return found
@@ -150,4 +163,10 @@ def find_generator(path: Path) -> Path | None:
         checkpoint = run.pointed(pointer)
         if checkpoint is not None and checkpoint_generator(checkpoint) is not None:
             return checkpoint_generator(checkpoint)
-    return None
+    saved = [checkpoint for checkpoint in run.saved() if checkpoint_generator(checkpoint) is not None]
+    if not saved:
+        return None
+    stale = next((pointer for pointer in ("latest", "best") if run.pointed(pointer) is not None), None)
+    if stale:
+        _stale(run, stale, saved[-1])
+    return checkpoint_generator(saved[-1])

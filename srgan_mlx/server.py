@@ -29,8 +29,10 @@ import ipaddress
 import json
 import shutil
 import socket
+import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,10 +57,22 @@ CACHED_BLENDS = 4
 """Blended generators (model, realism) kept in memory, newest first."""
 
 
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a connection may stay silent (no request, no byte of an upload) before it is closed or answered 408."""
+MIN_UPLOAD_RATE = 64 * 1024
+"""Bytes per second below which an upload, however steady, is answered 408: it must arrive within the timeout
+plus its size at this rate (64 MB: 17 minutes), so a slow trickle cannot hold a connection for ever."""
+DEFAULT_MAX_CONNECTIONS = 32
+"""Connections served at once (a browser opens about six); the next are answered 503 at once."""
+
+
 @dataclass
 class Limits:
     max_upload: int = DEFAULT_MAX_UPLOAD
     max_pixels: int = DEFAULT_MAX_PIXELS
+    timeout: float = DEFAULT_TIMEOUT
+    min_upload_rate: float = MIN_UPLOAD_RATE
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 class Models:
@@ -159,18 +173,75 @@ def host_allowed(value: str | None, port: int, bound: str) -> bool:
 
 
 class Server(ThreadingHTTPServer):
-    """The HTTP server: its models, job queue, limits and private folder."""
+    """The HTTP server: its models, job queue, limits and private folder.
+
+    One thread per connection, at most ``limits.max_connections`` at once (the next get 503 without a thread);
+    a connection silent for ``limits.timeout`` seconds is closed, an upload that stalls or trickles gets 408.
+    A client that leaves before its answer is one line on stderr (``log``), never a traceback."""
 
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, models: Models, limits: Limits, quality: int = 95):
+    def __init__(self, host: str, port: int, models: Models, limits: Limits, quality: int = 95, log=None):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), Handler)
         self.host = host
         self.models = models
         self.limits = limits
+        self.log = log or (lambda message: print(f"srgan-mlx serve: {message}", file=sys.stderr, flush=True))
+        self.connections = 0
+        self.connections_lock = threading.Lock()
         self.folder = Path(tempfile.mkdtemp(prefix="srgan-mlx-serve-"))
         self.queue = JobQueue(self.folder, models.upscaler, limits.max_pixels, quality)
+
+    def process_request(self, request, client_address):
+        """A thread for the connection, or 503 at once when ``max_connections`` are being served."""
+        with self.connections_lock:
+            full = self.connections >= self.limits.max_connections
+            self.connections += 0 if full else 1
+        if full:
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self.connections_lock:
+            self.connections -= 1
+
+    def _refuse(self, request: socket.socket) -> None:
+        limit = self.limits.max_connections
+        body = json.dumps({"error": f"busy: {limit} connections are open (srgan-mlx serve --max-connections)"}).encode()
+        head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                "Retry-After: 1\r\nConnection: close\r\n\r\n")
+        try:
+            request.setblocking(False)
+            while request.recv(1 << 16):  # what the client sent already: unread, closing would reset the connection
+                pass
+        except OSError:
+            pass
+        try:
+            request.settimeout(1)
+            request.sendall(head.encode() + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        """A client that went away is one line; anything else is the standard report."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            self.log(f"{_peer(client_address)} left ({type(error).__name__})")
+        else:
+            super().handle_error(request, client_address)
 
     @property
     def port(self) -> int:
@@ -183,10 +254,18 @@ class Server(ThreadingHTTPServer):
         return f"http://{host}:{self.port}/"
 
     def close(self) -> None:
-        """Stop the job worker and remove the private folder (everything the server wrote)."""
-        self.queue.close()
-        self.server_close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Stop the job worker and remove the private folder (everything the server wrote), even when a second
+        Ctrl-C cuts the wait for the running job short."""
+        try:
+            self.queue.close()
+        finally:
+            self.server_close()
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _peer(address) -> str:
+    host, port = address[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class HTTPError(Exception):
@@ -199,6 +278,10 @@ class Handler(BaseHTTPRequestHandler):
     server: Server
     protocol_version = "HTTP/1.1"
     server_version = "srgan-mlx"
+
+    def setup(self):
+        self.timeout = self.server.limits.timeout  # every read: a silent client is closed (408 in an upload)
+        super().setup()
 
     def log_message(self, format, *args):  # noqa: A002  (quiet: the terminal shows the URL and errors only)
         pass
@@ -217,21 +300,29 @@ class Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         try:
-            self._check_caller(method)
-            url = urlsplit(self.path)
-            self._route(method, url.path, {k: v[-1] for k, v in parse_qs(url.query).items()})
-        except HTTPError as exc:
-            if method != "GET":
-                self.close_connection = True  # its body may be unread
-            self._json({"error": str(exc)}, exc.status)
-        except (ConnectionError, TimeoutError):
+            try:
+                self._check_caller(method)
+                url = urlsplit(self.path)
+                self._route(method, url.path, {k: v[-1] for k, v in parse_qs(url.query).items()})
+            except HTTPError as exc:
+                if method != "GET":
+                    self.close_connection = True  # its body may be unread
+                self._json({"error": str(exc)}, exc.status)
+            except (ConnectionError, TimeoutError):
+                raise
+            except Exception as exc:  # one bad request never stops the server
+                self._json({"error": f"internal error: {type(exc).__name__}: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+        except (ConnectionError, TimeoutError) as exc:  # the client left, or stopped reading, before its answer
             self.close_connection = True
-        except Exception as exc:  # one bad request never stops the server
-            self._json({"error": f"internal error: {type(exc).__name__}: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+            self.server.log(f"{_peer(self.client_address)} left before the answer to {method} {urlsplit(self.path).path} "
+                            f"({type(exc).__name__})")  # fmt: skip
 
     def _check_caller(self, method: str) -> None:
         """403 unless the request names this server as its Host and comes from no other site (Origin, Sec-Fetch-Site)."""
         host = self.headers.get("Host")
+        if not host:
+            self.close_connection = True
+            raise HTTPError(HTTPStatus.BAD_REQUEST, "refused: no Host header (HTTP/1.1 requests name the server)")
         if not host_allowed(host, self.server.port, self.server.host):
             self.close_connection = True
             raise HTTPError(HTTPStatus.FORBIDDEN, f"refused: Host {host!r} is not this server")
@@ -280,11 +371,11 @@ class Handler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
             raise HTTPError(HTTPStatus.LENGTH_REQUIRED, "send the image with a Content-Length (no chunked uploads)")
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
+        declared = self.headers.get("Content-Length", "0").strip()
+        if not (declared.isascii() and declared.isdigit()):  # "-5", "+5", "1e3", "lots": not a length
             self.close_connection = True
-            raise HTTPError(HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
+            raise HTTPError(HTTPStatus.BAD_REQUEST, f"bad Content-Length {declared!r} (a number of bytes)")
+        length = int(declared)
         limit = self.server.limits.max_upload
         if length > limit:
             self.close_connection = True  # the body is not read
@@ -292,7 +383,37 @@ class Handler(BaseHTTPRequestHandler):
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 f"upload of {length:,} bytes is over this server's limit of {limit:,} (srgan-mlx serve --max-upload)",
             )
-        return self.rfile.read(length) if length > 0 else b""
+        return self._read_exactly(length)
+
+    def _read_exactly(self, length: int) -> bytes:
+        """The body's ``length`` bytes; 408 when the client is silent for ``timeout`` seconds or has not sent it all
+        within ``timeout`` plus its size at ``min_upload_rate``; ``ConnectionError`` when it closed the connection."""
+        limits = self.server.limits
+        started = time.monotonic()
+        deadline = started + limits.timeout + length / limits.min_upload_rate
+        parts, received = [], 0
+        try:
+            while received < length:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.connection.settimeout(min(limits.timeout, left))
+                part = self.rfile.read1(min(length - received, 1 << 20))
+                if not part:
+                    raise ConnectionResetError(f"closed after {received:,} of {length:,} bytes")
+                parts.append(part)
+                received += len(part)
+        except TimeoutError:
+            self.close_connection = True
+            seconds = time.monotonic() - started
+            raise HTTPError(
+                HTTPStatus.REQUEST_TIMEOUT,
+                f"upload timed out: {received:,} of {length:,} bytes in {seconds:.0f} s (the server waits "
+                f"{limits.timeout:g} s for each part and {limits.min_upload_rate / 1024:g} KB/s in all)",
+            ) from None
+        finally:
+            self.connection.settimeout(limits.timeout)
+        return b"".join(parts)
 
     def _upscale(self, query: dict[str, str]) -> None:
         data = self._read_body()

@@ -10,7 +10,7 @@ alone prints and writes.
 
 Ctrl-C (:mod:`srgan_mlx.interrupts`): the first press lets the current step finish, saves a
 checkpoint at it and stops with :class:`Interrupted`, whose message says how to resume; a
-second press stops at once.
+second press ends the process at once, even inside a step's ``mx.eval``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from .interrupts import Interrupted, first_ctrl_c_asks
 from .metrics_log import MetricsLog
 from .model_io import load_init
 from .panels import labelled_row
+from .progress import progress
 from .run_folder import AVERAGE, GENERATOR, METRICS_FILE, RunFolder, find_checkpoint, run_of
 from .training_parts import OPTIMIZES, build, check
 
@@ -183,9 +184,10 @@ class Trainer:
             f"{self.config.crop}px, {self.data.unreadable} unreadable skipped), {self.world} process(es), "
             f"steps {self.step}->{total}"
         )
-        bar = tqdm(total=total, initial=self.step, disable=not self.main, unit="step", dynamic_ncols=True)
+        bar = progress(total=total, initial=self.step, disable=not self.main, unit="step")
         try:
-            with first_ctrl_c_asks(speak=self.main) as ctrl_c_pressed:
+            again = f"this step is lost; continue from the last checkpoint with: srgan-mlx train --resume {self.folder}"
+            with first_ctrl_c_asks(speak=self.main, again=again) as ctrl_c_pressed:
                 while self.step < total:
                     self._train_one(bar, total)
                     validated = bool(self.config.val) and (self.step % self.config.val_every == 0 or self.step == total)

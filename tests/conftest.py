@@ -8,6 +8,7 @@ them skip, naming the path they tried.
 
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,40 @@ DATA_DIR = Path(os.environ.get("SRGAN_MLX_DATA", SHARED_DIR / "data"))
 ORIGINAL_VGG19 = Path(
     os.environ.get("SRGAN_MLX_VGG19", SHARED_DIR / "vgg19" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
 )
+
+
+MLX_CACHE = "mlx"
+"""MLX's own folder in the temp dir: the CPU kernels ``mx.compile`` builds, kept for later processes."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temp_dir(tmp_path_factory) -> Path:
+    """This test run's stand-in for the system temp dir: what the code under test writes through ``tempfile``
+    (a server's private folder, atomic writes' neighbours) and what subprocesses write under ``$TMPDIR`` goes here,
+    inside pytest's own temporary folder, never into the system's; only MLX's kernel cache stays shared (a link to
+    the system temp dir's ``mlx``, which every MLX program uses: without it each run compiles every kernel again)."""
+    folder = tmp_path_factory.mktemp("tempdir")
+    shared_cache = Path(tempfile.gettempdir()) / MLX_CACHE
+    shared_cache.mkdir(exist_ok=True)
+    (folder / MLX_CACHE).symlink_to(shared_cache, target_is_directory=True)  # MLX's kernels, as every MLX program
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = str(folder), str(folder)
+    yield folder
+    if saved[0] is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved[0]
+    tempfile.tempdir = saved[1]
+
+
+@pytest.fixture(autouse=True)
+def leaves_no_temp_files(temp_dir):
+    """Each test leaves the temp dir as it found it (a server that did not remove its folder fails the test), but
+    for MLX's kernel cache."""
+    before = set(temp_dir.iterdir())
+    yield
+    left = sorted(path.name for path in set(temp_dir.iterdir()) - before if path.name != MLX_CACHE)
+    assert not left, f"left in the temp dir: {', '.join(left)}"
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from srgan_mlx.errors import UserError
 from srgan_mlx.model_io import load_into, read_weights
 from srgan_mlx.vgg import VGG19Features
 
-torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build for these reference tests: see README)")
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (its CPU build for these reference tests: see docs/install.md#tests)")
 
 from original_vgg19_files import CAFFE_BLOCKS, quantised_state, write_keras_h5  # noqa: E402  (needs torch)
 from torch_vgg import TorchVGG19  # noqa: E402

@@ -150,8 +150,16 @@ def test_missing_or_wrong_size_lr(small_hr, tmp_path):
     assert_one_line_error(run("--hr", small_hr, "--lr", lr_dir, "--bicubic"), "b.png: size 5x5, expected 10x9")
 
 
-def test_needs_exactly_one_method(small_hr):
-    assert run("--hr", small_hr).exit_code == 2
+def test_hr_alone_evaluates_the_default_model(small_hr, tmp_path):
+    """``--hr DIR`` with no method is the shipped default model, as ``upscale`` (the README's ``evaluate --hr
+    Set14/HR --niqe``); two methods are a usage error."""
+    bare, named = tmp_path / "bare.json", tmp_path / "named.json"
+    result = run("--hr", small_hr, "--json", bare)
+    assert result.exit_code == 0, result.output
+    assert run("--hr", small_hr, "--model", "srresnet", "--json", named).exit_code == 0
+    bare, named = json.loads(bare.read_text()), json.loads(named.read_text())
+    assert bare["model"] == "srresnet" and bare["method"] == "srresnet"
+    assert bare["images"] == named["images"]
     assert run("--hr", small_hr, "--bicubic", "--model", "x").exit_code == 2
 
 
@@ -247,3 +255,46 @@ def test_set14_niqe_as_in_readme(data_dir, tmp_path):
     assert json.loads(out.read_text())["mean"]["niqe"] == pytest.approx(4.9236, abs=5e-4)
     assert run("--hr", data_dir / "Set14" / "HR", "--bicubic", "--niqe", "--json", out).exit_code == 0
     assert json.loads(out.read_text())["mean"]["niqe"] == pytest.approx(7.6156, abs=5e-4)
+
+
+def luma(rgb):
+    """MATLAB rgb2ycbcr's Y on 0-255 input, unrounded: written out here, not taken from the metrics module."""
+    rgb = rgb.astype(np.float64)
+    return 16 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255
+
+
+@pytest.mark.parametrize("scale", [2, 8])
+def test_other_scales_remove_a_border_of_the_scale(textured, tmp_path, scale):
+    """x2 and x8 (x4 would hide a border fixed at 4): modcrop to the scale, MATLAB bicubic down and up, PSNR on Y
+    with ``scale`` pixels off every side, the colour bias on the same pixels; SSIM with that border too."""
+    out = tmp_path / "r.json"
+    result = run("--hr", textured, "--bicubic", "--scale", scale, "--json", out)
+    assert result.exit_code == 0, result.output
+    row = next(r for r in json.loads(out.read_text())["images"] if r["name"] == "rgb")
+    hr = np.asarray(Image.open(textured / "rgb.png"))
+    hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
+    sr = imresize(imresize(hr, 1 / scale), float(scale))
+    inner = (slice(scale, -scale), slice(scale, -scale))
+    mse = np.mean((luma(hr)[inner] - luma(sr)[inner]) ** 2)
+    assert row["psnr"] == pytest.approx(10 * np.log10(255**2 / mse), rel=1e-12)
+    bias = (sr[inner].astype(np.float64) - hr[inner]).mean(axis=(0, 1))
+    assert [row["bias_r"], row["bias_g"], row["bias_b"]] == pytest.approx(list(bias), rel=1e-9, abs=1e-12)
+    assert row["ssim"] == pytest.approx(ssim(hr, sr, scale), rel=1e-12)
+    assert row["ssim"] != pytest.approx(ssim(hr, sr, 4), rel=1e-6)
+
+
+@pytest.mark.parametrize("scale", [2, 8])
+def test_a_model_of_another_scale(textured, tmp_path, scale, tiny_generator):
+    from srgan_mlx.model_io import save_module
+
+    generator = tiny_generator(scale)
+    weights = tmp_path / f"x{scale}.safetensors"
+    save_module(weights, generator, "generator", generator.config())
+    out = tmp_path / "r.json"
+    result = run("--hr", textured, "--model", weights, "--scale", scale, "--json", out)
+    assert result.exit_code == 0, result.output
+    results = json.loads(out.read_text())
+    assert results["scale"] == scale and len(results["images"]) == 2
+    other = 2 if scale == 8 else 8
+    result = run("--hr", textured, "--model", weights, "--scale", other)
+    assert result.exit_code == 1 and f"generator upscales x{scale}, but --scale is {other}" in result.stderr

@@ -76,3 +76,45 @@ def test_unshipped_model_name_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(model_io.MODEL_NAMES, "srgan-x8", "srgan_x8.safetensors")  # a name with no file in this install
     with pytest.raises(UserError, match="'srgan-x8' is not shipped with this version"):
         load_generator("srgan-x8")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.update({"head.weight": mx.zeros((16, 5, 5, 3))}),
+     "1 array of another shape (head.weight (16, 5, 5, 3), not (16, 9, 9, 3))"),
+    (lambda a: (a.pop("tail.bias"), a.update({"extra.w": mx.zeros((2,))})),
+     "1 array missing (tail.bias); 1 array the network does not have (extra.w)"),
+    (lambda a: a.update({f"blocks.2.x{i}": mx.zeros((1,)) for i in range(5)}),
+     "5 arrays the network does not have (blocks.2.x0, blocks.2.x1, blocks.2.x2 and 2 more)"),
+])  # fmt: skip
+def test_weights_of_another_network_are_one_line_naming_the_arrays(tmp_path, change, message):
+    from srgan_mlx.model_io import write_weights
+
+    generator, _ = tiny(tmp_path)
+    arrays = dict(tree_flatten(generator.parameters()))
+    change(arrays)
+    write_weights(tmp_path / "odd.safetensors", arrays, "generator", generator.config())
+    with pytest.raises(UserError) as error:
+        load_generator(tmp_path / "odd.safetensors")
+    assert str(error.value) == f"{tmp_path / 'odd.safetensors'}: weights do not fit the network: {message}"
+    assert "\n" not in str(error.value)
+
+
+def test_a_run_whose_latest_checkpoint_is_gone_uses_its_newest_complete_one(tmp_path, capsys):
+    """``latest`` (and ``best``) name a checkpoint that was deleted: the newest checkpoint left is used, with a
+    warning that says so, instead of "no generator weights found"."""
+    from srgan_mlx.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    for step, seed in ((1, 0), (2, 1)):
+        mx.random.seed(seed)
+        generator = Generator(num_blocks=1, channels=8)
+        save_module(run.checkpoint(step) / "generator.safetensors", generator, "generator", generator.config())
+    run.point("latest", run.checkpoints / "step_00000003")
+    run.point("best", run.checkpoints / "step_00000003")
+    loaded = load_generator(run.path)
+    expected = load_generator(run.checkpoint(2) / "generator.safetensors")
+    for (k, a), (_, b) in zip(tree_flatten(loaded.parameters()), tree_flatten(expected.parameters())):
+        assert np.array_equal(np.array(a), np.array(b)), k
+    assert capsys.readouterr().err == (
+        f"srgan-mlx: warning: {run.checkpoints / 'latest'} names step_00000003, which is not a complete checkpoint; "
+        "using step_00000002, the newest that is\n")

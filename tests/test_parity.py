@@ -8,7 +8,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build for these reference tests: see README)")
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (its CPU build for these reference tests: see docs/install.md#tests)")
 
 import torch_reference as ref  # noqa: E402  (needs torch)
 from srgan_mlx.discriminator import Discriminator

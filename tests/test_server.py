@@ -180,7 +180,9 @@ def huge_png_header(width, height):
     ("truncated", 415, "photo.png: not a readable image"),
     (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", 415, "photo.png: not a readable image"),
     (huge_png_header(100, 100), 413, "photo.png: 100x100 is 10,000 pixels, over this server's limit of 4,096"),
-    (huge_png_header(100_000, 100_000), 413, "photo.png: too many pixels to open"),
+    (huge_png_header(100_000, 100_000), 413,  # Pillow's own guard (179 MP) does not speak first: the server's limit
+     "photo.png: 100000x100000 is 10,000,000,000 pixels, over this server's limit of 4,096 (srgan-mlx serve "
+     "--max-pixels)"),
 ])  # fmt: skip
 def test_bad_uploads_are_clear_errors_and_the_server_goes_on(serve, photo, body, status, message):
     running = serve(max_pixels=64 * 64)
@@ -246,6 +248,132 @@ def test_other_sites_are_refused(serve, photo, headers, message):
     assert status == 202
 
 
+def raw_exchange(port, data, timeout=30.0):
+    """Send raw bytes on a new connection and return everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as client:
+        client.sendall(data)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    return answer
+
+
+def status_and_error(answer):
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)["error"]
+
+
+def test_a_request_without_host_or_with_a_bad_length_is_a_400(serve):
+    running = serve()
+    port = running.server.port
+    status, error = status_and_error(raw_exchange(port, b"GET /api/models HTTP/1.0\r\n\r\n"))
+    assert status == 400 and error == "refused: no Host header (HTTP/1.1 requests name the server)"
+    for length in ("-5", "+5", "1e3", "lots"):
+        status, error = running.json("POST", "/api/upscale", b"", {"Content-Length": length})
+        assert status == 400 and error["error"] == f"bad Content-Length {length!r} (a number of bytes)", length
+    assert running.json("GET", "/api/models")[0] == 200
+
+
+def test_a_silent_upload_gets_408_and_the_server_goes_on(serve, photo):
+    """A client that declares a body and sends nothing: 408 after the timeout, not a worker held for ever."""
+    running = serve(timeout=1)
+    port = running.server.port
+    started = time.monotonic()
+    answer = raw_exchange(port, f"POST /api/upscale?name=a.png HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                                "Content-Length: 1000\r\n\r\n".encode())  # fmt: skip
+    status, error = status_and_error(answer)
+    assert status == 408 and error.startswith("upload timed out: 0 of 1,000 bytes in 1 s"), error
+    assert time.monotonic() - started < 10
+    status, job = running.json("POST", "/api/upscale?name=b.png", png_bytes(photo))
+    assert status == 202
+
+
+def test_a_trickling_upload_gets_408(serve):
+    """Each part comes within the timeout, but the whole is far slower than the least rate: 408 at the deadline
+    (the timeout plus the size at that rate), not when the client pleases."""
+    running = serve(timeout=1, min_upload_rate=1000)
+    port = running.server.port
+    client = socket.create_connection(("127.0.0.1", port), timeout=30)
+    client.sendall(f"POST /api/upscale HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 3000\r\n\r\n".encode())
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.wait(0.25):
+            try:
+                client.sendall(b"x" * 25)  # 100 bytes/s, a part every 0.25 s
+            except OSError:
+                return
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    try:
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    finally:
+        stop.set()
+        sender.join()
+        client.close()
+    status, error = status_and_error(answer)
+    assert status == 408 and " of 3,000 bytes in 4 s" in error, error
+    assert 3.5 < time.monotonic() - started < 10
+
+
+def wait_for(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_client_that_leaves_is_one_log_line(serve, photo, capfd):
+    """Gone in the middle of its upload, or before its answer (reset while its job ran): one line each on
+    stderr, no traceback, and the server goes on."""
+    running = serve()
+    port = running.server.port
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(f"POST /api/upscale HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 1000\r\n\r\n"
+                       "only ten b".encode())  # fmt: skip
+    seen = []
+
+    def lines():
+        seen.extend(capfd.readouterr().err.splitlines())
+        return seen
+
+    wait_for(lambda: any("left" in line for line in lines()))
+    body = png_bytes(photo)
+    client = socket.create_connection(("127.0.0.1", port))
+    client.sendall(f"POST /api/upscale?wait=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}"
+                   "\r\n\r\n".encode() + body)  # fmt: skip
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()  # a reset: the answer cannot be written
+    wait_for(lambda: sum("left" in line for line in lines()) >= 2)
+    time.sleep(0.5)
+    lines()
+    assert len(seen) == 2 and "Traceback" not in "\n".join(seen), seen
+    assert seen[0].startswith("srgan-mlx serve: 127.0.0.1:") and seen[0].endswith(
+        "left before the answer to POST /api/upscale (ConnectionResetError)"), seen
+    assert "left before the answer to POST /api/upscale (" in seen[1] or " left (" in seen[1], seen
+    assert running.json("GET", "/api/models")[0] == 200
+
+
+def test_connections_over_the_cap_get_503(serve):
+    running = serve(max_connections=2)
+    port = running.server.port
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]  # each holds a thread and a slot
+    try:
+        wait_for(lambda: running.server.connections == 2)
+        status, error = running.json("GET", "/api/models")
+        assert status == 503 and error["error"] == "busy: 2 connections are open (srgan-mlx serve --max-connections)"
+        idle.pop().close()
+        wait_for(lambda: running.server.connections == 1)
+        assert running.json("GET", "/api/models")[0] == 200
+    finally:
+        for client in idle:
+            client.close()
+
+
 def test_host_names_allowed():
     assert host_allowed("127.0.0.1:8000", 8000, "127.0.0.1")
     assert host_allowed("localhost:8000", 8000, "127.0.0.1")
@@ -309,11 +437,19 @@ def test_everything_written_goes_into_one_folder_removed_at_close(serve, photo):
     assert not folder.exists()
 
 
-def test_serve_command_prints_its_url_and_stops_on_ctrl_c(models, tmp_path):
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
+STOPS = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+
+
+@pytest.mark.parametrize("signum", STOPS, ids=lambda s: signal.Signals(s).name)
+def test_serve_command_stops_on_ctrl_c_sigterm_and_sighup_and_leaves_nothing(models, photo, tmp_path, signum):
+    """Stopped with an upload done and a job running, by Ctrl-C, SIGTERM (kill, docker stop, systemd) or SIGHUP
+    (a closed terminal): exit 0, no traceback, and its private folder with every upload and result removed."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
     process = subprocess.Popen(
         [sys.executable, "-m", "srgan_mlx", "serve", "--port", "0", "--model", str(models["realistic"]),
-         "--fidelity-model", str(models["fidelity"])],
+         "--fidelity-model", str(models["fidelity"]), "--max-memory", "1MB"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
@@ -323,12 +459,20 @@ def test_serve_command_prints_its_url_and_stops_on_ctrl_c(models, tmp_path):
         connection = HTTPConnection("127.0.0.1", port, timeout=30)
         connection.request("GET", "/api/models")
         assert json.loads(connection.getresponse().read())["models"][0]["realism"] is True
-        assert list(tmp_path.glob("srgan-mlx-serve-*"))
+        headers = {"Host": f"127.0.0.1:{port}"}
+        connection.request("POST", "/api/upscale?name=a.png&wait=1", png_bytes(photo), headers)
+        assert connection.getresponse().read()[:4] == b"\x89PNG"  # a finished job: upload, bicubic, result
+        connection.request("POST", "/api/upscale?name=b.png", png_bytes(photo.resize((200, 150))), headers)
+        assert json.loads(connection.getresponse().read())["status"] in ("queued", "running")  # one still at work
+        folder, = temp.glob("srgan-mlx-serve-*")
+        assert len(list(folder.iterdir())) >= 4
     finally:
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0 and "Traceback" not in stderr, stderr
-    assert not list(tmp_path.glob("srgan-mlx-serve-*"))
+    name = signal.Signals(signum).name
+    assert stderr.splitlines()[-1] == ("stopping" if signum == signal.SIGINT else f"stopping ({name})")
+    assert not list(temp.iterdir())
 
 
 def test_serve_warns_when_bound_beyond_this_machine(models):

@@ -3,6 +3,7 @@
 import json
 from functools import partial
 import math
+import os
 import shutil
 import signal
 import socket
@@ -463,10 +464,12 @@ def test_two_ranks_equal_one_process_on_the_global_batch(images, tmp_path):
     script.write_text(DIST_WORKER)
     launcher = Path(sys.executable).with_name("mlx.launch")
     port = free_ports(2)
+    launcher_temp = tmp_path / "launcher-temp"  # mlx.launch leaves its mktemp files behind: here, not in $TMPDIR
+    launcher_temp.mkdir()
     result = subprocess.run(
         [str(launcher), "-n", "2", "--starting-port", str(port), "--", sys.executable, str(script), str(images),
          str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, env={**os.environ, "TMPDIR": str(launcher_temp)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     rank0, rank1 = dict(np.load(tmp_path / "rank0.npz")), dict(np.load(tmp_path / "rank1.npz"))
@@ -612,15 +615,53 @@ def test_ctrl_c_saves_the_current_step_and_resume_continues_exactly(images, tmp_
     assert [r["loss"] for r in rows] == [r["loss"] for r in expected]
 
 
-def test_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(images, tmp_path, monkeypatch):
-    trainer = Trainer(config(images, tmp_path / "run", steps=8, checkpoint_every=2))
-    trainer.start()
-    ctrl_c(trainer, {3}, again_while_saving=3, monkeypatch=monkeypatch)
-    with pytest.raises(Interrupted, match="stopped at step 3; the last checkpoint is step_00000002; continue from it"):
-        trainer.run()
-    folder = tmp_path / "run" / "checkpoints"
-    assert sorted(p.name for p in folder.iterdir()) == ["latest", "step_00000002"]  # the save at 3 was abandoned
+SECOND_PRESS_WHILE_SAVING = """
+import signal, sys
+from pathlib import Path
+import srgan_mlx
+from srgan_mlx import checkpoint
+from srgan_mlx.config import TrainConfig
+from srgan_mlx.train import Trainer
+
+images, out = sys.argv[1:]
+trainer = Trainer(TrainConfig(data=[images], out=out, steps=8, checkpoint_every=2, **{tiny}))
+trainer.start()
+real_step, real_save = trainer.parts.train_step._step, checkpoint.save_module
+
+def step(lr, hr):
+    if trainer.step + 1 == 3:
+        signal.raise_signal(signal.SIGINT)  # the first press: stop after step 3 with a checkpoint
+    return real_step(lr, hr)
+
+def save(path, *args, **kw):
+    real_save(path, *args, **kw)
+    if Path(path).parent.name.startswith(".step_00000003."):
+        signal.raise_signal(signal.SIGINT)  # the second, while that checkpoint is being written
+
+trainer.parts.train_step._step = step
+checkpoint.save_module = save
+trainer.run()
+print("not stopped")
+"""
+
+
+def test_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(images, tmp_path):
+    """In a real process: the second press ends it at once (killed by SIGINT, here in the middle of writing the
+    checkpoint the first press asked for); the previous checkpoint stays the latest and the run resumes from it."""
+    run = tmp_path / "run"
+    script = SECOND_PRESS_WHILE_SAVING.replace("{tiny}", repr(TINY))
+    process = subprocess.run([sys.executable, "-c", script, str(images), str(run)], capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
+    assert process.returncode == -signal.SIGINT, process.stderr
+    assert "not stopped" not in process.stdout
+    assert f"press again to stop at once (this step is lost; continue from the last checkpoint with: srgan-mlx " \
+           f"train --resume {run})" in process.stderr
+    folder = run / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == ["latest", "step_00000002"]
     assert (folder / "latest").read_text().strip() == "step_00000002"
+    resume(str(run))
+    assert (folder / "latest").read_text().strip() == "step_00000008"
+    assert not list(folder.glob(".*"))  # the abandoned checkpoint's hidden folder is pruned at the next save
 
 
 def test_ctrl_c_on_the_command_line_is_one_line_and_status_130(images, tmp_path, monkeypatch):
@@ -794,3 +835,14 @@ def test_adam_bias_correction_reaches_both_optimizers(images, vgg_file, tmp_path
     trainer.run()
     moved = np.abs(np.array(trainer.generator.tail.bias) - before)
     np.testing.assert_allclose(moved, 1e-3 if corrected else 1e-3 * 0.1 / np.sqrt(1e-3), rtol=5e-2)  # eps shifts small gradients
+
+
+def test_resume_with_latest_naming_a_checkpoint_that_is_gone_takes_the_newest(images, tmp_path, capsys):
+    run = train(config(images, tmp_path / "run", steps=4, checkpoint_every=2))
+    RunFolder(run).point("latest", run / "checkpoints" / "step_00000009")
+    capsys.readouterr()
+    resume(str(run), steps=6)
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000006"
+    err = capsys.readouterr().err
+    assert (f"srgan-mlx: warning: {run / 'checkpoints' / 'latest'} names step_00000009, which is not a complete "
+            "checkpoint; using step_00000004, the newest that is") in err

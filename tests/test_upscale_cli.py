@@ -204,3 +204,77 @@ def test_folder_of_earlier_results_says_so(tmp_path, model):
     result = run(tmp_path / "*_x4*.png", "--model", model)
     assert result.exit_code == 1 and "only earlier results (2 files" in result.output
     assert run(tmp_path / "a_x4.png", "--model", model, "--quiet").exit_code == 0  # named: taken
+
+
+def test_unwritable_outputs_fail_before_any_network_call(tmp_path, model, monkeypatch):
+    """A file where the output folder should be, a folder with the output's name, a folder that refuses files (not
+    as root, which writes anyway): each input that would be written there fails at once, before the generator runs
+    for anyone; the others are upscaled."""
+    import os
+
+    from srgan_mlx.upscaler import Upscaler
+
+    calls = []
+    real = Upscaler.upscale_picture
+    monkeypatch.setattr(Upscaler, "upscale_picture", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    src = tmp_path / "in.png"
+    Image.new("RGB", (12, 10), (40, 90, 160)).save(src)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    (tmp_path / "taken_x4.png").mkdir()
+    result = run(src, "--model", model, "-o", blocker / "sub")
+    assert result.exit_code == 1 and calls == [], result.output
+    assert result.stderr == f"  failed: {src}: cannot write {blocker / 'sub' / 'in_x4.png'} ({blocker} is a file, not a " \
+                            "folder)\n"
+    assert result.stdout == "0 written, 1 failed\n"
+    taken = tmp_path / "taken.png"
+    Image.new("RGB", (12, 10)).save(taken)
+    result = run(taken, src, "--model", model)
+    assert result.exit_code == 1 and len(calls) == 1, result.output  # in.png only
+    assert f"failed: {taken}: cannot write {tmp_path / 'taken_x4.png'} (a folder has its name)" in result.stderr
+    assert (tmp_path / "in_x4.png").is_file()
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        result = run(src, "--model", model, "-o", locked)
+        assert result.exit_code == 1 and len(calls) == 1 and "Permission denied" in result.stderr, result.output
+
+
+def fake_png(path, width, height):
+    """A PNG whose header says ``width`` x ``height`` but that holds almost no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))  # fmt: skip
+    return path
+
+
+def test_the_pixel_limit_is_srgan_mlx_own_not_pillows(tmp_path, model, monkeypatch):
+    """Pillow's decompression-bomb guard (a warning from 89 megapixels, a refusal from 179) does not speak: the
+    limit is --max-pixels, by default what the machine's memory holds for the result, worded here, checked from
+    the header before any work; raised, the file is read (here: found to be a fake)."""
+    import warnings
+
+    from srgan_mlx import batch
+
+    monkeypatch.setattr(batch, "physical_memory", lambda: 16 * 2**30)  # the default limit: 16 GiB / (48 B x 16)
+    huge = fake_png(tmp_path / "huge.png", 10_000, 9_000)  # 90 MP: Pillow would warn
+    bigger = fake_png(tmp_path / "bigger.png", 15_000, 12_000)  # 180 MP: Pillow would refuse
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = run(huge, "--model", model, "-o", tmp_path / "out")
+        assert result.exit_code == 1, result.output
+        assert result.stderr == (
+            f"  failed: {huge}: 10000x9000 is 90 megapixels; its x4 result needs about 64 GiB of memory and this "
+            "machine has 16 GiB (the limit here: 22 megapixels; --max-pixels N to try anyway)\n")
+        result = run(bigger, "--model", model, "-o", tmp_path / "out", "--max-pixels", 100_000_000)
+        assert result.stderr == f"  failed: {bigger}: 15000x12000 is 180,000,000 pixels, over --max-pixels 100,000,000\n"
+        result = run(bigger, "--model", model, "-o", tmp_path / "out", "--max-pixels", 200_000_000)
+        assert result.exit_code == 1 and "DecompressionBomb" not in result.output, result.output
+        assert result.stderr.startswith(f"  failed: {bigger}: not a readable image (")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

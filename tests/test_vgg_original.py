@@ -19,7 +19,7 @@ from srgan_mlx.convert import vgg19 as converter
 from srgan_mlx.losses import PerceptualLoss
 from srgan_mlx.model_io import load_vgg
 
-torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build for these reference tests: see README)")
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (its CPU build for these reference tests: see docs/install.md#tests)")
 F = torch.nn.functional
 
 from original_vgg19_files import CAFFE_BLOCKS, quantised_state, write_keras_h5  # noqa: E402  (needs torch)

@@ -15,13 +15,18 @@ needs no HR: NIQE of the images as they are, or of their super-resolution.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import click
+from tqdm import tqdm
 
 from ..atomic import write_text
 from ..devices import select_device
 from ..errors import UserError
-from ..evaluate import BIAS_KEYS, evaluate, evaluate_images
+from ..evaluate import BIAS_KEYS, evaluate, evaluate_images, list_images
+from ..model_io import DEFAULT_MODEL
+from ..progress import progress
 from .options import MODEL_HELP, device_option, generator_options, load_generator_from
 
 COLUMNS = {
@@ -80,7 +85,7 @@ def model_upscaler(generator, label: str, scale: int, tile: int | None):
     metavar="DIR",
     help="Folder of LR inputs (<name>x<scale>.png or same name); default: MATLAB bicubic from HR.",
 )
-@click.option("--model", metavar="NAME|PATH", help=f"{MODEL_HELP[0].upper()}{MODEL_HELP[1:]}.")
+@click.option("--model", metavar="NAME|PATH", help=f"{MODEL_HELP[0].upper()}{MODEL_HELP[1:]} [with --hr: {DEFAULT_MODEL}].")
 @generator_options
 @click.option("--bicubic", is_flag=True, help="Evaluate MATLAB bicubic upscaling instead of a model.")
 @click.option(
@@ -107,7 +112,8 @@ def command(
     hr_dir, image_dir, lr_dir, model, realism, fidelity_model, half, bicubic, niqe, border, scale, tile, json_path,
     device,
 ):
-    """PSNR/SSIM, colour bias (and --niqe) of --model or --bicubic on the images in --hr; or NIQE of --images.
+    """PSNR/SSIM, colour bias (and --niqe) of --model (default: the shipped srresnet) or --bicubic on the images in
+    --hr; or NIQE of --images.
 
     \b
     Standard protocol (the one behind the SRGAN paper's Table 2):
@@ -133,13 +139,13 @@ def command(
     --model/--bicubic their x--scale super-resolution; --border N pixels
     are removed per side (default --scale if upscaled, else 0).
     """
-    uses_model = bool(model) or realism is not None
     if bool(hr_dir) == bool(image_dir):
         raise click.UsageError("give exactly one of --hr DIR and --images DIR")
+    if hr_dir and not (model or realism is not None or bicubic):
+        model = DEFAULT_MODEL  # something must upscale: the shipped default, as for upscale
+    uses_model = bool(model) or realism is not None
     if uses_model and bicubic:
         raise click.UsageError("give only one of --model PATH (or --realism) and --bicubic")
-    if hr_dir and not (uses_model or bicubic):
-        raise click.UsageError("with --hr, give one of --model PATH and --bicubic")
     if (tile is not None or half) and not uses_model:
         raise click.UsageError("--tile and --half only apply to --model")
     if hr_dir and border is not None:
@@ -152,17 +158,22 @@ def command(
         generator, label = load_generator_from(model, realism, fidelity_model, half, default=model)
         upscaler = model_upscaler(generator, label, scale, tile)
     upscaled = uses_model or bicubic
-    if hr_dir:
-        print_row = table_printer(REFERENCE_METRICS + (("niqe",) if niqe else ()))
-        results = evaluate(
-            hr_dir, scale, lr_dir=lr_dir, upscaler=upscaler, on_image=lambda row, _: print_row(row), with_niqe=niqe
-        )
-    else:
-        print_row = table_printer(("niqe",))
-        border = (scale if upscaled else 0) if border is None else border
-        results = evaluate_images(
-            image_dir, border, scale=scale if upscaled else None, upscaler=upscaler, on_image=print_row
-        )
+    print_row = table_printer(REFERENCE_METRICS + (("niqe",) if niqe else ()) if hr_dir else ("niqe",))
+    with progress(total=len(list_images(Path(hr_dir or image_dir))), unit="image", desc=label or "images",
+                  leave=False) as bar:  # fmt: skip
+
+        def on_image(row: dict, *_) -> None:
+            with tqdm.external_write_mode(file=sys.stderr):  # the table on stdout, the bar on stderr
+                print_row(row)
+            bar.update(1)
+
+        if hr_dir:
+            results = evaluate(hr_dir, scale, lr_dir=lr_dir, upscaler=upscaler, on_image=on_image, with_niqe=niqe)
+        else:
+            border = (scale if upscaled else 0) if border is None else border
+            results = evaluate_images(
+                image_dir, border, scale=scale if upscaled else None, upscaler=upscaler, on_image=on_image
+            )
     print_row({"name": "mean", **results["mean"]})
     if json_path:
         results.update(method=label, model=model, realism=realism, half=half)

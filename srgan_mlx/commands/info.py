@@ -15,6 +15,7 @@ def command():
     from .. import kernels, native
     from ..devices import CONV_ENV, CONV_PATHS, conv_path, gpu_backend
     from ..native.backends import backend_packages, library_note
+    from ..native.loader import SLOWDOWN, missing_extension_fix
     from ..native.libraries import active_blas, is_reference_blas
     from ..errors import UserError
     from ..model_io import shipped_models
@@ -43,6 +44,9 @@ def command():
     else:
         click.echo(f"onednn: not in use, {native.unavailable_reason()}; the CPU runs the pure-MLX 'tuned' convolutions")
         click.echo("kernels: MLX's own operations (one thread), no native extension")
+        fix = missing_extension_fix()
+        if fix:
+            click.echo(f"  warning: {SLOWDOWN}; fix: {fix}")
     backend = gpu_backend()
     if backend:
         gpu_name = mx.device_info(mx.gpu).get("device_name", "")

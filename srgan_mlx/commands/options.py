@@ -34,8 +34,9 @@ def generator_options(command):
     )(command)
     return click.option(
         "--realism", type=click.FloatRange(0.0, 1.0), metavar="R",
-        help=f"Blend --fidelity-model (0, {FIDELITY_MODEL}) and --model (1, default {REALISTIC_MODEL}) weight by weight "
-        "(network interpolation): a dial from fidelity (PSNR) to realistic texture.",
+        help=f"Blend --fidelity-model (0, {FIDELITY_MODEL}) and --model (1: an SRGAN run or weights you give; "
+        f"{REALISTIC_MODEL} once it ships) weight by weight (network interpolation): a dial from fidelity (PSNR) to "
+        "realistic texture.",
     )(command)
 
 

@@ -22,18 +22,24 @@ from .upscale import Size
 @click.option("--max-upload", type=Size(), default="64MB", show_default=True, help="Largest upload accepted.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=2048 * 2048, show_default=True,
               help="Largest input accepted, in pixels (width x height), read from the header before decoding.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=30, show_default=True,
+              help="Seconds a connection may stay silent; an upload that stalls that long (or trickles) gets 408.")
+@click.option("--max-connections", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Connections served at once; more are answered 503 (busy).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
 @device_option
-def command(host, port, open_browser, models, fidelity_model, max_memory, max_upload, max_pixels, quality, device):
+def command(host, port, open_browser, models, fidelity_model, max_memory, max_upload, max_pixels, timeout,
+            max_connections, quality, device):  # fmt: skip
     """Serve a page to upscale photos: drop images, compare with bicubic, turn the realism dial, download.
 
-    Jobs run one at a time; the page shows each one's place in the queue and progress. Ctrl-C stops the
-    server and removes everything it wrote (a private temporary folder).
+    Jobs run one at a time; the page shows each one's place in the queue and progress. Ctrl-C (or SIGTERM,
+    SIGHUP) stops the server and removes everything it wrote (a private temporary folder).
     """
     import webbrowser
 
     from ..devices import select_device
     from ..errors import UserError, warn
+    from ..interrupts import StopSignal, stop_signals_interrupt
     from ..model_io import load_generator, shipped_names
     from ..server import Limits, Models, Server, is_loopback
     from ..upscaler import model_label
@@ -53,18 +59,21 @@ def command(host, port, open_browser, models, fidelity_model, max_memory, max_up
         name = next(name for name, spec in named.items() if spec == fidelity_spec)
         loaded = generators[name] if name in generators else load_generator(fidelity_spec, report=report_model)
         fidelity = (name, loaded)
-    try:
-        server = Server(host, port, Models(generators, fidelity, max_memory), Limits(max_upload, max_pixels), quality)
-    except OSError as exc:  # port taken, address not on this machine, a privileged port
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    if not is_loopback(host):
-        warn(f"--host {host}: anyone who can reach this machine on port {server.port} can use this server (no login)")
-    click.echo(f"srgan-mlx serve: {server.url}  (models: {', '.join(generators)}; Ctrl-C stops)")
-    if open_browser:
-        webbrowser.open(server.url)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopping", err=True)
-    finally:
-        server.close()
+    with stop_signals_interrupt():  # SIGTERM (kill, docker stop, systemd) and SIGHUP clean up as Ctrl-C does
+        try:
+            limits = Limits(max_upload, max_pixels, timeout=timeout, max_connections=max_connections)
+            server = Server(host, port, Models(generators, fidelity, max_memory), limits, quality)
+        except OSError as exc:  # port taken, address not on this machine, a privileged port
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        try:
+            if not is_loopback(host):
+                warn(f"--host {host}: anyone who can reach this machine on port {server.port} can use this server "
+                     "(no login)")  # fmt: skip
+            click.echo(f"srgan-mlx serve: {server.url}  (models: {', '.join(generators)}; Ctrl-C stops)")
+            if open_browser:
+                webbrowser.open(server.url)
+            server.serve_forever()
+        except KeyboardInterrupt as exc:
+            click.echo(f"stopping ({exc.name})" if isinstance(exc, StopSignal) else "stopping", err=True)
+        finally:
+            server.close()

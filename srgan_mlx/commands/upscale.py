@@ -60,11 +60,16 @@ class Size(click.ParamType):
     "--alpha", type=click.Choice(["bicubic", "model"]), default="bicubic", show_default=True,
     help="How to upscale an alpha channel.",
 )
+@click.option(
+    "--max-pixels", type=click.IntRange(min=1), metavar="N",
+    help="Largest input in pixels (width x height), read from the header. Default: what this machine's memory holds "
+    "for the result (48 bytes per output pixel); tiles bound the network's memory at any size.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @device_option
 def command(
     inputs, output, model, realism, fidelity_model, half, tile, max_memory, quality, fmt, skip_existing, compare,
-    alpha, quiet, device,
+    alpha, max_pixels, quiet, device,
 ):
     """Upscale INPUTS (image files, folders of images, glob patterns) with the generator.
 
@@ -78,7 +83,8 @@ def command(
     select_device(device)
     generator, label = load_generator_from(model, realism, fidelity_model, half, DEFAULT_MODEL)
     upscaler = Upscaler(generator, tile=tile, max_memory=max_memory, alpha=alpha, label=label)
-    options = Options(output=output, format=fmt, quality=quality, skip_existing=skip_existing, compare=compare)
+    options = Options(output=output, format=fmt, quality=quality, skip_existing=skip_existing, compare=compare,
+                      max_pixels=max_pixels)
     summary = run(upscaler, list(inputs), options, progress=not quiet)
     counts = [f"{len(summary.written)} written", f"{len(summary.failed)} failed"]
     if summary.skipped:

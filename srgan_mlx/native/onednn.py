@@ -10,10 +10,28 @@ gives ``onednn``.
 from __future__ import annotations
 
 import os
+import re
 
 from .loader import extension
 
 BF16_ENV = "SRGAN_MLX_ONEDNN_BF16"
+
+
+def multiplied_types(implementation: str) -> tuple[str, str]:
+    """The data types of the two operands a cached primitive multiplies, from its line of the extension's
+    ``implementations()`` (``forward n2 10x10 32->16 k3 s1 p1 bf16: brgconv:avx512_core_amx [bf16 x bf16]``):
+    what oneDNN's primitive descriptor reports, not read from the kernel's name (AMX kernels are called
+    ``brgconv:avx512_core_amx`` whatever they compute in). A :class:`ValueError` for a line without them."""
+    match = re.search(r"\[(\w+) x (\w+)\]\s*$", implementation)
+    if match is None:
+        raise ValueError(f"no operand data types in {implementation!r}")
+    return match.group(1), match.group(2)
+
+
+def ran_in_bfloat16(implementation: str) -> bool:
+    """Whether the primitive of an ``implementations()`` line multiplies in bfloat16 (see :func:`multiplied_types`):
+    True where ``SRGAN_MLX_ONEDNN_BF16=1`` found bfloat16 kernels, False where it fell back to float32."""
+    return multiplied_types(implementation) == ("bf16", "bf16")
 
 
 def conv2d(x, weight, stride: int, padding: int, bias=None, bf16: bool = False):
