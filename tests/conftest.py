@@ -34,6 +34,9 @@ def temp_dir(tmp_path_factory) -> Path:
     shared_cache = Path(tempfile.gettempdir()) / MLX_CACHE
     shared_cache.mkdir(exist_ok=True)
     (folder / MLX_CACHE).symlink_to(shared_cache, target_is_directory=True)  # MLX's kernels, as every MLX program
+    torch_cache = folder / "torchinductor"  # PyTorch's compile cache (the parity tests), made once, here
+    torch_cache.mkdir()
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(torch_cache)
     saved = os.environ.get("TMPDIR"), tempfile.tempdir
     os.environ["TMPDIR"], tempfile.tempdir = str(folder), str(folder)
     yield folder

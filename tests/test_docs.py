@@ -154,6 +154,21 @@ def stand_in_run(path: Path) -> None:
     run.point("latest", run.checkpoints / checkpoint_name(1))
 
 
+def stand_in_peer_weights(path: Path) -> None:
+    """A PyTorch weights file of the layout its published name has (tiny networks, random values, written without
+    torch): Real-ESRGAN's BasicSR ``params_ema``, ESRGAN's 2019 names, SRGAN-PyTorch's checkpoint."""
+    import peer_layouts as layouts
+    import pth_writer
+
+    if path.name.startswith("RealESRGAN"):
+        state = {"params_ema": layouts.basicsr_rrdbnet(4, 2, 16, 8)}
+    elif path.name.startswith("RRDB_"):
+        state = layouts.renamed(layouts.basicsr_rrdbnet(4, 2, 16, 8, seed=len(path.name)), layouts.esrgan_2019_key)
+    else:
+        state = {"epoch": 1, "state_dict": layouts.srgan_pytorch(4)}
+    pth_writer.save(state, path)
+
+
 def prepare(args: list[str], folder: Path) -> list[str]:
     """Stand-ins for the inputs ``args`` name that the page did not make, and the training lines' shortening;
     the arguments to run."""
@@ -163,8 +178,11 @@ def prepare(args: list[str], folder: Path) -> list[str]:
         if option == "--vgg" and not (folder / value).exists():
             stand_in_vgg(folder / value)
     sources = [v for o, v in zip(args, args[1:]) if o in ("--model", "--fidelity-model", "--init", "--resume")]
-    if args[0] == "export":
+    if args[0] in ("export", "convert-model"):
         sources.append(args[1])
+    for source in sources:
+        if re.search(r"\.pth(\.tar)?$", source) and not (folder / source).exists():
+            stand_in_peer_weights(folder / source)
     for source in sources:
         if source.startswith("runs/") and not (folder / source).exists():
             stand_in_run(folder / source)

@@ -14,8 +14,8 @@ from .upscale import Size
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free one).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default web browser.")
 @click.option("--model", "models", multiple=True, metavar="NAME|PATH",
-              help=f"A model to offer (repeatable; the first is the default): {MODEL_HELP} [the shipped models, "
-              "srgan first].")
+              help=f"A model to offer (repeatable; the first is the default): {MODEL_HELP} [the shipped models; "
+              "srgan first once it ships].")
 @click.option("--fidelity-model", metavar="NAME|PATH",
               help=f"The realism dial's fidelity end, blended with a model of the same shape [{FIDELITY_MODEL}].")
 @click.option("--max-memory", type=Size(), help="Memory budget of one tile's forward pass, as for upscale [2GB].")
