@@ -94,6 +94,10 @@ class TrainConfig:
         "position inside an LR pixel's block), against the grid of period --scale that VGG and D reward. 0: the paper's.",
         minimum=0.0, srgan=True,
     )  # fmt: skip
+    phase_window: int = setting(
+        0, "SRGAN: --phase-weight's pattern per window of N x N LR pixels (N divides --crop / --scale) instead of "
+        "per crop, so a grid on part of the crop counts too. 0: the whole crop.", minimum=0, srgan=True,
+    )  # fmt: skip
     artifact_weight: float = setting(
         0.0, "SRGAN: add this times LDL's artifact loss (Liang et al. 2022: L1 weighted by the local variance of the "
         "residual where it is worse than the moving average's; LDL: 1). Needs --ema-decay. 0: the paper's.",

@@ -76,7 +76,7 @@ TERMS = (
     Term("pixel", "pixel_weight", "#8c564b", lambda c, v: lambda o: pixel_l1(o.sr, o.hr), recorded=True),
     Term("anchor", "anchor_weight", "#e377c2", _anchor, recorded=True),
     Term("phase", "phase_weight", "#17becf",
-         lambda c, v: lambda o: subpixel_bias(o.sr, o.hr, o.sr.shape[1] // o.lr.shape[1])),
+         lambda c, v: lambda o: subpixel_bias(o.sr, o.hr, c.scale, c.phase_window)),
     Term("artifact", "artifact_weight", "#bcbd22", lambda c, v: lambda o: artifact_loss(o.sr, o.hr, o.reference),
          needs_reference=True),
 )  # fmt: skip

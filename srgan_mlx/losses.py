@@ -54,19 +54,23 @@ class LowFrequencyAnchor:
         return mx.mean(mx.abs(self.downscale((sr + 1) / 2) - lr))
 
 
-def subpixel_bias(sr: mx.array, hr: mx.array, scale: int) -> mx.array:
-    """L1 of the fixed sub-pixel pattern of ``sr - hr``: per image and channel, the mean difference at each of the
-    ``scale`` x ``scale`` positions inside an LR pixel's block, less their mean, on [0, 1] values.
+def subpixel_bias(sr: mx.array, hr: mx.array, scale: int, window: int = 0) -> mx.array:
+    """L1 of the fixed sub-pixel pattern of ``sr - hr``: per image, channel and window, the mean difference at each
+    of the ``scale`` x ``scale`` positions inside an LR pixel's block, less their mean, on [0, 1] values. ``window``:
+    the side of a window in LR pixels (it divides the crop's); 0, the whole crop.
 
     A generator whose x2 pixel shuffles give each sub-pixel position its own offset prints a grid of period
-    ``scale`` over the whole image; the VGG ``relu5_4`` and adversarial terms reward it as high-frequency energy
-    (their gradients point along it) and the low-frequency anchor cannot see it (the downscale averages it out).
-    Texture, which has no fixed phase relative to the LR grid, and a uniform offset leave this term at 0.
+    ``scale``; the VGG and adversarial terms reward it as high-frequency energy (their gradients point along it)
+    and the low-frequency anchor cannot see it (the downscale averages it out). Texture, which has no fixed phase
+    relative to the LR grid, and a uniform offset leave this term near 0; over small windows it also sees a grid
+    printed on part of the crop (a hatch on smooth skin), at the price of counting more of the texture's chance
+    pattern.
     """
     n, h, w, c = sr.shape
-    blocks = ((sr - hr) / 2).reshape(n, h // scale, scale, w // scale, scale, c)
-    phase = blocks.mean(axis=(1, 3))  # (n, scale, scale, c)
-    return mx.mean(mx.abs(phase - phase.mean(axis=(1, 2), keepdims=True)))
+    rows, cols = (h // scale // window, w // scale // window) if window else (1, 1)
+    blocks = ((sr - hr) / 2).reshape(n, rows, h // scale // rows, scale, cols, w // scale // cols, scale, c)
+    phase = blocks.mean(axis=(2, 5))  # (n, rows, scale, cols, scale, c)
+    return mx.mean(mx.abs(phase - phase.mean(axis=(2, 4), keepdims=True)))
 
 
 DISTANCES = {

@@ -59,6 +59,9 @@ def check(config: TrainConfig) -> None:
         layer_weights(config.vgg_layers)
     except ValueError as exc:
         raise UserError(f"--vgg-layers {config.vgg_layers}: {exc}") from None
+    if config.phase_window and (config.crop // config.scale) % config.phase_window:
+        raise UserError(f"--phase-window {config.phase_window} must divide the LR crop, {config.crop // config.scale} "
+                        "pixels (--crop / --scale)")
     if config.artifact_weight and not config.ema_decay:
         raise UserError("--artifact-weight needs --ema-decay: LDL's artifact map compares with the generator's moving average")
     if config.crop % config.scale:

@@ -107,6 +107,31 @@ def test_subpixel_bias_against_its_definition():
     assert subpixel_bias(mx.array(sr), mx.array(hr), 4).item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_windowed_subpixel_bias_against_its_definition():
+    """``window``: the same per window of LR pixels (written with slices of each window), and the whole crop as one
+    window is the unwindowed term; a grid printed with opposite signs on the two halves of the crop cancels over
+    the crop but not per window."""
+    rng = np.random.default_rng(4)
+    sr, hr = (rng.uniform(-1, 1, (2, CROP, CROP, 3)).astype(np.float32) for _ in range(2))
+    side = 3 * 4  # 3 LR pixels
+    deviations = []
+    for top in range(0, CROP, side):
+        for left in range(0, CROP, side):
+            part = (sr - hr)[:, top : top + side, left : left + side]
+            means = np.stack([part[:, i::4, j::4].mean(axis=(1, 2)) / 2 for i in range(4) for j in range(4)])
+            deviations.append(np.abs(means - means.mean(axis=0)))
+    assert subpixel_bias(mx.array(sr), mx.array(hr), 4, 3).item() == pytest.approx(np.mean(deviations), rel=1e-5)
+    whole = subpixel_bias(mx.array(sr), mx.array(hr), 4).item()
+    assert subpixel_bias(mx.array(sr), mx.array(hr), 4, CROP // 4).item() == pytest.approx(whole, rel=1e-6)
+    grid = np.zeros((1, CROP, CROP, 3), np.float32)
+    grid[:, 1::4, 2 : CROP // 2 : 4] = 0.16
+    grid[:, 1::4, CROP // 2 + 2 :: 4] = -0.16
+    flat = mx.zeros_like(mx.array(grid))
+    assert subpixel_bias(mx.array(grid), flat, 4).item() == pytest.approx(0, abs=1e-7)
+    deviation = np.abs(np.array([0.08] + [0.0] * 15) - 0.08 / 16).mean()
+    assert subpixel_bias(mx.array(grid), flat, 4, 3).item() == pytest.approx(deviation, rel=1e-5)
+
+
 def test_subpixel_bias_sees_a_grid_and_not_a_cast():
     """A uniform offset and SR = HR give 0; a dot of +g at one position of every 4 x 4 block (a grid of period 4)
     gives the mean absolute deviation of (g, 0, ..., 0) / 2 from its mean; the same dots at a position that moves

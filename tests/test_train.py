@@ -141,7 +141,8 @@ def test_srgan_resume_is_exact_across_the_learning_rate_switch(images, vgg_file,
 
 
 RECIPE = dict(stage="srgan", vgg_layers="conv1_2:0.1,relu2_2", vgg_distance="l1", vgg_rescale=0.1, vgg_bf16=True,
-              steps=6, d_batch="joint", d_warmup=3, anchor_weight=1.0, d_shift=8, phase_weight=2.0, pixel_weight=0.5,
+              steps=6, d_batch="joint", d_warmup=3, anchor_weight=1.0, d_shift=8, phase_weight=2.0, phase_window=3,
+              pixel_weight=0.5,
               artifact_weight=1.0, gan_loss="relativistic", adversarial_weight=5e-3, frozen_g_norm=True,
               d_lr_scale=0.5, beta2=0.99, adam_bias_correction=True, ema_decay=0.9, lr=1e-3,
               lr_final=1e-4)  # every SRGAN recipe option away from the paper's value
@@ -779,6 +780,7 @@ def test_resume_from_a_checkpoint_folder_carried_elsewhere(images, tmp_path):
         (["--stage", "srgan", "--vgg-layers", "conv1_2:x"], "the weight of conv1_2 must be a number, got 'x'"),
         (["--stage", "srgan", "--vgg-layers", "conv1_2,conv1_2:2"], "VGG19 layer conv1_2 given twice"),
         (["--stage", "srgan", "--artifact-weight", "1"], "--artifact-weight needs --ema-decay"),
+        (["--stage", "srgan", "--phase-window", "5"], "--phase-window 5 must divide the LR crop, 12 pixels"),
         (["--adversarial-weight", "5"], "--adversarial-weight: options of --stage srgan"),
         (["--frozen-g-norm"], "--frozen-g-norm: options of --stage srgan"),
         (["--val", "nowhere"], "nowhere: no such folder"),
