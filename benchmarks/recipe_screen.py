@@ -6,7 +6,7 @@ For every checkpoint of every run (or the checkpoints named with ``--steps``), t
 scored, and its moving average too where the run keeps one: PSNR, SSIM and colour bias on Set5
 and Set14, NIQE on Set14 (the standard protocol of ``srgan-mlx evaluate``, LR from the
 benchmark's MATLAB-bicubic files), and ``grid``: the fixed sub-pixel pattern of SR - HR in 8-bit
-levels (``srgan_mlx.losses.subpixel_bias`` on 0..255 values, times 2), the period-4 grid a
+levels (``srgan_mlx.training.losses.subpixel_bias`` on 0..255 values, times 2), the period-4 grid a
 fine-tune can print. Writes ``<out>/recipes.json`` (one row per run, step and
 generator, with the run's recipe options) and prints a markdown table. Rows already in the JSON
 are not scored again, so it can be re-run as runs go on.
@@ -26,12 +26,12 @@ import srgan_mlx  # noqa: E402,F401  (loads the BLAS before mlx)
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from srgan_mlx.atomic import write_text  # noqa: E402
-from srgan_mlx.config import FIELDS  # noqa: E402
-from srgan_mlx.evaluate import BIAS_KEYS, evaluate  # noqa: E402
-from srgan_mlx.inference import super_resolve  # noqa: E402
-from srgan_mlx.losses import subpixel_bias  # noqa: E402
-from srgan_mlx.model_io import load_generator  # noqa: E402
-from srgan_mlx.run_folder import AVERAGE, GENERATOR, RunFolder, weights_file  # noqa: E402
+from srgan_mlx.training.config import FIELDS  # noqa: E402
+from srgan_mlx.quality.evaluate import BIAS_KEYS, evaluate  # noqa: E402
+from srgan_mlx.upscaling.inference import super_resolve  # noqa: E402
+from srgan_mlx.training.losses import subpixel_bias  # noqa: E402
+from srgan_mlx.files.model_io import load_generator  # noqa: E402
+from srgan_mlx.files.run_folder import AVERAGE, GENERATOR, RunFolder, weights_file  # noqa: E402
 
 RECIPE = tuple(name for name, f in FIELDS.items() if not (f.metadata["operational"] or f.metadata["path"]))
 """The settings of a run kept with its rows: everything that defines what it learns."""

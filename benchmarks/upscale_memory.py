@@ -30,10 +30,10 @@ import numpy as np
 from PIL import Image
 
 from srgan_mlx.commands.upscale import Size
-from srgan_mlx.generator import Generator
-from srgan_mlx.inference import BLOCK_REACH, DEFAULT_MAX_MEMORY, auto_tile, bytes_per_pixel, receptive_field_radius
-from srgan_mlx.model_io import save_network
-from srgan_mlx.rrdbnet import RRDBNet
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.upscaling.inference import BLOCK_REACH, DEFAULT_MAX_MEMORY, auto_tile, bytes_per_pixel, receptive_field_radius
+from srgan_mlx.files.model_io import save_network
+from srgan_mlx.networks.rrdbnet import RRDBNet
 
 CHILD = """
 import sys, json

@@ -88,7 +88,7 @@ def tiny_generator():
     import mlx.core as mx
     import mlx.nn as nn
 
-    from srgan_mlx.generator import Generator
+    from srgan_mlx.networks.generator import Generator
 
     def make(scale: int = 4, seed: int = 0) -> Generator:
         mx.random.seed(seed)
@@ -109,7 +109,7 @@ def tiny_generator():
 @pytest.fixture
 def model(tmp_path, tiny_generator) -> str:
     """The path of a saved x4 ``tiny_generator`` (``<tmp>/model/g.safetensors``)."""
-    from srgan_mlx.model_io import save_module
+    from srgan_mlx.files.model_io import save_module
 
     generator = tiny_generator(4)
     path = tmp_path / "model" / "g.safetensors"

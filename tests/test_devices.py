@@ -8,12 +8,13 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from srgan_mlx import layers, native
-from srgan_mlx.devices import CONV_ENV, conv_path, gpu_backend, select_device
-from srgan_mlx.discriminator import Discriminator
+from srgan_mlx.networks import layers
+from srgan_mlx import native
+from srgan_mlx.networks.devices import CONV_ENV, conv_path, gpu_backend, select_device
+from srgan_mlx.networks.discriminator import Discriminator
 from srgan_mlx.errors import UserError
-from srgan_mlx.generator import Generator
-from srgan_mlx.vgg import VGG19Features
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.networks.vgg import VGG19Features
 
 
 CPU_DEFAULT = "tuned" if native.unavailable_reason() else "onednn"

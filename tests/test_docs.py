@@ -102,7 +102,7 @@ def sample_images() -> dict[str, Image.Image]:
 
 def make_workspace(folder: Path) -> Path:
     """A folder holding stand-ins for the files the pages name: the samples as photos, data sets and scans."""
-    from srgan_mlx.imresize import imresize, modcrop
+    from srgan_mlx.quality.imresize import imresize, modcrop
 
     folder.mkdir()
     shutil.copytree(ROOT / "samples", folder / "samples")
@@ -128,8 +128,8 @@ def stand_in_vgg(path: Path) -> None:
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
-    from srgan_mlx.model_io import write_weights
-    from srgan_mlx.vgg import VGG19Features
+    from srgan_mlx.files.model_io import write_weights
+    from srgan_mlx.networks.vgg import VGG19Features
 
     vgg = VGG19Features("caffe")
     arrays = {k: v.astype(mx.float16) for k, v in tree_flatten(vgg.parameters())}
@@ -139,8 +139,8 @@ def stand_in_vgg(path: Path) -> None:
 def stand_in_run(path: Path) -> None:
     """A run folder (or a named checkpoint of one) for a line that uses a run the page never trained: the shipped
     SRResNet's weights as its generator, so that it blends with ``srresnet``."""
-    from srgan_mlx.model_io import MODEL_NAMES, WEIGHTS_DIR
-    from srgan_mlx.run_folder import RunFolder, checkpoint_name
+    from srgan_mlx.files.model_io import MODEL_NAMES, WEIGHTS_DIR
+    from srgan_mlx.files.run_folder import RunFolder, checkpoint_name
 
     if path.parent.name == "checkpoints":  # a checkpoint of a run this page trained: its latest, at that name
         latest = RunFolder(path.parent.parent).pointed("latest")
@@ -172,7 +172,7 @@ def stand_in_peer_weights(path: Path) -> None:
 def prepare(args: list[str], folder: Path) -> list[str]:
     """Stand-ins for the inputs ``args`` name that the page did not make, and the training lines' shortening;
     the arguments to run."""
-    from srgan_mlx.config import TrainConfig, read_recipe
+    from srgan_mlx.training.config import TrainConfig, read_recipe
 
     for option, value in zip(args, args[1:]):
         if option == "--vgg" and not (folder / value).exists():
@@ -294,7 +294,7 @@ def test_help_names_no_unshipped_model_as_a_default():
     """``--realism``'s help once said "default srgan", a model this version does not ship."""
     from click.testing import CliRunner
 
-    from srgan_mlx.model_io import MODEL_NAMES, shipped_names
+    from srgan_mlx.files.model_io import MODEL_NAMES, shipped_names
 
     unshipped = [name for name in MODEL_NAMES if name not in shipped_names()]
     for command in ("upscale", "evaluate", "serve"):

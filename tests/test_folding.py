@@ -10,9 +10,9 @@ import srgan_mlx  # noqa: F401  (before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 
-from srgan_mlx import kernels
-from srgan_mlx.generator import Generator
-from srgan_mlx.layers import Conv2d
+from srgan_mlx.networks import kernels
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.networks.layers import Conv2d
 from srgan_mlx.native import loader
 
 folds = kernels.available() and loader.extension() is not None

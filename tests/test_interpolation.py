@@ -8,8 +8,8 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 
 from srgan_mlx.errors import UserError
-from srgan_mlx.generator import Generator
-from srgan_mlx.interpolation import interpolate
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.upscaling.interpolation import interpolate
 
 
 def arrays(generator):
@@ -53,7 +53,7 @@ def test_shapes_and_range_are_checked(pair):
 
 
 def saved(generator, path):
-    from srgan_mlx.model_io import save_module
+    from srgan_mlx.files.model_io import save_module
 
     save_module(path, generator, "generator", generator.config())
     return str(path)
@@ -65,7 +65,7 @@ def test_realism_on_the_command_line(pair, tmp_path):
     from PIL import Image
 
     from srgan_mlx.cli import main
-    from srgan_mlx.upscaler import Upscaler
+    from srgan_mlx.upscaling.upscaler import Upscaler
 
     fidelity, realistic = pair
     a, b = saved(realistic, tmp_path / "gan.safetensors"), saved(fidelity, tmp_path / "psnr.safetensors")
@@ -101,13 +101,13 @@ def test_realism_needs_the_models_it_blends(pair, tmp_path):
 
 def test_half_precision_stays_close_to_float32(pair):
     """--half computes in float16: outputs within a few 8-bit levels of float32, same tiling."""
-    from srgan_mlx.model_io import with_dtype
+    from srgan_mlx.files.model_io import with_dtype
 
     generator = pair[0]
     half = with_dtype(generator, mx.float16)
     assert half is not generator and generator.head.weight.dtype == mx.float32
     assert all(v.dtype == mx.float16 for _, v in tree_flatten(half.parameters()))
-    from srgan_mlx.inference import super_resolve
+    from srgan_mlx.upscaling.inference import super_resolve
 
     rgb = np.random.default_rng(1).random((20, 17, 3), dtype=np.float32)
     full, reduced = super_resolve(generator, rgb), super_resolve(half, rgb)

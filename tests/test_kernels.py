@@ -1,4 +1,4 @@
-"""The native multi-threaded kernels (``srgan_mlx.kernels``) against MLX's own operations, written out here: forward,
+"""The native multi-threaded kernels (``srgan_mlx.networks.kernels``) against MLX's own operations, written out here: forward,
 every gradient and the BatchNorm statistics, on the networks' own channel counts and map sizes, also under
 ``mx.compile``; the fused Adam against ``mlx.optimizers.Adam``; the same bits whatever the number of threads."""
 
@@ -15,9 +15,10 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
-from srgan_mlx import kernels, native
-from srgan_mlx.discriminator import Discriminator
-from srgan_mlx.generator import Generator
+from srgan_mlx.networks import kernels
+from srgan_mlx import native
+from srgan_mlx.networks.discriminator import Discriminator
+from srgan_mlx.networks.generator import Generator
 
 pytestmark = pytest.mark.skipif(native.extension() is None, reason=f"no native extension: {native.unavailable_reason()}")
 EPS = 1e-5

@@ -13,13 +13,13 @@ import pytest
 import srgan_mlx  # noqa: F401  (loads libdnnl and the BLAS before mlx)
 import mlx.core as mx
 
-from srgan_mlx import layers
+from srgan_mlx.networks import layers
 from srgan_mlx.native import loader as native_extension, onednn
-from srgan_mlx.devices import CONV_ENV, conv_path
-from srgan_mlx.discriminator import Discriminator
+from srgan_mlx.networks.devices import CONV_ENV, conv_path
+from srgan_mlx.networks.discriminator import Discriminator
 from srgan_mlx.errors import UserError
-from srgan_mlx.generator import Generator
-from srgan_mlx.vgg import VGG19Features
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.networks.vgg import VGG19Features
 
 needs_extension = pytest.mark.skipif(
     native_extension.extension() is None, reason=f"oneDNN extension unavailable: {native_extension.unavailable_reason()}"
@@ -368,7 +368,7 @@ def test_disabled_extension_falls_back_to_the_tuned_path():
     assert info.returncode == 0, info.stderr
     assert "convolutions: tuned" in info.stdout
     assert "onednn: not in use, disabled by SRGAN_MLX_ONEDNN=0" in info.stdout
-    probe = ("import srgan_mlx, sys, mlx.core as mx; from srgan_mlx.generator import Generator; "
+    probe = ("import srgan_mlx, sys, mlx.core as mx; from srgan_mlx.networks.generator import Generator; "
              "from srgan_mlx.native import extension; y = Generator(4, num_blocks=1, channels=8)(mx.zeros((1, 8, 8, 3))); "
              "mx.eval(y); print(y.shape, extension(), 'srgan_mlx.native._ext' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)

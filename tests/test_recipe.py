@@ -14,17 +14,17 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_unflatten
 
-from srgan_mlx.config import TrainConfig
-from srgan_mlx.discriminator import Discriminator
-from srgan_mlx.generator import Generator
-from srgan_mlx.imresize import imresize
-from srgan_mlx.loss_terms import WeightedTerm, generator_terms
-from srgan_mlx import kernels
-from srgan_mlx.losses import (
+from srgan_mlx.training.config import TrainConfig
+from srgan_mlx.networks.discriminator import Discriminator
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.quality.imresize import imresize
+from srgan_mlx.training.loss_terms import WeightedTerm, generator_terms
+from srgan_mlx.networks import kernels
+from srgan_mlx.training.losses import (
     LowFrequencyAnchor, artifact_map, layer_weights, relativistic_discriminator_loss, relativistic_generator_loss,
     subpixel_bias,
 )
-from srgan_mlx.steps import DiscriminatorStep, SRGANStep, SRResNetStep
+from srgan_mlx.training.steps import DiscriminatorStep, SRGANStep, SRResNetStep
 
 CROP = 24
 
@@ -39,7 +39,7 @@ def content(sr, hr):  # any content loss will do; VGG is not what is tested here
 
 
 def recipe_terms(**weights):
-    """The generator terms of an SRGAN config with these fields (srgan_mlx.loss_terms), its content loss
+    """The generator terms of an SRGAN config with these fields (srgan_mlx.training.loss_terms), its content loss
     replaced by :func:`content`."""
     terms = generator_terms(TrainConfig(stage="srgan", crop=CROP, **weights), vgg=None)
     return [WeightedTerm(n, w, (lambda o: content(o.sr, o.hr)) if n == "content" else f) for n, w, f in terms]
@@ -329,7 +329,7 @@ def test_zero_weight_is_the_papers_step_bit_for_bit(batch):
 
 
 def test_translate_is_one_circular_shift_for_the_whole_batch():
-    from srgan_mlx.steps import translate
+    from srgan_mlx.training.steps import translate
 
     rng = np.random.default_rng(3)
     images = rng.normal(size=(4, 12, 10, 3)).astype(np.float32)
@@ -522,7 +522,7 @@ def test_frozen_norm_generator_trains_with_running_statistics(batch):
 def test_generator_and_discriminator_switch_learning_rate_at_the_same_run_step():
     """D's optimizer counts every run step, G's only those after the warm-up; both use ``lr_final`` from the run's
     middle step on, and D's rates are ``d_lr_scale`` times G's."""
-    from srgan_mlx.training_parts import learning_rate
+    from srgan_mlx.training.training_parts import learning_rate
 
     config = TrainConfig(stage="srgan", steps=20, d_warmup=4, lr=1e-3, lr_final=1e-4, d_lr_scale=0.5)
     g, d = learning_rate(config, "g"), learning_rate(config, "d")
@@ -537,8 +537,8 @@ def test_generator_and_discriminator_switch_learning_rate_at_the_same_run_step()
 def test_the_term_table_gives_the_step_its_terms_and_the_chart_its_legend():
     """The paper's config: content (1) and adversarial (1e-3) summed, pixel and anchor recorded at weight 0, phase and
     artifact absent; weights come from their fields; every term has its curve in metrics.png."""
-    from srgan_mlx.loss_terms import TERMS, needs_reference
-    from srgan_mlx.plot import COLORS, LOSS_KEYS
+    from srgan_mlx.training.loss_terms import TERMS, needs_reference
+    from srgan_mlx.training.plot import COLORS, LOSS_KEYS
 
     paper = generator_terms(TrainConfig(stage="srgan"), vgg=None)
     assert [(t.name, t.weight) for t in paper] == [("content", 1.0), ("adversarial", 1e-3), ("pixel", 0.0),

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from srgan_mlx.cli import main
-from srgan_mlx.config import OPERATIONAL, TrainConfig, option
+from srgan_mlx.training.config import OPERATIONAL, TrainConfig, option
 
 RECIPE_FIELDS = [f for f in dataclasses.fields(TrainConfig) if f.name not in OPERATIONAL]
 

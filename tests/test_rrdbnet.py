@@ -9,9 +9,9 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
-from srgan_mlx import inference
-from srgan_mlx.inference import bytes_per_pixel, receptive_field_radius, super_resolve
-from srgan_mlx.rrdbnet import RRDBNet, pixel_unshuffle, upsample_nearest
+from srgan_mlx.upscaling import inference
+from srgan_mlx.upscaling.inference import bytes_per_pixel, receptive_field_radius, super_resolve
+from srgan_mlx.networks.rrdbnet import RRDBNet, pixel_unshuffle, upsample_nearest
 
 WHOLE = 10_000
 
@@ -151,8 +151,8 @@ def test_every_convolution_path_gives_the_same_network(monkeypatch, path, kernel
     LeakyReLU / scaled residual compute the same RRDBNet. Tiles are bit-exact with oneDNN's convolutions; MLX's
     im2col + sgemm rounds a pixel by where it falls in the matrix (measured: 1 ulp), so there tiles agree to
     float rounding."""
-    from srgan_mlx.devices import CONV_ENV
-    from srgan_mlx.kernels import DISABLE_ENV
+    from srgan_mlx.networks.devices import CONV_ENV
+    from srgan_mlx.networks.kernels import DISABLE_ENV
 
     net = tiny_rrdbnet(2, 2)
     image = _image(29, 23)
@@ -166,7 +166,7 @@ def test_every_convolution_path_gives_the_same_network(monkeypatch, path, kernel
 
 
 def test_half_precision_stays_close():
-    from srgan_mlx.model_io import with_dtype
+    from srgan_mlx.files.model_io import with_dtype
 
     net = tiny_rrdbnet()
     half = with_dtype(net, mx.float16)

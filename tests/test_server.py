@@ -23,8 +23,8 @@ from PIL import Image
 
 import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 from srgan_mlx.cli import main
-from srgan_mlx.model_io import load_generator, save_module
-from srgan_mlx.server import Limits, Models, Server, host_allowed
+from srgan_mlx.files.model_io import load_generator, save_module
+from srgan_mlx.serve.server import Limits, Models, Server, host_allowed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -399,7 +399,7 @@ def test_concurrent_uploads_do_not_mix(serve, models, photo, tmp_path):
     for thread in threads:
         thread.join()
     generator = load_generator(models["realistic"])
-    from srgan_mlx.upscaler import Upscaler
+    from srgan_mlx.upscaling.upscaler import Upscaler
 
     upscaler = Upscaler(generator)
     for image, (status, _, body) in zip(images, answers):

@@ -20,13 +20,14 @@ import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
-from srgan_mlx import checkpoint, model_io
+from srgan_mlx.training import checkpoint
+from srgan_mlx.files import model_io
 from srgan_mlx.cli import main
-from srgan_mlx.config import TrainConfig
+from srgan_mlx.training.config import TrainConfig
 from srgan_mlx.errors import UserError
-from srgan_mlx import train as train_module, training_parts
-from srgan_mlx.run_folder import RunFolder
-from srgan_mlx.train import Interrupted, Trainer, TrainingError, resume, train
+from srgan_mlx.training import train as train_module, training_parts
+from srgan_mlx.files.run_folder import RunFolder
+from srgan_mlx.training.train import Interrupted, Trainer, TrainingError, resume, train
 
 TINY = dict(scale=4, crop=24, batch_size=4, num_blocks=2, channels=16, workers=2, log_every=2)
 
@@ -110,7 +111,7 @@ def test_resume_is_exact(images, tmp_path):
 @pytest.fixture
 def vgg_file(tmp_path):
     """Random VGG19 weights in the converter's format (the content loss only needs some VGG)."""
-    from srgan_mlx.vgg import VGG19Features
+    from srgan_mlx.networks.vgg import VGG19Features
 
     path = tmp_path / "vgg19.safetensors"
     model_io.save_module(path, VGG19Features(), "vgg19", {})
@@ -383,8 +384,8 @@ DIST_WORKER = """
 import sys, numpy as np
 import srgan_mlx, mlx.core as mx
 from mlx.utils import tree_flatten
-from srgan_mlx.config import TrainConfig
-from srgan_mlx.train import Trainer
+from srgan_mlx.training.config import TrainConfig
+from srgan_mlx.training.train import Trainer
 images, out = sys.argv[1], sys.argv[2]
 t = Trainer(TrainConfig(data=[images], out=out + "/run", steps=3, checkpoint_every=3, scale=4, crop=24,
                         batch_size=2, num_blocks=2, channels=16, workers=1, lr=1e-3))
@@ -619,9 +620,9 @@ SECOND_PRESS_WHILE_SAVING = """
 import signal, sys
 from pathlib import Path
 import srgan_mlx
-from srgan_mlx import checkpoint
-from srgan_mlx.config import TrainConfig
-from srgan_mlx.train import Trainer
+from srgan_mlx.training import checkpoint
+from srgan_mlx.training.config import TrainConfig
+from srgan_mlx.training.train import Trainer
 
 images, out = sys.argv[1:]
 trainer = Trainer(TrainConfig(data=[images], out=out, steps=8, checkpoint_every=2, **{tiny}))
@@ -703,7 +704,7 @@ def val_images(tmp_path):
 def test_metrics_history_stays_out_of_checkpoints_and_the_chart_is_drawn_per_checkpoint(
     images, val_images, tmp_path, monkeypatch
 ):
-    from srgan_mlx.metrics_log import MetricsLog
+    from srgan_mlx.training.metrics_log import MetricsLog
 
     draws = []
     real_redraw = MetricsLog.redraw
@@ -722,7 +723,7 @@ def test_metrics_history_stays_out_of_checkpoints_and_the_chart_is_drawn_per_che
 
 
 def test_validation_logs_colour_and_writes_labelled_panels(images, val_images, tmp_path, capsys):
-    from srgan_mlx.imresize import imresize
+    from srgan_mlx.quality.imresize import imresize
 
     run = train(config(images, tmp_path / "run", steps=2, checkpoint_every=2, val=str(val_images), val_every=2))
     row = metrics_rows(run)[-1]

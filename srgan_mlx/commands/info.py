@@ -12,13 +12,14 @@ def command():
     import mlx.core as mx
 
     from .. import __version__
-    from .. import kernels, native
-    from ..devices import CONV_ENV, CONV_PATHS, conv_path, gpu_backend
+    from ..networks import kernels
+    from .. import native
+    from ..networks.devices import CONV_ENV, CONV_PATHS, conv_path, gpu_backend
     from ..native.backends import backend_packages, library_note
     from ..native.loader import SLOWDOWN, missing_extension_fix
     from ..native.libraries import active_blas, is_reference_blas
     from ..errors import UserError
-    from ..model_io import shipped_models
+    from ..files.model_io import shipped_models
 
     def path_on(device):
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..devices import DEVICES
+from ..networks.devices import DEVICES
 
 device_option = click.option(
     "--device", type=click.Choice(DEVICES), default="auto", show_default=True,
@@ -50,9 +50,9 @@ def load_generator_from(
     """
     import mlx.core as mx
 
-    from ..interpolation import interpolate
-    from ..model_io import load_generator, with_dtype
-    from ..upscaler import model_label
+    from ..upscaling.interpolation import interpolate
+    from ..files.model_io import load_generator, with_dtype
+    from ..upscaling.upscaler import model_label
 
     from ..errors import warn
 

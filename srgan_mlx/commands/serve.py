@@ -37,12 +37,12 @@ def command(host, port, open_browser, models, fidelity_model, max_memory, max_up
     """
     import webbrowser
 
-    from ..devices import select_device
+    from ..networks.devices import select_device
     from ..errors import UserError, warn
     from ..interrupts import StopSignal, stop_signals_interrupt
-    from ..model_io import load_generator, shipped_names
-    from ..server import Limits, Models, Server, is_loopback
-    from ..upscaler import model_label
+    from ..files.model_io import load_generator, shipped_names
+    from ..serve.server import Limits, Models, Server, is_loopback
+    from ..upscaling.upscaler import model_label
 
     select_device(device)
     specs = list(models) or sorted(shipped_names(), key=lambda name: name != "srgan")

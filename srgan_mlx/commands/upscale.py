@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..model_io import DEFAULT_MODEL
+from ..files.model_io import DEFAULT_MODEL
 from .options import MODEL_HELP, device_option, generator_options, load_generator_from
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -76,9 +76,9 @@ def command(
     A file that cannot be read or written is reported and the others go on; the
     exit status is 1 if any failed.
     """
-    from ..devices import select_device
-    from ..batch import Options, run
-    from ..upscaler import Upscaler
+    from ..networks.devices import select_device
+    from ..upscaling.batch import Options, run
+    from ..upscaling.upscaler import Upscaler
 
     select_device(device)
     generator, label = load_generator_from(model, realism, fidelity_model, half, DEFAULT_MODEL)

@@ -5,7 +5,7 @@
 * :mod:`~srgan_mlx.native.loader`: the compiled extension ``_ext`` (built from ``csrc/`` by
   ``setup.py``; optional), loaded only where it matches the installed MLX, else the reason why not;
 * :mod:`~srgan_mlx.native.onednn`: convolutions through it; its multi-threaded kernels between the
-  convolutions are used through :mod:`srgan_mlx.kernels`;
+  convolutions are used through :mod:`srgan_mlx.networks.kernels`;
 * :mod:`~srgan_mlx.native.backends`: which MLX backend package's ``libmlx.so`` is in place.
 """
 

@@ -3,7 +3,7 @@
 ``SRGAN_MLX_ONEDNN_BF16=1`` makes the convolutions multiply in bfloat16 (inputs rounded to 8
 significant bits, sums and results in float32) where the processor has bfloat16 kernels
 (AVX512-BF16: Zen 4/5, Sapphire Rapids): 2x the float32 speed, opt-in because it changes the
-numbers at the third significant digit. Call these only where :func:`srgan_mlx.devices.conv_path`
+numbers at the third significant digit. Call these only where :func:`srgan_mlx.networks.devices.conv_path`
 gives ``onednn``.
 """
 
