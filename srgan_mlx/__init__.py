@@ -10,6 +10,28 @@ from .native.libraries import load_optimized_blas
 
 load_optimized_blas()
 
+
+def _convert_from_a_clone() -> None:
+    """``srgan_mlx.convert`` is the repository's top-level ``convert/`` folder: an install places it inside the
+    package (pyproject.toml's ``package-dir``); from a clone, with only the repository on the path, it is found here."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "convert"
+    name = f"{__name__}.convert"
+    if name in sys.modules or importlib.util.find_spec(name) is not None or not (folder / "__init__.py").is_file():
+        return
+    spec = importlib.util.spec_from_file_location(name, folder / "__init__.py", submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    globals()["convert"] = module
+
+
+_convert_from_a_clone()
+del _convert_from_a_clone
+
 __version__ = "0.1.0"
 __all__ = ["Upscaler"]
 

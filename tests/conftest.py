@@ -109,7 +109,7 @@ def tiny_generator():
 @pytest.fixture
 def model(tmp_path, tiny_generator) -> str:
     """The path of a saved x4 ``tiny_generator`` (``<tmp>/model/g.safetensors``)."""
-    from srgan_mlx.files.model_io import save_module
+    from srgan_mlx.networks.weights_io import save_module
 
     generator = tiny_generator(4)
     path = tmp_path / "model" / "g.safetensors"

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from srgan_mlx.convert import vgg19 as converter
 from srgan_mlx.convert.pth import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, load_state_dict
 from srgan_mlx.errors import UserError
-from srgan_mlx.files.model_io import load_into, read_weights
+from srgan_mlx.networks.weights_io import load_into, read_weights
 from srgan_mlx.networks.vgg import VGG19Features
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (its CPU build for these reference tests: see docs/install.md#tests)")
@@ -492,7 +492,7 @@ def test_quantised_layout_is_dequantised_by_table_lookup(tmp_path):
 
 def test_first_version_files_load_as_torchvision(tmp_path):
     """Files from convert.vgg19/1 recorded no input convention: they were all torchvision's."""
-    from srgan_mlx.files.model_io import save_module
+    from srgan_mlx.networks.weights_io import save_module
     from srgan_mlx.files.model_io import load_vgg
 
     old = tmp_path / "old.safetensors"

@@ -26,7 +26,8 @@ from srgan_mlx.cli import main
 from srgan_mlx.convert.models import map_state_dict
 from srgan_mlx.errors import UserError
 from srgan_mlx.networks.generator import Generator
-from srgan_mlx.files.model_io import load_generator, read_weights
+from srgan_mlx.files.model_io import load_generator
+from srgan_mlx.networks.weights_io import read_weights
 from srgan_mlx.networks.rrdbnet import RRDBNet
 
 

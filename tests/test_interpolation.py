@@ -53,7 +53,7 @@ def test_shapes_and_range_are_checked(pair):
 
 
 def saved(generator, path):
-    from srgan_mlx.files.model_io import save_module
+    from srgan_mlx.networks.weights_io import save_module
 
     save_module(path, generator, "generator", generator.config())
     return str(path)

@@ -11,7 +11,8 @@ from mlx.utils import tree_flatten
 from srgan_mlx.cli import main
 from srgan_mlx.errors import UserError
 from srgan_mlx.networks.generator import Generator
-from srgan_mlx.files.model_io import load_generator, save_module
+from srgan_mlx.files.model_io import load_generator
+from srgan_mlx.networks.weights_io import save_module
 
 
 def tiny(tmp_path, **kw):
@@ -87,7 +88,7 @@ def test_unshipped_model_name_is_a_clear_error(monkeypatch):
      "5 arrays the network does not have (blocks.2.x0, blocks.2.x1, blocks.2.x2 and 2 more)"),
 ])  # fmt: skip
 def test_weights_of_another_network_are_one_line_naming_the_arrays(tmp_path, change, message):
-    from srgan_mlx.files.model_io import write_weights
+    from srgan_mlx.networks.weights_io import write_weights
 
     generator, _ = tiny(tmp_path)
     arrays = dict(tree_flatten(generator.parameters()))

@@ -22,6 +22,7 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 from srgan_mlx.training import checkpoint
 from srgan_mlx.files import model_io
+from srgan_mlx.networks import weights_io
 from srgan_mlx.cli import main
 from srgan_mlx.training.config import TrainConfig
 from srgan_mlx.errors import UserError
@@ -114,7 +115,7 @@ def vgg_file(tmp_path):
     from srgan_mlx.networks.vgg import VGG19Features
 
     path = tmp_path / "vgg19.safetensors"
-    model_io.save_module(path, VGG19Features(), "vgg19", {})
+    weights_io.save_module(path, VGG19Features(), "vgg19", {})
     return path
 
 
@@ -269,7 +270,7 @@ def test_a_run_with_a_moving_average_upscales_with_it(images, tmp_path):
 def test_interrupted_checkpoint_keeps_previous(images, tmp_path, monkeypatch):
     run = tmp_path / "run"
     train(config(images, run, steps=2, checkpoint_every=2))
-    real_save = model_io.save_module
+    real_save = weights_io.save_module
 
     def crash_midway(path, *args, **kw):
         real_save(path, *args, **kw)
@@ -584,7 +585,7 @@ def ctrl_c(trainer, at_steps, again_while_saving=None, monkeypatch=None):
 
     trainer.parts.train_step._step = step
     if again_while_saving:
-        real_save = model_io.save_module
+        real_save = weights_io.save_module
 
         def pressed_again(path, *args, **kw):
             real_save(path, *args, **kw)

@@ -11,9 +11,8 @@ def command():
     """Print versions, devices, the convolution path per device, the BLAS and the shipped models."""
     import mlx.core as mx
 
-    from .. import __version__
+    from .. import __version__, native
     from ..networks import kernels
-    from .. import native
     from ..networks.devices import CONV_ENV, CONV_PATHS, conv_path, gpu_backend
     from ..native.backends import backend_packages, library_note
     from ..native.loader import SLOWDOWN, missing_extension_fix

@@ -1,9 +1,5 @@
-"""Saving and loading network weights as safetensors with their constructor config.
-
-A weights file holds the flattened parameters and BatchNorm statistics of one
-network and, in its metadata, ``format`` (``srgan-mlx/<kind>``), ``config``
-(the constructor arguments as JSON) and any extra fields. Loading is strict:
-every key and shape must match the network the config builds.
+"""The models a name or path stands for: the shipped models, weights files, checkpoints, run folders and PyTorch
+weights files, loaded strictly (the file format itself: :mod:`srgan_mlx.networks.weights_io`).
 
 A super-resolution network is a :class:`Generator` (SRResNet, kind ``generator``) or an
 :class:`RRDBNet` (ESRGAN / Real-ESRGAN, kind ``rrdbnet``). :func:`load_generator` is the one
@@ -22,89 +18,22 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from ..atomic import atomic_path
-from ..errors import UserError
 from ..convert.models import recognise
 from ..convert.pth import is_torch_file
+from ..errors import UserError
 from ..networks.generator import Generator
-from ..upscaling.inference import network_dtype
-from ..networks.rrdbnet import RRDBNet
-from .run_folder import find_generator
+from ..networks.kinds import NETWORKS, Network, kind_of, network_dtype
 from ..networks.vgg import VGG19Features
+from ..networks.weights_io import read_weights_and_kind, load_into, read_weights, write_weights
+from .run_folder import find_generator
 
 WEIGHTS_DIR = Path(__file__).parents[1] / "weights"
 # the names --model knows, with the file each stands for in WEIGHTS_DIR; a release ships the files of those that are
 # trained (docs/models.md: srgan_x4 is not yet), shipped_names() says which this installation has
 MODEL_NAMES = {"srresnet": "srresnet_x4.safetensors", "srgan": "srgan_x4.safetensors"}
 DEFAULT_MODEL = "srresnet"
-NETWORKS: dict[str, type[nn.Module]] = {"generator": Generator, "rrdbnet": RRDBNet}
-"""The super-resolution networks by weights-file kind."""
 TORCH_SUFFIXES = (".pth", ".pt", ".tar", ".ckpt")
 """File names taken for ``torch.save`` files (others are recognised by their first bytes)."""
-Network = Generator | RRDBNet
-
-
-def write_weights(path: str | os.PathLike, arrays: dict[str, mx.array], kind: str, config: dict, **extra: str) -> None:
-    """Atomically write ``arrays`` as an srgan-mlx ``kind`` file: the one writer of weights and optimizer states."""
-    metadata = {"format": f"srgan-mlx/{kind}", "config": json.dumps(config), **extra}
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        mx.save_safetensors(str(tmp), arrays, metadata=metadata)
-
-
-def save_module(path: str | os.PathLike, module: nn.Module, kind: str, config: dict, **extra: str) -> None:
-    """Atomically write all arrays of ``module`` (parameters and BN statistics) to ``path``."""
-    write_weights(path, dict(tree_flatten(module.parameters())), kind, config, **extra)
-
-
-def read_weights(path: str | os.PathLike, kind: str | tuple[str, ...]) -> tuple[dict[str, mx.array], dict]:
-    """Read a weights file written by :func:`write_weights` (of ``kind``, or one of several kinds); return (arrays,
-    config)."""
-    arrays, config, _ = _read_weights(path, (kind,) if isinstance(kind, str) else kind)
-    return arrays, config
-
-
-def _read_weights(
-    path: str | os.PathLike, kinds: tuple[str, ...], what: str | None = None
-) -> tuple[dict[str, mx.array], dict, str]:
-    """(arrays, config, kind) of a weights file of one of ``kinds`` (``what`` names them in messages)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such weights file")
-    try:
-        arrays, metadata = mx.load(str(path), return_metadata=True)
-    except Exception as exc:  # mlx raises RuntimeError/ValueError for bad files
-        raise UserError(f"{path}: not a readable safetensors file ({exc})") from None
-    kind = str(metadata.get("format", "")).removeprefix("srgan-mlx/")
-    if kind not in kinds:
-        what = what or " or ".join(kinds)
-        raise UserError(f"{path}: not an srgan-mlx {what} weights file (format {metadata.get('format')!r})")
-    # weights may be stored in float16 (the bundled ones are); networks compute in float32
-    arrays = {k: v.astype(mx.float32) if mx.issubdtype(v.dtype, mx.floating) else v for k, v in arrays.items()}
-    return arrays, json.loads(metadata.get("config", "{}")), kind
-
-
-def _some(names: list[str]) -> str:
-    names = sorted(names)
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-
-
-def load_into(module: nn.Module, arrays: dict[str, mx.array], source: str | os.PathLike) -> None:
-    """Strictly load ``arrays`` into ``module``: every key present, every shape equal; else one line that says
-    which arrays are missing, extra or of another shape."""
-    expected = dict(tree_flatten(module.parameters()))
-    missing = [key for key in expected if key not in arrays]
-    extra = [key for key in arrays if key not in expected]
-    reshaped = [f"{key} {tuple(arrays[key].shape)}, not {tuple(expected[key].shape)}" for key in expected
-                if key in arrays and arrays[key].shape != expected[key].shape]  # fmt: skip
-    problems = [f"{len(found)} {'array' if len(found) == 1 else 'arrays'} {what} ({_some(found)})" for found, what in (
-        (missing, "missing"), (extra, "the network does not have"), (reshaped, "of another shape")) if found]
-    if problems:
-        raise UserError(f"{source}: weights do not fit the network: {'; '.join(problems)}")
-    try:
-        module.load_weights(list(arrays.items()), strict=True)
-    except ValueError as exc:
-        raise UserError(f"{source}: weights do not fit the network ({' '.join(str(exc).split())})") from None
-    mx.eval(module.parameters())
 
 
 def shipped_models() -> dict[str, str]:
@@ -183,18 +112,10 @@ def load_generator(
             report(f"{file}: {recognised.describe()}")
         network = recognised.network
     else:
-        arrays, config, kind = _read_weights(file, tuple(NETWORKS), "generator")
+        arrays, config, kind = read_weights_and_kind(file, tuple(NETWORKS), "generator")
         network = _built(file, arrays, config, NETWORKS[kind], "generator" if kind == "generator" else kind)
     network.eval()
     return with_dtype(network, dtype)
-
-
-def kind_of(network: nn.Module) -> str:
-    """The weights-file kind of a super-resolution network."""
-    for kind, cls in NETWORKS.items():
-        if type(network) is cls:
-            return kind
-    raise TypeError(f"not a super-resolution network: {type(network).__name__}")
 
 
 def save_network(path: str | os.PathLike, network: Network, float16: bool = False, **extra: str) -> Path:

@@ -1,7 +1,7 @@
 """Training checkpoints: one folder per saved step, written atomically, pruned to the last K plus the best.
 
 A checkpoint holds each network's weights and each optimizer's state (written by
-:func:`srgan_mlx.files.model_io.write_weights`) and ``state.json``: the config, the step, the
+:func:`srgan_mlx.networks.weights_io.write_weights`) and ``state.json``: the config, the step, the
 data sampler's state, the best validation PSNR and the steps not yet averaged into a
 ``metrics.jsonl`` line. The metrics history itself stays in ``metrics.jsonl``, so a
 checkpoint's size does not grow with the run. MLX's random key is derived from the step
@@ -23,7 +23,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from ..atomic import write_text
 from ..errors import UserError
-from ..files.model_io import load_into, read_weights, save_module, write_weights
+from ..networks.weights_io import load_into, read_weights, save_module, write_weights
 from ..files.run_folder import (
     AVERAGE, CONFIG_FILE, GENERATOR, METRICS_FILE, RunFolder, network_kind, optimizer_file, run_of, state_file,
     weights_file,

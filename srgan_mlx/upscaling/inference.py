@@ -27,10 +27,9 @@ from typing import Callable
 
 import mlx.core as mx
 import numpy as np
-from mlx.utils import tree_flatten
 
 from ..networks.devices import conv_path
-from ..networks.generator import Generator
+from ..networks.kinds import Network, network_dtype
 from ..networks.rrdbnet import RRDBNet
 
 DEFAULT_MAX_MEMORY = 2 * 1024**3
@@ -42,8 +41,6 @@ MIN_TILE = 16
 HEADROOM = 1.25
 """Allowance for allocator rounding and buffers the estimate does not model."""
 
-
-Network = Generator | RRDBNet
 
 
 def receptive_field_radius(generator: Network) -> int:
@@ -283,11 +280,6 @@ def super_resolve(
         mx.set_memory_limit(previous_limit)
         mx.clear_cache()  # hand the tiles' buffers back before the caller encodes the result
     return out
-
-
-def network_dtype(network: Network) -> mx.Dtype:
-    """The dtype a network computes in: its parameters'."""
-    return tree_flatten(network.parameters())[0][1].dtype
 
 
 def _pad_to_multiple(image: np.ndarray, factor: int) -> np.ndarray:

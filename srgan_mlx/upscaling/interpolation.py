@@ -19,7 +19,8 @@ from mlx.utils import tree_flatten
 
 from ..convert.models import describe_network
 from ..errors import UserError
-from ..files.model_io import Network, generator_of
+from ..files.model_io import generator_of
+from ..networks.kinds import Network
 
 
 def interpolate(fidelity: Network, realistic: Network, realism: float) -> Network:

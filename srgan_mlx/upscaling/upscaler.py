@@ -25,7 +25,8 @@ from PIL import Image
 
 from ..errors import warn
 from .inference import smallest_tile_memory, smallest_tile_side, super_resolve
-from ..files.model_io import MODEL_NAMES, DEFAULT_MODEL, Network, load_generator
+from ..files.model_io import MODEL_NAMES, DEFAULT_MODEL, load_generator
+from ..networks.kinds import Network
 from ..files.run_folder import AVERAGE, GENERATOR, GENERATOR_FILES
 from ..files.picture import Picture, from_array, from_pil, gray_to_rgb, resize_bicubic, to_array, to_gray, to_pil
 
