@@ -273,7 +273,7 @@ def test_realism_dial_between_two_rrdbnets_and_refused_across_architectures(tmp_
 def test_serve_offers_a_pth_model(tmp_path):
     """The page's model list comes from serve's --model: a .pth is offered under its file name, without the dial
     unless the fidelity model has its architecture and shape."""
-    from srgan_mlx.serve.server import Models
+    from srgan_mlx.serve.model_cache import Models
 
     gan = load_generator(pth_writer.save({"params_ema": BASICSR}, tmp_path / "RealESRGAN_x4plus.pth"))
     psnr = load_generator(pth_writer.save({"params_ema": layouts.basicsr_rrdbnet(4, 2, 16, 8, seed=3)},

@@ -25,7 +25,9 @@ import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 from srgan_mlx.cli import main
 from srgan_mlx.files.model_io import load_generator
 from srgan_mlx.networks.weights_io import save_module
-from srgan_mlx.serve.server import Limits, Models, Server, host_allowed
+from srgan_mlx.serve.hosts import host_allowed
+from srgan_mlx.serve.model_cache import Models
+from srgan_mlx.serve.server import Limits, Server
 
 ROOT = Path(__file__).resolve().parents[1]
 

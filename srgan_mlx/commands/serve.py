@@ -41,7 +41,9 @@ def command(host, port, open_browser, models, fidelity_model, max_memory, max_up
     from ..errors import UserError, warn
     from ..interrupts import StopSignal, stop_signals_interrupt
     from ..files.model_io import load_generator, shipped_names
-    from ..serve.server import Limits, Models, Server, is_loopback
+    from ..serve.hosts import is_loopback
+    from ..serve.model_cache import Models
+    from ..serve.server import Limits, Server
     from ..upscaling.upscaler import model_label
 
     select_device(device)
