@@ -21,8 +21,8 @@ sys.path.insert(0, str(HERE.parent))
 
 import srgan_mlx  # noqa: E402,F401  (loads the BLAS before mlx)
 from srgan_mlx.files.image_io import load_image  # noqa: E402
-from srgan_mlx.quality.imresize import imresize  # noqa: E402
 from srgan_mlx.files.panels import labelled_row  # noqa: E402
+from srgan_mlx.quality.imresize import imresize  # noqa: E402
 from srgan_mlx.upscaling.upscaler import Upscaler  # noqa: E402
 
 REGIONS = {  # Set14 image: (left, top, size) in HR pixels

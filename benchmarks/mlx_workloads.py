@@ -21,19 +21,19 @@ the convolution path is then the one :func:`srgan_mlx.networks.devices.conv_path
 from __future__ import annotations
 
 import srgan_mlx  # noqa: F401 -- loads the optimized BLAS; must come before mlx
+from srgan_mlx.heap import keep_freed_memory
 from srgan_mlx.native.libraries import active_blas
 from srgan_mlx.networks.devices import conv_path, select_device
-from srgan_mlx.heap import keep_freed_memory
 
 import mlx.core as mx  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
 
 from srgan_mlx.networks.discriminator import Discriminator  # noqa: E402
-from srgan_mlx.networks.kernels import Adam  # noqa: E402
 from srgan_mlx.networks.generator import Generator  # noqa: E402
+from srgan_mlx.networks.kernels import Adam  # noqa: E402
+from srgan_mlx.networks.vgg import LAYER_NAMES, VGG19Features  # noqa: E402
 from srgan_mlx.training.losses import PerceptualLoss  # noqa: E402
 from srgan_mlx.training.steps import SRGANStep, SRResNetStep, paper_terms  # noqa: E402
-from srgan_mlx.networks.vgg import LAYER_NAMES, VGG19Features  # noqa: E402
 
 from srgan_mlx.convert.models import map_state_dict  # noqa: E402
 

@@ -22,10 +22,10 @@ sys.path.insert(0, str(HERE.parent))
 
 import srgan_mlx  # noqa: E402,F401  (loads the BLAS before mlx)
 from srgan_mlx.errors import UserError  # noqa: E402
+from srgan_mlx.files.model_io import load_generator  # noqa: E402
 from srgan_mlx.quality.evaluate import evaluate, evaluate_images  # noqa: E402
 from srgan_mlx.upscaling.inference import super_resolve  # noqa: E402
 from srgan_mlx.upscaling.interpolation import interpolate  # noqa: E402
-from srgan_mlx.files.model_io import load_generator  # noqa: E402
 from srgan_mlx.upscaling.upscaler import model_label  # noqa: E402
 
 

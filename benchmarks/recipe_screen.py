@@ -26,12 +26,12 @@ import srgan_mlx  # noqa: E402,F401  (loads the BLAS before mlx)
 import mlx.core as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from srgan_mlx.atomic import write_text  # noqa: E402
-from srgan_mlx.training.config import FIELDS  # noqa: E402
-from srgan_mlx.quality.evaluate import BIAS_KEYS, evaluate  # noqa: E402
-from srgan_mlx.upscaling.inference import super_resolve  # noqa: E402
-from srgan_mlx.training.losses import subpixel_bias  # noqa: E402
 from srgan_mlx.files.model_io import load_generator  # noqa: E402
 from srgan_mlx.files.run_folder import AVERAGE, GENERATOR, RunFolder, weights_file  # noqa: E402
+from srgan_mlx.quality.evaluate import BIAS_KEYS, evaluate  # noqa: E402
+from srgan_mlx.training.config import FIELDS  # noqa: E402
+from srgan_mlx.training.losses import subpixel_bias  # noqa: E402
+from srgan_mlx.upscaling.inference import super_resolve  # noqa: E402
 
 RECIPE = tuple(name for name, f in FIELDS.items() if not (f.metadata["operational"] or f.metadata["path"]))
 """The settings of a run kept with its rows: everything that defines what it learns."""

@@ -23,8 +23,8 @@ import srgan_mlx  # noqa: F401  (before mlx)
 import mlx.core as mx
 import numpy as np
 
-from srgan_mlx.quality.evaluate import list_images
 from srgan_mlx.files.image_io import load_image
+from srgan_mlx.quality.evaluate import list_images
 from srgan_mlx.quality.imresize import imresize
 from srgan_mlx.training.losses import VGG_RESCALE, PerceptualLoss, mse
 from srgan_mlx.training.train import load_vgg

@@ -45,8 +45,8 @@ from .pth import load_state_dict
 from srgan_mlx.atomic import atomic_path
 from srgan_mlx.checksums import file_hash
 from srgan_mlx.errors import UserError
-from srgan_mlx.networks.weights_io import load_into, save_module
 from srgan_mlx.networks.vgg import LAYER_NAMES, VGG19Features
+from srgan_mlx.networks.weights_io import load_into, save_module
 
 CONVERTER_VERSION = "convert.vgg19/2"  # /1 recorded no release and no input convention (all were torchvision's)
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")

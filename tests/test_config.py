@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from srgan_mlx.cli import main
 from srgan_mlx.commands.train import command as train_command, given_settings
-from srgan_mlx.training.config import FIELDS, TrainConfig, check_ranges, option, presets, read_recipe
 from srgan_mlx.errors import UserError
+from srgan_mlx.training.config import FIELDS, TrainConfig, check_ranges, option, presets, read_recipe
 
 
 def test_every_field_is_an_option_with_its_help():

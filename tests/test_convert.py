@@ -24,8 +24,8 @@ from click.testing import CliRunner
 from srgan_mlx.convert import vgg19 as converter
 from srgan_mlx.convert.pth import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, load_state_dict
 from srgan_mlx.errors import UserError
-from srgan_mlx.networks.weights_io import load_into, read_weights
 from srgan_mlx.networks.vgg import VGG19Features
+from srgan_mlx.networks.weights_io import load_into, read_weights
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (its CPU build for these reference tests: see docs/install.md#tests)")
 

@@ -25,10 +25,10 @@ import pth_writer
 from srgan_mlx.cli import main
 from srgan_mlx.convert.models import map_state_dict
 from srgan_mlx.errors import UserError
-from srgan_mlx.networks.generator import Generator
 from srgan_mlx.files.model_io import load_generator
-from srgan_mlx.networks.weights_io import read_weights
+from srgan_mlx.networks.generator import Generator
 from srgan_mlx.networks.rrdbnet import RRDBNet
+from srgan_mlx.networks.weights_io import read_weights
 
 
 def cli(*args):

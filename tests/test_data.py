@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srgan_mlx.training.data import BatchLoader, DataSet
 from srgan_mlx.quality.imresize import imresize
+from srgan_mlx.training.data import BatchLoader, DataSet
 
 CROP, SCALE = 24, 4
 TRANSFORMS = list(itertools.product((False, True), range(4)))  # the eight symmetries of the square

@@ -139,7 +139,8 @@ def stand_in_vgg(path: Path) -> None:
 def stand_in_run(path: Path) -> None:
     """A run folder (or a named checkpoint of one) for a line that uses a run the page never trained: the shipped
     SRResNet's weights as its generator, so that it blends with ``srresnet``."""
-    from srgan_mlx.files.model_io import MODEL_NAMES, WEIGHTS_DIR
+    from srgan_mlx.defaults import MODEL_NAMES
+    from srgan_mlx.files.model_io import WEIGHTS_DIR
     from srgan_mlx.files.run_folder import RunFolder, checkpoint_name
 
     if path.parent.name == "checkpoints":  # a checkpoint of a run this page trained: its latest, at that name
@@ -294,7 +295,8 @@ def test_help_names_no_unshipped_model_as_a_default():
     """``--realism``'s help once said "default srgan", a model this version does not ship."""
     from click.testing import CliRunner
 
-    from srgan_mlx.files.model_io import MODEL_NAMES, shipped_names
+    from srgan_mlx.defaults import MODEL_NAMES
+    from srgan_mlx.files.model_io import shipped_names
 
     unshipped = [name for name in MODEL_NAMES if name not in shipped_names()]
     for command in ("upscale", "evaluate", "serve"):

@@ -10,10 +10,11 @@ import srgan_mlx  # noqa: F401  (before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 
+from srgan_mlx import environment
+from srgan_mlx.native import loader
 from srgan_mlx.networks import kernels
 from srgan_mlx.networks.generator import Generator
 from srgan_mlx.networks.layers import Conv2d
-from srgan_mlx.native import loader
 
 folds = kernels.available() and loader.extension() is not None
 
@@ -94,7 +95,7 @@ def test_a_generator_with_tiny_running_variances_equals_its_unfolded_self(monkey
     generator.eval()
     x = mx.random.uniform(shape=(1, 12, 10, 3), key=mx.random.key(6))
     ours = np.array(generator(x))
-    monkeypatch.setenv("SRGAN_MLX_CONV", "mlx")
-    monkeypatch.setenv(kernels.DISABLE_ENV, "0")
+    monkeypatch.setenv(environment.CONV, "mlx")
+    monkeypatch.setenv(environment.KERNELS, "0")
     plain = np.array(generator(x))
     assert np.abs(ours - plain).max() <= 1e-4 * np.abs(plain).max(), np.abs(ours - plain).max()

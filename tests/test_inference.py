@@ -5,8 +5,8 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
-from srgan_mlx.upscaling import inference
 from srgan_mlx.networks.generator import Generator
+from srgan_mlx.upscaling import inference
 from srgan_mlx.upscaling.inference import auto_tile, bytes_per_pixel, receptive_field_radius, super_resolve
 
 WHOLE = 10_000  # a tile larger than any test image: one tile, no margins

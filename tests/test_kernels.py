@@ -15,8 +15,9 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
-from srgan_mlx.networks import kernels
+from srgan_mlx import environment
 from srgan_mlx import native
+from srgan_mlx.networks import kernels
 from srgan_mlx.networks.discriminator import Discriminator
 from srgan_mlx.networks.generator import Generator
 
@@ -194,7 +195,7 @@ def test_networks_train_mode_equal_the_mlx_path(network, monkeypatch):
         return out, dict(tree_flatten(grads)), dict(tree_flatten(model.parameters()))
 
     native = run()
-    monkeypatch.setenv(kernels.DISABLE_ENV, "0")
+    monkeypatch.setenv(environment.KERNELS, "0")
     plain = run()
     close(native[0], plain[0], "output", rtol=1e-4)
     largest = max(float(np.abs(np.array(g)).max()) for g in plain[1].values())

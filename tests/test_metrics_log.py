@@ -5,9 +5,9 @@ import os
 
 import pytest
 
+from srgan_mlx.files.run_folder import RunFolder
 from srgan_mlx.training.metrics_log import MetricsLog
 from srgan_mlx.training.plot import SERIES_LIMIT, Chart
-from srgan_mlx.files.run_folder import RunFolder
 
 
 def row(step):

@@ -10,8 +10,8 @@ from mlx.utils import tree_flatten
 
 from srgan_mlx.cli import main
 from srgan_mlx.errors import UserError
-from srgan_mlx.networks.generator import Generator
 from srgan_mlx.files.model_io import load_generator
+from srgan_mlx.networks.generator import Generator
 from srgan_mlx.networks.weights_io import save_module
 
 
@@ -72,9 +72,9 @@ def test_shipped_srresnet_loads_and_upscales():
 
 
 def test_unshipped_model_name_is_a_clear_error(monkeypatch):
-    from srgan_mlx.files import model_io
+    from srgan_mlx import defaults
 
-    monkeypatch.setitem(model_io.MODEL_NAMES, "srgan-x8", "srgan_x8.safetensors")  # a name with no file in this install
+    monkeypatch.setitem(defaults.MODEL_NAMES, "srgan-x8", "srgan_x8.safetensors")  # a name with no file in this install
     with pytest.raises(UserError, match="'srgan-x8' is not shipped with this version"):
         load_generator("srgan-x8")
 

@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build
 import peer_layouts as layouts  # noqa: E402
 import pth_writer  # noqa: E402
 import torch_peers as ref  # noqa: E402
-from srgan_mlx.upscaling.inference import super_resolve  # noqa: E402
 from srgan_mlx.files.model_io import load_generator  # noqa: E402
 from srgan_mlx.networks.rrdbnet import RRDBNet  # noqa: E402
+from srgan_mlx.upscaling.inference import super_resolve  # noqa: E402
 
 TOL = 1e-4
 

@@ -14,12 +14,12 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_unflatten
 
-from srgan_mlx.training.config import TrainConfig
+from srgan_mlx.networks import kernels
 from srgan_mlx.networks.discriminator import Discriminator
 from srgan_mlx.networks.generator import Generator
 from srgan_mlx.quality.imresize import imresize
+from srgan_mlx.training.config import TrainConfig
 from srgan_mlx.training.loss_terms import WeightedTerm, generator_terms
-from srgan_mlx.networks import kernels
 from srgan_mlx.training.losses import (
     LowFrequencyAnchor, artifact_map, layer_weights, relativistic_discriminator_loss, relativistic_generator_loss,
     subpixel_bias,

@@ -9,9 +9,9 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 
+from srgan_mlx.networks.rrdbnet import RRDBNet, pixel_unshuffle, upsample_nearest
 from srgan_mlx.upscaling import inference
 from srgan_mlx.upscaling.inference import bytes_per_pixel, receptive_field_radius, super_resolve
-from srgan_mlx.networks.rrdbnet import RRDBNet, pixel_unshuffle, upsample_nearest
 
 WHOLE = 10_000
 
@@ -151,14 +151,13 @@ def test_every_convolution_path_gives_the_same_network(monkeypatch, path, kernel
     LeakyReLU / scaled residual compute the same RRDBNet. Tiles are bit-exact with oneDNN's convolutions; MLX's
     im2col + sgemm rounds a pixel by where it falls in the matrix (measured: 1 ulp), so there tiles agree to
     float rounding."""
-    from srgan_mlx.networks.devices import CONV_ENV
-    from srgan_mlx.networks.kernels import DISABLE_ENV
+    from srgan_mlx.environment import CONV, KERNELS
 
     net = tiny_rrdbnet(2, 2)
     image = _image(29, 23)
     reference = _forward(net, image)
-    monkeypatch.setenv(CONV_ENV, path)
-    monkeypatch.setenv(DISABLE_ENV, kernels)
+    monkeypatch.setenv(CONV, path)
+    monkeypatch.setenv(KERNELS, kernels)
     whole = super_resolve(net, image, tile=WHOLE)
     assert np.abs(whole - reference).max() < 1e-5
     tiled = super_resolve(net, image, tile=9)

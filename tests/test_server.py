@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
+from srgan_mlx import environment
 from srgan_mlx.cli import main
 from srgan_mlx.files.model_io import load_generator
 from srgan_mlx.networks.weights_io import save_module
@@ -501,7 +502,7 @@ def test_the_page_in_a_real_browser(serve, tmp_path):
     found = find_browser()
     if found is None:
         pytest.skip("no Chromium and chromedriver installed (Debian: apt-get install chromium chromium-driver)")
-    shots = Path(os.environ.get("SRGAN_MLX_SCREENSHOTS", tmp_path / "shots"))
+    shots = Path(os.environ.get(environment.SCREENSHOTS, tmp_path / "shots"))
     shots.mkdir(parents=True, exist_ok=True)
     downloads = tmp_path / "downloads"
     running = serve()

@@ -20,14 +20,14 @@ import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
-from srgan_mlx.training import checkpoint
-from srgan_mlx.files import model_io
-from srgan_mlx.networks import weights_io
 from srgan_mlx.cli import main
-from srgan_mlx.training.config import TrainConfig
 from srgan_mlx.errors import UserError
-from srgan_mlx.training import train as train_module, training_parts
+from srgan_mlx.files import model_io
 from srgan_mlx.files.run_folder import RunFolder
+from srgan_mlx.networks import weights_io
+from srgan_mlx.training import checkpoint
+from srgan_mlx.training import train as train_module, training_parts
+from srgan_mlx.training.config import TrainConfig
 from srgan_mlx.training.train import Interrupted, Trainer, TrainingError, resume, train
 
 TINY = dict(scale=4, crop=24, batch_size=4, num_blocks=2, channels=16, workers=2, log_every=2)

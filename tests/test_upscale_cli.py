@@ -130,9 +130,9 @@ def test_shipped_model_is_the_default(tmp_path):
 
 
 def test_unshipped_model_is_a_one_line_error(tmp_path, monkeypatch):
-    from srgan_mlx.files import model_io
+    from srgan_mlx import defaults
 
-    monkeypatch.setitem(model_io.MODEL_NAMES, "srgan-x8", "srgan_x8.safetensors")  # a name with no file in this install
+    monkeypatch.setitem(defaults.MODEL_NAMES, "srgan-x8", "srgan_x8.safetensors")  # a name with no file in this install
     result = run(_rgba(tmp_path), "--model", "srgan-x8")
     assert result.exit_code == 1 and "'srgan-x8' is not shipped" in result.output
 

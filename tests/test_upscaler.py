@@ -12,8 +12,8 @@ from test_picture import make_inputs
 import srgan_mlx
 from srgan_mlx.cli import main
 from srgan_mlx.errors import UserError
-from srgan_mlx.upscaling.inference import bytes_per_pixel, receptive_field_radius, super_resolve
 from srgan_mlx.files.picture import from_array
+from srgan_mlx.upscaling.inference import bytes_per_pixel, receptive_field_radius, super_resolve
 from srgan_mlx.upscaling.upscaler import Upscaler, model_label
 
 RNG = np.random.default_rng(3)

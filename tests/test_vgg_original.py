@@ -16,8 +16,8 @@ import srgan_mlx  # noqa: F401  (first: loads the BLAS before mlx)
 import mlx.core as mx
 
 from srgan_mlx.convert import vgg19 as converter
-from srgan_mlx.training.losses import PerceptualLoss
 from srgan_mlx.files.model_io import load_vgg
+from srgan_mlx.training.losses import PerceptualLoss
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (its CPU build for these reference tests: see docs/install.md#tests)")
 F = torch.nn.functional

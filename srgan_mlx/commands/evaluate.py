@@ -22,11 +22,11 @@ import click
 from tqdm import tqdm
 
 from ..atomic import write_text
-from ..networks.devices import select_device
+from ..defaults import DEFAULT_MODEL
 from ..errors import UserError
-from ..quality.evaluate import BIAS_KEYS, evaluate, evaluate_images, list_images
-from ..files.model_io import DEFAULT_MODEL
+from ..networks.devices import select_device
 from ..progress import progress
+from ..quality.evaluate import BIAS_KEYS, evaluate, evaluate_images, list_images
 from .options import MODEL_HELP, device_option, generator_options, load_generator_from
 
 COLUMNS = {

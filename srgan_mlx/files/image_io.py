@@ -30,14 +30,19 @@ import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from ..atomic import atomic_path
+from ..defaults import FORMAT_EXTENSIONS, QUALITY
 from ..errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 """Files taken as images when a folder is scanned."""
 GRAY_MODES = ("1", "L", "LA", "La")
 HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
-FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
-"""Output formats by file extension."""
+PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+"""PIL's name of each output format."""
+FORMATS = {suffix: PIL_FORMATS[name] for suffix, name in FORMAT_EXTENSIONS.items()}
+"""Output formats (PIL's names) by file extension."""
+SUFFIXES_TEXT = ", ".join(list(FORMAT_EXTENSIONS)[:-1]) + " or " + list(FORMAT_EXTENSIONS)[-1]
+"""The output extensions, as messages name them: ``.png, .jpg, .jpeg or .webp``."""
 READ_ERRORS = (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError)
 
 UPRIGHT = {
@@ -153,7 +158,7 @@ def output_format(path: str | os.PathLike) -> str:
     """The PIL format name for an output path's extension; :class:`UserError` if unsupported."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise UserError(f"{path}: unsupported output extension {suffix!r} (use .png, .jpg, .jpeg or .webp)")
+        raise UserError(f"{path}: unsupported output extension {suffix!r} (use {SUFFIXES_TEXT})")
     return FORMATS[suffix]
 
 
@@ -179,7 +184,7 @@ class _Counted:
         self.file.flush()
 
 
-def write_image(path: str | os.PathLike, image: Image.Image, quality: int = 95,
+def write_image(path: str | os.PathLike, image: Image.Image, quality: int = QUALITY,
                 on_bytes: Callable[[int], None] | None = None) -> None:  # fmt: skip
     """Atomically write a PIL image to ``path`` in the format its extension names, with its ICC profile.
 

@@ -20,6 +20,7 @@ from mlx.utils import tree_flatten
 
 from ..convert.models import recognise
 from ..convert.pth import is_torch_file
+from ..defaults import MODEL_NAMES
 from ..errors import UserError
 from ..networks.generator import Generator
 from ..networks.kinds import NETWORKS, Network, kind_of, network_dtype
@@ -28,10 +29,6 @@ from ..networks.weights_io import read_weights_and_kind, load_into, read_weights
 from .run_folder import find_generator
 
 WEIGHTS_DIR = Path(__file__).parents[1] / "weights"
-# the names --model knows, with the file each stands for in WEIGHTS_DIR; a release ships the files of those that are
-# trained (docs/models.md: srgan_x4 is not yet), shipped_names() says which this installation has
-MODEL_NAMES = {"srresnet": "srresnet_x4.safetensors", "srgan": "srgan_x4.safetensors"}
-DEFAULT_MODEL = "srresnet"
 TORCH_SUFFIXES = (".pth", ".pt", ".tar", ".ckpt")
 """File names taken for ``torch.save`` files (others are recognised by their first bytes)."""
 

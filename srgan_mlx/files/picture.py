@@ -32,6 +32,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 from PIL import Image
 
+from ..defaults import QUALITY
 from .image_io import decode, opened, output_format, reduces_depth, write_image
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -216,7 +217,7 @@ def to_pil(picture: Picture, format: str = "PNG") -> Image.Image:
     return image
 
 
-def write_picture(path: str | os.PathLike, picture: Picture, quality: int = 95,
+def write_picture(path: str | os.PathLike, picture: Picture, quality: int = QUALITY,
                   on_bytes: Callable[[int], None] | None = None) -> None:  # fmt: skip
     """Atomically write ``picture`` to ``path`` in the format its extension names, keeping the ICC profile;
     ``on_bytes(n)``: told of the bytes written."""

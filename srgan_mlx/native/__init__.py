@@ -9,6 +9,6 @@
 * :mod:`~srgan_mlx.native.backends`: which MLX backend package's ``libmlx.so`` is in place.
 """
 
-from .loader import DISABLE_ENV, extension, unavailable_reason
+from .loader import extension, unavailable_reason
 
-__all__ = ["DISABLE_ENV", "extension", "unavailable_reason"]
+__all__ = ["extension", "unavailable_reason"]

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import re
 
+from .. import environment
 from .loader import extension
 
-BF16_ENV = "SRGAN_MLX_ONEDNN_BF16"
 
 
 def multiplied_types(implementation: str) -> tuple[str, str]:
@@ -38,7 +38,7 @@ def conv2d(x, weight, stride: int, padding: int, bias=None, bf16: bool = False):
     """``mx.conv2d`` (plus ``bias``, fused) through oneDNN: square kernel, symmetric padding, float32, CPU;
     differentiable. Multiplies in bfloat16 with ``bf16`` or ``SRGAN_MLX_ONEDNN_BF16=1`` (float32 where the
     processor has no bfloat16 kernels)."""
-    bf16 = bf16 or os.environ.get(BF16_ENV, "").strip() == "1"
+    bf16 = bf16 or os.environ.get(environment.ONEDNN_BF16, "").strip() == "1"
     return extension().conv2d(x, weight, stride, padding, bias, bf16=bf16)
 
 

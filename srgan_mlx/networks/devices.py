@@ -30,12 +30,12 @@ import os
 
 import mlx.core as mx
 
+from .. import environment
 from ..errors import UserError, warn
 from ..native import unavailable_reason
 from ..native.loader import missing_extension_warning
 
 DEVICES = ("auto", "cpu", "gpu")
-CONV_ENV = "SRGAN_MLX_CONV"
 CONV_PATHS = ("mlx", "tuned", "onednn")
 
 
@@ -69,15 +69,15 @@ def select_device(name: str = "auto") -> mx.Device:
 
 def conv_path(device: mx.Device | None = None) -> str:
     """The convolution implementation for ``device`` (default: MLX's default device): ``mlx``, ``tuned`` or ``onednn``."""
-    forced = os.environ.get(CONV_ENV, "auto").strip().lower() or "auto"
+    forced = os.environ.get(environment.CONV, "auto").strip().lower() or "auto"
     if forced not in CONV_PATHS and forced != "auto":
-        raise UserError(f"{CONV_ENV}={forced!r}: expected auto, {', '.join(CONV_PATHS[:-1])} or {CONV_PATHS[-1]}")
+        raise UserError(f"{environment.CONV}={forced!r}: expected auto, {', '.join(CONV_PATHS[:-1])} or {CONV_PATHS[-1]}")
     device = mx.default_device() if device is None else device
     if forced == "onednn":
         if device.type == mx.gpu:
-            raise UserError(f"{CONV_ENV}=onednn: oneDNN runs on the CPU only (use --device cpu)")
+            raise UserError(f"{environment.CONV}=onednn: oneDNN runs on the CPU only (use --device cpu)")
         if unavailable_reason():
-            raise UserError(f"{CONV_ENV}=onednn: the oneDNN extension is unavailable: {unavailable_reason()}")
+            raise UserError(f"{environment.CONV}=onednn: the oneDNN extension is unavailable: {unavailable_reason()}")
     if forced != "auto":
         return forced
     if device.type == mx.gpu:

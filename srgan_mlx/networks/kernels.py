@@ -20,10 +20,9 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 
-from .. import native
+from .. import environment, native
 from .devices import conv_path
 
-DISABLE_ENV = "SRGAN_MLX_KERNELS"
 _unfused = threading.local()
 
 
@@ -43,7 +42,7 @@ def available() -> bool:
     """Whether the native kernels run calls made now: the extension is loaded, the default device is the CPU and
     ``SRGAN_MLX_KERNELS=0`` does not turn them off."""
     return (
-        os.environ.get(DISABLE_ENV, "").strip() != "0"
+        os.environ.get(environment.KERNELS, "").strip() != "0"
         and mx.default_device().type == mx.cpu
         and native.extension() is not None
     )

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..defaults import OUTPUT_FORMATS, QUALITY
 from ..errors import UserError
 from ..files.image_io import TooLarge, opened
 from ..files.picture import flatten, read_picture, resize_picture_bicubic, write_picture
 from ..upscaling.upscaler import Upscaler
 
-OUTPUT_FORMATS = ("png", "jpg", "webp")
 KEEP = 64
 """Jobs whose files are kept; past that, the oldest finished job is forgotten."""
 BICUBIC_PNG_LEVEL = 1
@@ -73,7 +73,7 @@ class JobQueue:
     (it may raise :class:`UserError`, which fails the job)."""
 
     def __init__(
-        self, folder: Path, upscaler: Callable[[str, float | None], Upscaler], max_pixels: int, quality: int = 95
+        self, folder: Path, upscaler: Callable[[str, float | None], Upscaler], max_pixels: int, quality: int = QUALITY
     ):
         self.folder = folder
         self.upscaler = upscaler

@@ -7,7 +7,7 @@ import threading
 
 from ..errors import UserError
 from ..networks.generator import Generator
-from ..upscaling.interpolation import interpolate
+from ..upscaling.interpolation import blendable, check_realism, interpolate
 from ..upscaling.upscaler import Upscaler
 
 CACHED_BLENDS = 4
@@ -41,7 +41,7 @@ class Models:
         if self.fidelity is None:
             return False
         fidelity_name, fidelity = self.fidelity
-        return name != fidelity_name and fidelity.config() == self.generators[name].config()
+        return name != fidelity_name and blendable(fidelity, self.generators[name])
 
     def describe(self) -> list[dict]:
         return [
@@ -49,13 +49,13 @@ class Models:
         ]
 
     def check(self, name: str, realism: float | None) -> None:
-        """A :class:`UserError` unless ``name`` is served and ``realism`` (None, or 0..1) applies to it."""
+        """A :class:`UserError` unless ``name`` is served and ``realism`` (None, or in the dial's range) applies to it."""
         if name not in self.generators:
             raise UserError(f"unknown model {name!r}; this server has {', '.join(self.generators)}")
         if realism is not None and not self.has_dial(name):
             raise UserError(f"model {name!r} has no realism dial on this server")
-        if realism is not None and not 0 <= realism <= 1:
-            raise UserError(f"realism must be between 0 and 1, got {realism:g}")
+        if realism is not None:
+            check_realism(realism)
 
     def upscaler(self, name: str, realism: float | None) -> Upscaler:
         """The :class:`Upscaler` of ``name`` (blended at ``realism`` with the fidelity model), built on first use."""

@@ -29,15 +29,23 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from ..defaults import FORMAT_EXTENSIONS, OUTPUT_FORMATS
 from ..errors import UserError
 from ..files.image_io import TooLarge
 from .hosts import peer, refusal
-from .jobs import OUTPUT_FORMATS, Job
+from .jobs import Job
 
 PAGE_FILES = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
               "/style.css": ("style.css", "text/css; charset=utf-8")}  # fmt: skip
 """The page's files (inside the package, in ``srgan_mlx/serve/web/``), by URL path."""
 IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+"""The media type of each output format."""
+
+
+def format_named(name: str) -> str:
+    """The output format a query names: ``jpeg`` is ``jpg`` (as the extensions have it), any case."""
+    name = name.lower()
+    return FORMAT_EXTENSIONS.get(f".{name}", name)
 
 
 class HTTPError(Exception):
@@ -179,7 +187,7 @@ class Handler(BaseHTTPRequestHandler):
         data = self._read_body()
         models = self.server.models
         model = query.get("model", models.default)
-        fmt = query.get("format", "png").lower().replace("jpeg", "jpg")
+        fmt = format_named(query.get("format", OUTPUT_FORMATS[0]))
         name = query.get("name") or "image"
         try:
             realism = float(query["realism"]) if query.get("realism", "") != "" else None
@@ -224,10 +232,10 @@ class Handler(BaseHTTPRequestHandler):
         if what == "bicubic":
             if job.bicubic is None:
                 raise HTTPError(HTTPStatus.CONFLICT, f"job {job.id} has no bicubic image yet (status {job.status})")
-            return self._send(HTTPStatus.OK, job.bicubic, IMAGE_TYPES["png"])
+            return self._send(HTTPStatus.OK, job.bicubic, IMAGE_TYPES["png"])  # always a PNG
         if job.status != "done":
             raise HTTPError(HTTPStatus.CONFLICT, f"job {job.id} has no result (status {job.status})")
-        fmt = (fmt or job.format).lower().replace("jpeg", "jpg")
+        fmt = format_named(fmt or job.format)
         try:
             path = self.server.queue.result(job, fmt)
         except UserError as exc:

@@ -22,29 +22,22 @@ from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
+from .. import defaults
 from .hosts import peer
 from .jobs import JobQueue
 from .model_cache import Models
 from .routes import Handler
 
-DEFAULT_MAX_UPLOAD = 64 * 1024**2
-DEFAULT_MAX_PIXELS = 2048 * 2048
-DEFAULT_TIMEOUT = 30.0
-"""Seconds a connection may stay silent (no request, no byte of an upload) before it is closed or answered 408."""
-MIN_UPLOAD_RATE = 64 * 1024
-"""Bytes per second below which an upload, however steady, is answered 408: it must arrive within the timeout
-plus its size at this rate (64 MB: 17 minutes), so a slow trickle cannot hold a connection for ever."""
-DEFAULT_MAX_CONNECTIONS = 32
-"""Connections served at once (a browser opens about six); the next are answered 503 at once."""
-
 
 @dataclass
 class Limits:
-    max_upload: int = DEFAULT_MAX_UPLOAD
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    timeout: float = DEFAULT_TIMEOUT
-    min_upload_rate: float = MIN_UPLOAD_RATE
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """What the server accepts (:mod:`srgan_mlx.defaults` has each default and says what it means)."""
+
+    max_upload: int = defaults.MAX_UPLOAD
+    max_pixels: int = defaults.MAX_PIXELS
+    timeout: float = defaults.TIMEOUT
+    min_upload_rate: float = defaults.MIN_UPLOAD_RATE
+    max_connections: int = defaults.MAX_CONNECTIONS
 
 
 class Server(ThreadingHTTPServer):
@@ -56,7 +49,7 @@ class Server(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, models: Models, limits: Limits, quality: int = 95, log=None):
+    def __init__(self, host: str, port: int, models: Models, limits: Limits, quality: int = defaults.QUALITY, log=None):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), Handler)
         self.host = host
@@ -124,7 +117,7 @@ class Server(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host = self.host if not self.host.startswith(("0.0.0.0", "::")) and self.host else "127.0.0.1"
+        host = self.host if not self.host.startswith(("0.0.0.0", "::")) and self.host else defaults.HOST
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}/"
 

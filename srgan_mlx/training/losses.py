@@ -12,8 +12,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from ..quality.imresize import resize_matrix
 from ..networks.vgg import LAYER_NAMES, VGG19Features
+from ..quality.imresize import resize_matrix
 
 VGG_RESCALE = 1 / 12.75  # the paper's rescaling of VGG feature maps (its scale: the original VGG19, Caffe inputs)
 

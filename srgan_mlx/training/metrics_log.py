@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 
 from ..atomic import write_text
-from .plot import Chart
 from ..files.run_folder import RunFolder
+from .plot import Chart
 
 
 def _step(line: str) -> float | None:

@@ -25,21 +25,21 @@ from pathlib import Path
 import mlx.core as mx
 from tqdm import tqdm
 
-from . import checkpoint
 from ..atomic import write_text
-from .config import PATH_FIELDS, TrainConfig, anchored, option, resumed_config
-from .data import BatchLoader, BatchSampler, DataSet
 from ..errors import UserError
-from ..quality.evaluate import BIAS_KEYS, Images, evaluate
 from ..files.image_io import write_image
-from ..quality.imresize import imresize
-from ..upscaling.inference import super_resolve
-from ..interrupts import Interrupted, first_ctrl_c_asks
-from .metrics_log import MetricsLog
 from ..files.model_io import load_init
 from ..files.panels import labelled_row
-from ..progress import progress
 from ..files.run_folder import AVERAGE, GENERATOR, METRICS_FILE, RunFolder, find_checkpoint, run_of
+from ..interrupts import Interrupted, first_ctrl_c_asks
+from ..progress import progress
+from ..quality.evaluate import BIAS_KEYS, Images, evaluate
+from ..quality.imresize import imresize
+from ..upscaling.inference import super_resolve
+from . import checkpoint
+from .config import PATH_FIELDS, TrainConfig, anchored, option, resumed_config
+from .data import BatchLoader, BatchSampler, DataSet
+from .metrics_log import MetricsLog
 from .training_parts import OPTIMIZES, build, check
 
 

@@ -12,16 +12,16 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import mlx.core as mx
 
-from ..networks import kernels
-from .config import TrainConfig, check_ranges
-from ..networks.discriminator import Discriminator
 from ..errors import UserError
-from ..quality.evaluate import list_images, pair_inputs
-from ..networks.generator import Generator
-from .loss_terms import generator_terms, needs_reference
-from .losses import layer_weights
 from ..files.model_io import load_vgg
 from ..files.run_folder import AVERAGE
+from ..networks import kernels
+from ..networks.discriminator import Discriminator
+from ..networks.generator import Generator
+from ..quality.evaluate import list_images, pair_inputs
+from .config import TrainConfig, check_ranges
+from .loss_terms import generator_terms, needs_reference
+from .losses import layer_weights
 from .steps import DiscriminatorStep, SRGANStep, SRResNetStep
 
 OPTIMIZES = {"g": "generator", "d": "discriminator"}

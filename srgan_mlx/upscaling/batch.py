@@ -23,11 +23,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..atomic import cannot_write_into
+from ..defaults import FORMAT_EXTENSIONS, OUTPUT_FORMATS, QUALITY
 from ..errors import UserError, warn
-from ..files.image_io import FORMATS, image_size, is_image_file, write_image
+from ..files.image_io import SUFFIXES_TEXT, image_size, is_image_file, write_image
 from ..files.panels import labelled_row
-from ..progress import progress as show_progress
 from ..files.picture import Picture, flatten, read_picture, resize_picture_bicubic, write_picture
+from ..progress import progress as show_progress
 from .upscaler import Upscaler
 
 _OWN_OUTPUT = re.compile(r"_(x\d+|compare)$")
@@ -39,8 +40,9 @@ class Options:
 
     output: Path | None = None
     format: str | None = None
-    """png, jpg or webp for outputs whose name this job chooses; png when None."""
-    quality: int = 95
+    """One of :data:`~srgan_mlx.defaults.OUTPUT_FORMATS` for outputs whose name this job chooses; the first (png)
+    when None."""
+    quality: int = QUALITY
     skip_existing: bool = False
     compare: bool = False
     max_pixels: int | None = None
@@ -84,14 +86,14 @@ def find_inputs(specs: list[str]) -> tuple[list[Path], list[str]]:
 def plan_outputs(inputs: list[Path], options: Options, scale: int) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Pair each input with its output path; refuse pairs that would overwrite an input or repeat an output."""
     out = options.output
-    suffix = "." + (options.format or "png")
-    to_file = out is not None and not out.is_dir() and out.suffix.lower() in FORMATS
+    suffix = "." + (options.format or OUTPUT_FORMATS[0])
+    to_file = out is not None and not out.is_dir() and out.suffix.lower() in FORMAT_EXTENSIONS
     if to_file and len(inputs) > 1:
         raise UserError(f"-o {out}: a file name, but there are {len(inputs)} inputs (give a folder)")
-    if to_file and options.format and FORMATS[out.suffix.lower()] != FORMATS[suffix]:
+    if to_file and options.format and FORMAT_EXTENSIONS[out.suffix.lower()] != options.format:
         raise UserError(f"-o {out}: extension does not match --format {options.format}")
     if out is not None and not to_file and out.suffix and not out.is_dir():
-        raise UserError(f"-o {out}: unsupported output extension (use .png, .jpg, .jpeg or .webp, or a folder)")
+        raise UserError(f"-o {out}: unsupported output extension (use {SUFFIXES_TEXT}, or a folder)")
     sources = {p.resolve() for p in inputs}
     planned: dict[Path, Path] = {}
     pairs, failed = [], []

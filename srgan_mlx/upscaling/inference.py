@@ -28,12 +28,10 @@ from typing import Callable
 import mlx.core as mx
 import numpy as np
 
+from ..defaults import MAX_MEMORY
 from ..networks.devices import conv_path
 from ..networks.kinds import Network, network_dtype
 from ..networks.rrdbnet import RRDBNet
-
-DEFAULT_MAX_MEMORY = 2 * 1024**3
-"""Default working-memory budget of one forward pass, in bytes (2 GiB: fits a laptop)."""
 
 MIN_TILE = 16
 """Smallest tile core (LR pixels per side); a budget too small for it is exceeded."""
@@ -233,7 +231,7 @@ def super_resolve(
 
     ``generator`` is an SRResNet :class:`Generator` or an :class:`RRDBNet`. ``tile`` is the core side in LR
     pixels (each tile adds the receptive-field margin around it; RRDBNet: of each pass); ``None`` picks it from
-    ``max_memory`` bytes (default :data:`DEFAULT_MAX_MEMORY`). ``on_tile(done, total)`` is called before the
+    ``max_memory`` bytes (default :data:`srgan_mlx.defaults.MAX_MEMORY`). ``on_tile(done, total)`` is called before the
     first tile and after each (RRDBNet: the tiles of all its passes).
     The generator must be in eval mode (BatchNorm running statistics).
     While tiles run, MLX's memory limit is the largest tile's working set (see
@@ -245,7 +243,7 @@ def super_resolve(
         raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
     if tile is not None and tile < 1:
         raise ValueError(f"tile must be at least 1, got {tile}")
-    budget = DEFAULT_MAX_MEMORY if max_memory is None else max_memory
+    budget = MAX_MEMORY if max_memory is None else max_memory
     if isinstance(generator, RRDBNet):
         height, width, _ = image.shape
         out = _layer_by_layer(generator, _pad_to_multiple(image, generator.unshuffle), tile, budget, on_tile)

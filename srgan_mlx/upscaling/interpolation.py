@@ -18,16 +18,31 @@ from __future__ import annotations
 from mlx.utils import tree_flatten
 
 from ..convert.models import describe_network
+from ..defaults import REALISM_RANGE
 from ..errors import UserError
 from ..files.model_io import generator_of
 from ..networks.kinds import Network
 
 
+def check_realism(realism: float) -> float:
+    """``realism`` if it is within :data:`~srgan_mlx.defaults.REALISM_RANGE`, else a :class:`UserError`: the one check
+    of the dial's value, for the command line, the server and :func:`interpolate`."""
+    low, high = REALISM_RANGE
+    if not low <= realism <= high:
+        raise UserError(f"realism must be between {low:g} and {high:g}, got {realism:g}")
+    return realism
+
+
+def blendable(fidelity: Network, realistic: Network) -> bool:
+    """Whether two networks can be blended: the same architecture and shape."""
+    return type(fidelity) is type(realistic) and fidelity.config() == realistic.config()
+
+
 def interpolate(fidelity: Network, realistic: Network, realism: float) -> Network:
-    """A new eval-mode network whose arrays are ``(1 - realism) * fidelity + realism * realistic``."""
-    if not 0.0 <= realism <= 1.0:
-        raise UserError(f"--realism must be between 0 and 1, got {realism}")
-    if type(fidelity) is not type(realistic) or fidelity.config() != realistic.config():
+    """A new eval-mode network whose arrays are ``(1 - realism) * fidelity + realism * realistic``: the one blending
+    function, behind ``--realism`` and the server's dial."""
+    check_realism(realism)
+    if not blendable(fidelity, realistic):
         raise UserError(
             f"cannot blend networks of different shapes: {describe_network(fidelity)} (--fidelity-model) and "
             f"{describe_network(realistic)} (--model); the realism dial (network interpolation) needs two networks "

@@ -23,15 +23,13 @@ import mlx.nn as nn
 import numpy as np
 from PIL import Image
 
+from ..defaults import ALPHA_METHODS, DEFAULT_MODEL, MODEL_NAMES
 from ..errors import warn
-from .inference import smallest_tile_memory, smallest_tile_side, super_resolve
-from ..files.model_io import MODEL_NAMES, DEFAULT_MODEL, load_generator
-from ..networks.kinds import Network
-from ..files.run_folder import AVERAGE, GENERATOR, GENERATOR_FILES
+from ..files.model_io import load_generator
 from ..files.picture import Picture, from_array, from_pil, gray_to_rgb, resize_bicubic, to_array, to_gray, to_pil
-
-ALPHA_METHODS = ("bicubic", "model")
-"""How an alpha plane is upscaled: bicubic, or by the generator as a gray image."""
+from ..files.run_folder import AVERAGE, GENERATOR, GENERATOR_FILES
+from ..networks.kinds import Network
+from .inference import smallest_tile_memory, smallest_tile_side, super_resolve
 
 Model = str | os.PathLike | Network
 ImageLike = TypeVar("ImageLike", Image.Image, np.ndarray)
@@ -73,7 +71,7 @@ class Upscaler:
     docs/models.md), a checkpoint or run folder, or a :class:`Generator` or
     :class:`RRDBNet` in eval mode.
     ``tile`` (core side in input pixels) and ``max_memory`` (bytes for one
-    tile's forward pass, default 2 GiB) are ``--tile`` and ``--max-memory`` of
+    tile's forward pass, default :data:`srgan_mlx.defaults.MAX_MEMORY`) are ``--tile`` and ``--max-memory`` of
     ``srgan-mlx upscale``; ``alpha`` is ``bicubic`` or ``model``. ``label``
     names the model in comparison pictures (default :func:`model_label`).
 
@@ -94,7 +92,7 @@ class Upscaler:
         *,
         tile: int | None = None,
         max_memory: int | None = None,
-        alpha: str = "bicubic",
+        alpha: str = ALPHA_METHODS[0],
         label: str | None = None,
     ):
         if alpha not in ALPHA_METHODS:
