@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-import srgan_mlx  # noqa: F401
 import mlx.core as mx
 
 from srgan_mlx.networks.conv import conv2d_same, conv2d_strided

@@ -12,7 +12,6 @@ import pickle
 import zipfile
 from pathlib import Path
 
-import srgan_mlx  # noqa: F401  (before mlx)
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from PIL import Image
 
 import peer_layouts as layouts
 import pth_writer
+import srgan_mlx
 from srgan_mlx.cli import main
 from srgan_mlx.convert.models import map_state_dict
 from srgan_mlx.errors import UserError

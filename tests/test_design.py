@@ -1,7 +1,7 @@
 """docs/design.md's map is the code's: every module of the package (and of ``convert/``) sits in exactly one row of
 its table, in the folder that row names, and imports only from its own row and the rows it lists; the rows' order
 admits no circle, and neither do the modules' imports. A new module that is not on the map, or an import that points
-up a layer, fails here."""
+up a layer, fails here; so does a test module whose name does not say which module it tests."""
 
 import ast
 import re
@@ -148,3 +148,19 @@ def test_no_module_imports_itself_through_others():
 
     for module in graph:
         visit(module, [])
+
+
+SUITES = {"docs": "the docs' commands run", "design": "this map", "parity": "the networks against torch.nn references",
+          "parity_peers": "PyTorch generators' layouts against their torch.nn models"}
+"""The test modules that test no one module."""
+
+
+def test_each_test_module_is_named_after_the_module_it_tests():
+    """``tests/test_<module>.py``, or ``test_<module>_<aspect>.py`` (``test_train_command``, ``test_upscale_cli``),
+    so that any module's tests are found by its name."""
+    names = {module.rsplit(".", 1)[-1] for module in MODULES if not module.endswith("__init__")}
+    unnamed = [path.name for path in sorted((ROOT / "tests").glob("test_*.py"))
+               if path.stem[5:] not in SUITES and not any(path.stem[5:] == name or path.stem[5:].startswith(f"{name}_")
+                                                          for name in names)]  # fmt: skip
+    assert not unnamed, unnamed
+    assert all((ROOT / "tests" / f"test_{suite}.py").is_file() for suite in SUITES)

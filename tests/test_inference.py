@@ -1,6 +1,5 @@
 """Tiled super-resolution equals whole-image super-resolution exactly, within a memory estimate."""
 
-import srgan_mlx  # noqa: F401  (before mlx)
 import mlx.core as mx
 import numpy as np
 import pytest

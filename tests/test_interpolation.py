@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
 from mlx.utils import tree_flatten
 

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 
-import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim

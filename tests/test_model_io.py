@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import srgan_mlx  # noqa: F401
 import mlx.core as mx
 from mlx.utils import tree_flatten
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import srgan_mlx  # noqa: F401  (loads libdnnl and the BLAS before mlx)
 import mlx.core as mx
 
 from srgan_mlx import environment

@@ -5,7 +5,6 @@ on the same weights."""
 import numpy as np
 import pytest
 
-import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build for these reference tests: see README)")

@@ -3,7 +3,6 @@ is the measured reach; its memory stays within the estimate. (Parity with PyTorc
 
 import math
 
-import srgan_mlx  # noqa: F401  (before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np

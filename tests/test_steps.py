@@ -1,130 +1,22 @@
 """The SRGAN step and its recipe options, each against a reference written here from its definition: the paper's
 step (the defaults, bit for bit), the pixel loss, the joint discriminator batch, the low-frequency anchor, the
-sub-pixel pattern term, the generator's moving average, the discriminator's warm-up, the relativistic GAN, LDL's
-artifact map, frozen BatchNorm, the learning-rate schedule and the table of loss terms."""
+sub-pixel pattern term, the moving average, the discriminator's warm-up and shift, the relativistic GAN, LDL's
+artifact term and frozen BatchNorm."""
 
 from functools import partial
 
-import numpy as np
-import pytest
-
-import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
+import numpy as np
+import pytest
 from mlx.utils import tree_flatten, tree_unflatten
 
 from srgan_mlx.networks import kernels
-from srgan_mlx.networks.discriminator import Discriminator
 from srgan_mlx.networks.generator import Generator
-from srgan_mlx.quality.imresize import imresize
-from srgan_mlx.training.config import TrainConfig
-from srgan_mlx.training.loss_terms import WeightedTerm, generator_terms
-from srgan_mlx.training.losses import (
-    LowFrequencyAnchor, artifact_map, layer_weights, relativistic_discriminator_loss, relativistic_generator_loss,
-    subpixel_bias,
-)
+from srgan_mlx.training.losses import LowFrequencyAnchor, subpixel_bias
 from srgan_mlx.training.steps import DiscriminatorStep, SRGANStep, SRResNetStep
-
-CROP = 24
-
-
-def networks(seed=0):
-    mx.random.seed(seed)
-    return Generator(4, num_blocks=2, channels=16), Discriminator(CROP)
-
-
-def content(sr, hr):  # any content loss will do; VGG is not what is tested here
-    return mx.mean(mx.square(sr - hr))
-
-
-def recipe_terms(**weights):
-    """The generator terms of an SRGAN config with these fields (srgan_mlx.training.loss_terms), its content loss
-    replaced by :func:`content`."""
-    terms = generator_terms(TrainConfig(stage="srgan", crop=CROP, **weights), vgg=None)
-    return [WeightedTerm(n, w, (lambda o: content(o.sr, o.hr)) if n == "content" else f) for n, w, f in terms]
-
-
-def arrays(module):
-    return {k: np.array(v) for k, v in tree_flatten(module.parameters())}
-
-
-def sgd():
-    return optim.SGD(learning_rate=1.0)  # an update is minus the gradient
-
-
-@pytest.fixture
-def batch():
-    rng = np.random.default_rng(0)
-    hr = rng.uniform(-1, 1, (2, CROP, CROP, 3)).astype(np.float32)
-    lr = rng.uniform(0, 1, (2, CROP // 4, CROP // 4, 3)).astype(np.float32)
-    return mx.array(lr), mx.array(hr)
-
-
-def bce(real_logits, fake_logits):
-    """Binary cross-entropy, real 1 and fake 0, written with log-sigmoid."""
-    return -mx.mean(nn.log_sigmoid(real_logits)) - mx.mean(nn.log_sigmoid(-fake_logits))
-
-
-def assert_moved_by(after, before, grads, scale_of=None):
-    """``after - before == -grads`` for every array, to a tolerance relative to the largest gradient."""
-    grads = {k: np.array(v) for k, v in tree_flatten(grads)}
-    scale = max(np.abs(g).max() for g in grads.values())
-    for key, grad in grads.items():
-        np.testing.assert_allclose(after[key] - before[key], -grad, atol=2e-4 * scale, err_msg=key)
-
-
-@pytest.mark.parametrize("size, scale", [(24, 4), (96, 4), (48, 2), (96, 8)])
-def test_anchor_downscale_is_matlab_imresize(size, scale):
-    """The anchor's two matrix products equal the numpy MATLAB imresize (float input: no rounding), borders too."""
-    rng = np.random.default_rng(size + scale)
-    images = rng.uniform(0, 1, (2, size, size, 3))
-    anchor = LowFrequencyAnchor(size, scale)
-    got = np.array(anchor.downscale(mx.array(images.astype(np.float32))))
-    expected = np.stack([imresize(image, 1 / scale) for image in images])
-    assert got.shape == expected.shape == (2, size // scale, size // scale, 3)
-    np.testing.assert_allclose(got, expected, atol=2e-6)
-
-
-def test_anchor_is_zero_for_the_hr_itself_and_sees_a_colour_cast():
-    """SR = HR gives 0 against the LR made from it; a uniform cast of c on [0, 1] gives c."""
-    rng = np.random.default_rng(1)
-    hr = rng.uniform(0.1, 0.9, (1, CROP, CROP, 3))
-    lr = mx.array(imresize(hr[0], 0.25)[None].astype(np.float32))
-    anchor = LowFrequencyAnchor(CROP, 4)
-    sr = mx.array((hr * 2 - 1).astype(np.float32))
-    assert anchor(sr, lr).item() == pytest.approx(0, abs=1e-6)
-    assert anchor(sr + 2 * 0.03, lr).item() == pytest.approx(0.03, rel=1e-4)
-
-
-def test_subpixel_bias_against_its_definition():
-    """Per image and channel: the mean of SR - HR over the pixels at each of the 4 x 4 positions of the LR blocks,
-    less the mean of those 16, in absolute value, averaged, on [0, 1] values (written with strided slices)."""
-    rng = np.random.default_rng(2)
-    sr, hr = (rng.uniform(-1, 1, (2, CROP, CROP, 3)).astype(np.float32) for _ in range(2))
-    means = np.stack([(sr - hr)[:, i::4, j::4].mean(axis=(1, 2)) / 2 for i in range(4) for j in range(4)])
-    expected = np.abs(means - means.mean(axis=0)).mean()
-    assert subpixel_bias(mx.array(sr), mx.array(hr), 4).item() == pytest.approx(expected, rel=1e-5)
-
-
-def test_subpixel_bias_sees_a_grid_and_not_a_cast():
-    """A uniform offset and SR = HR give 0; a dot of +g at one position of every 4 x 4 block (a grid of period 4)
-    gives the mean absolute deviation of (g, 0, ..., 0) / 2 from its mean; the same dots at a position that moves
-    from block to block through all 16 (no fixed phase) give 0."""
-    rng = np.random.default_rng(3)
-    hr = rng.uniform(-0.8, 0.8, (1, CROP, CROP, 3)).astype(np.float32)
-    assert subpixel_bias(mx.array(hr), mx.array(hr), 4).item() == 0
-    assert subpixel_bias(mx.array(hr + 0.1), mx.array(hr), 4).item() == pytest.approx(0, abs=1e-7)
-    grid = np.zeros_like(hr)
-    grid[:, 1::4, 2::4] = 0.16
-    deviations = np.array([0.08] + [0.0] * 15) - 0.08 / 16
-    assert subpixel_bias(mx.array(hr + grid), mx.array(hr), 4).item() == pytest.approx(np.abs(deviations).mean())
-    wandering = np.zeros((1, 32, 32, 3), np.float32)
-    for row in range(8):  # 8 x 8 blocks; block (row, col) has its dot at position (row % 4, col % 4)
-        for col in range(8):
-            wandering[:, 4 * row + row % 4, 4 * col + col % 4] = 0.16
-    flat = mx.zeros_like(mx.array(wandering))
-    assert subpixel_bias(mx.array(wandering), flat, 4).item() == pytest.approx(0, abs=1e-7)
+from srgan_steps import CROP, arrays, artifact_map_reference, assert_moved_by, bce, content, networks, recipe_terms, sgd
 
 
 def test_phase_weight_enters_the_generators_gradient(batch):
@@ -358,44 +250,6 @@ def test_d_shift_of_one_is_no_shift_and_larger_shifts_change_the_step(batch):
     assert results[16][0] != results[0][0]
 
 
-def test_layer_weights_parse_names_and_weights():
-    assert layer_weights("relu5_4") == {"relu5_4": 1.0}
-    assert layer_weights("conv1_2:0.1, conv5_4:1") == {"conv1_2": 0.1, "conv5_4": 1.0}
-    for spec, message in (("relu9_9", "unknown VGG19 layer 'relu9_9'"), ("conv1_2:0", "must be above 0"),
-                          ("conv1_2:a", "must be a number"), ("relu1_1,relu1_1", "given twice")):  # fmt: skip
-        with pytest.raises(ValueError, match=message):
-            layer_weights(spec)
-
-
-def softplus(x):
-    return np.logaddexp(0.0, x)
-
-
-def sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
-def test_relativistic_losses_and_gradients_against_their_definition():
-    """ESRGAN's RaGAN, written out in numpy: D's loss and its gradient (each side through its own logits only), G's
-    loss and its gradient with respect to the fake logits (the real ones are constants)."""
-    rng = np.random.default_rng(5)
-    real, fake = rng.normal(1.0, 2.0, 6), rng.normal(-0.5, 2.0, 6)
-    n = len(real)
-    d_value = (softplus(-(real - fake.mean())).mean() + softplus(fake - real.mean()).mean()) / 2
-    d_real = -sigmoid(-(real - fake.mean())) / (2 * n)
-    d_fake = sigmoid(fake - real.mean()) / (2 * n)
-    r, f = mx.array(real.astype(np.float32)), mx.array(fake.astype(np.float32))
-    value, (got_r, got_f) = mx.value_and_grad(relativistic_discriminator_loss, argnums=(0, 1))(r, f)
-    assert value.item() == pytest.approx(d_value, rel=1e-5)
-    np.testing.assert_allclose(np.array(got_r), d_real, rtol=1e-4)
-    np.testing.assert_allclose(np.array(got_f), d_fake, rtol=1e-4)
-    g_value = (softplus(real - fake.mean()).mean() + softplus(-(fake - real.mean())).mean()) / 2
-    g_fake = (sigmoid(real - fake.mean()).mean() * -1 / n - sigmoid(-(fake - real.mean())) / n) / 2
-    value, got = mx.value_and_grad(lambda f: relativistic_generator_loss(r, f))(f)
-    assert value.item() == pytest.approx(g_value, rel=1e-5)
-    np.testing.assert_allclose(np.array(got), g_fake, rtol=1e-4)
-
-
 def test_relativistic_joint_step_against_its_definition(batch):
     """``gan="relativistic"``, joint: D moves by minus the gradient of RaGAN on the halves of D(concat(HR, SR)) (each
     side's mean held constant), G by minus that of content + w x RaGAN's generator loss with D's real half held
@@ -430,33 +284,6 @@ def test_relativistic_joint_step_against_its_definition(batch):
     assert_moved_by(arrays(generator), before_g, g_grads)
     trainable_d = dict(tree_flatten(discriminator.trainable_parameters()))
     assert_moved_by({k: v for k, v in arrays(discriminator).items() if k in trainable_d}, before_d, d_grads)
-
-
-def artifact_map_reference(sr, hr, reference, window=7):
-    """LDL's map from its description, with explicit windows: per pixel the unbiased variance of the channel-summed
-    |HR - SR| (on [0, 1]) over its mirrored 7 x 7 neighbourhood, times the crop's unbiased variance of it ** 0.2,
-    0 where the reference's residual is larger."""
-    residual = np.abs(hr - sr).sum(axis=-1) / 2
-    stable = np.abs(hr - reference).sum(axis=-1) / 2
-    reach = window // 2
-    out = np.zeros_like(residual)
-    for i, image in enumerate(residual):
-        padded = np.pad(image, reach, mode="reflect")
-        for y in range(image.shape[0]):
-            for x in range(image.shape[1]):
-                out[i, y, x] = padded[y : y + window, x : x + window].var(ddof=1)
-        out[i] *= image.var(ddof=1) ** 0.2
-    out[residual < stable] = 0
-    return out[..., None]
-
-
-def test_artifact_map_against_its_definition():
-    rng = np.random.default_rng(6)
-    sr, hr, reference = (rng.uniform(-1, 1, (2, 20, 16, 3)).astype(np.float32) for _ in range(3))
-    got = np.array(artifact_map(*(mx.array(a) for a in (sr, hr, reference))))
-    expected = artifact_map_reference(sr, hr, reference)
-    assert (expected == 0).any() and (expected > 0).any()
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_artifact_term_reads_the_moving_average_in_eval_mode_and_weights_the_l1(batch):
@@ -517,33 +344,3 @@ def test_frozen_norm_generator_trains_with_running_statistics(batch):
     trainable = dict(tree_flatten(generator.trainable_parameters()))
     assert_moved_by({k: v for k, v in after.items() if k in trainable},
                     {k: v for k, v in before.items() if k in trainable}, grads)  # fmt: skip
-
-
-def test_generator_and_discriminator_switch_learning_rate_at_the_same_run_step():
-    """D's optimizer counts every run step, G's only those after the warm-up; both use ``lr_final`` from the run's
-    middle step on, and D's rates are ``d_lr_scale`` times G's."""
-    from srgan_mlx.training.training_parts import learning_rate
-
-    config = TrainConfig(stage="srgan", steps=20, d_warmup=4, lr=1e-3, lr_final=1e-4, d_lr_scale=0.5)
-    g, d = learning_rate(config, "g"), learning_rate(config, "d")
-    for run_step in range(4, 20):  # (an optimizer counts its updates in uint64)
-        expected = 1e-3 if run_step < 10 else 1e-4
-        assert g(mx.array(run_step - 4, mx.uint64)).item() == pytest.approx(expected)
-        assert d(mx.array(run_step, mx.uint64)).item() == pytest.approx(0.5 * expected)
-    carried = learning_rate(config, "g", start=12)  # a run carried on from its record at step 12: G from step 16
-    assert carried(mx.array(0, mx.uint64)).item() == pytest.approx(1e-4)
-
-
-def test_the_term_table_gives_the_step_its_terms_and_the_chart_its_legend():
-    """The paper's config: content (1) and adversarial (1e-3) summed, pixel and anchor recorded at weight 0, phase and
-    artifact absent; weights come from their fields; every term has its curve in metrics.png."""
-    from srgan_mlx.training.loss_terms import TERMS, needs_reference
-    from srgan_mlx.training.plot import COLORS, LOSS_KEYS
-
-    paper = generator_terms(TrainConfig(stage="srgan"), vgg=None)
-    assert [(t.name, t.weight) for t in paper] == [("content", 1.0), ("adversarial", 1e-3), ("pixel", 0.0),
-                                                   ("anchor", 0.0)]  # fmt: skip
-    recipe = TrainConfig(stage="srgan", phase_weight=3.0, artifact_weight=0.5, ema_decay=0.9)
-    assert [(t.name, t.weight) for t in generator_terms(recipe, vgg=None)][-2:] == [("phase", 3.0), ("artifact", 0.5)]
-    assert needs_reference(recipe) and not needs_reference(TrainConfig(stage="srgan"))
-    assert set(LOSS_KEYS) == {"loss", "d_loss", *(t.name for t in TERMS)} and len(COLORS) == len(set(COLORS))

@@ -1,7 +1,7 @@
 """The restricted unpickler's allow-list (convert/pth.py), pinned: a global admitted by mistake fails here.
 
 To change the list on purpose (another file format needs a global), edit ``EXPECTED`` below
-in the same commit, and add a test, beside the refusal tests in ``test_convert.py``, of what a
+in the same commit, and add a test, beside the refusal tests in ``test_pth.py``, of what a
 pickle can do with the new global.
 """
 

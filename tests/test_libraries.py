@@ -6,7 +6,6 @@ import sys
 
 import pytest
 
-import srgan_mlx  # noqa: F401
 from srgan_mlx.native.libraries import active_blas, is_reference_blas
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the BLAS loader acts on Linux only")

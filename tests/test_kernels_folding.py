@@ -6,7 +6,6 @@ changes the output several times over."""
 import numpy as np
 import pytest
 
-import srgan_mlx  # noqa: F401  (before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 

@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import srgan_mlx  # noqa: F401  (first: loads the BLAS before mlx)
 import mlx.core as mx
 
 from srgan_mlx.convert import vgg19 as converter

@@ -1,4 +1,5 @@
-"""convert/: the torch-free .pth reader, its refusal to run code, VGG19 conversion of both releases and its errors."""
+"""convert/vgg19.py: VGG19 conversion of both releases (torchvision's, from zip and legacy files and safetensors;
+the original's 8-bit copy and Keras file), without torch, with its metadata, downloads and one-line errors."""
 
 from __future__ import annotations
 
@@ -7,14 +8,10 @@ import hashlib
 import io
 import json
 import os
-import pickle
-import struct
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
-
-import srgan_mlx  # noqa: F401  (first: loads the BLAS before mlx)
 
 import mlx.core as mx
 import numpy as np
@@ -22,76 +19,17 @@ import pytest
 from click.testing import CliRunner
 
 from srgan_mlx.convert import vgg19 as converter
-from srgan_mlx.convert.pth import LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, load_state_dict
 from srgan_mlx.errors import UserError
 from srgan_mlx.networks.vgg import VGG19Features
 from srgan_mlx.networks.weights_io import load_into, read_weights
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (its CPU build for these reference tests: see docs/install.md#tests)")
 
+from convert_files import assert_one_line_error, cli, save_like_2017  # noqa: E402  (needs torch)
 from original_vgg19_files import CAFFE_BLOCKS, quantised_state, write_keras_h5  # noqa: E402  (needs torch)
 from torch_vgg import TorchVGG19  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-LEGACY_SYS_INFO = {"protocol_version": LEGACY_PROTOCOL_VERSION, "little_endian": True, "type_sizes": {"long": 8}}
-
-
-def cli(*args) -> object:
-    """Run the converter's click command in-process."""
-    return CliRunner().invoke(converter.command, [str(a) for a in args])
-
-
-def assert_one_line_error(stderr: str, *fragments: str) -> None:
-    """The CLI's failure contract: a single ``error: ...`` line naming the problem, no traceback."""
-    assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr
-    for fragment in fragments:
-        assert fragment in stderr
-
-
-def write_legacy(path: Path, obj_pickle: bytes, keys: list[str] = (), data: bytes = b"") -> Path:
-    """A pre-1.6 ``torch.save`` stream: header pickles, ``obj_pickle``, storage keys, then storage data."""
-    with open(path, "wb") as out:
-        for header in (LEGACY_MAGIC_NUMBER, LEGACY_PROTOCOL_VERSION, LEGACY_SYS_INFO):
-            pickle.dump(header, out, protocol=2)
-        out.write(obj_pickle)
-        pickle.dump(list(keys), out, protocol=2)
-        out.write(data)
-    return path
-
-
-def save_like_2017(state: dict[str, torch.Tensor], path: Path, style: str = "reduce_build") -> Path:
-    """Write float32 ``state`` as PyTorch 0.1-0.3 did, like torchvision's ``vgg19-dcbb9e9d.pth``.
-
-    ``style`` ``reduce_build``: ``torch.FloatTensor()`` then BUILD; ``rebuild_tensor``:
-    ``torch._utils._rebuild_tensor(storage, offset, size, stride)``.
-    """
-
-    class Storage:
-        def __init__(self, key: str, numel: int):
-            self.key, self.numel = key, numel
-
-    class Tensor:
-        def __init__(self, storage: Storage, tensor: torch.Tensor):
-            self.storage, self.tensor = storage, tensor
-
-        def __reduce__(self):
-            layout = (self.storage, 0, tuple(self.tensor.shape), self.tensor.stride())
-            if style == "rebuild_tensor":
-                return torch._utils._rebuild_tensor, layout
-            return torch.FloatTensor, (), layout
-
-    class Pickler(pickle.Pickler):
-        def persistent_id(self, obj):
-            if isinstance(obj, Storage):
-                return ("storage", torch.FloatStorage, obj.key, "cpu", obj.numel, None)
-            return None
-
-    tensors = {name: t.detach().float().contiguous() for name, t in state.items()}
-    storages = {name: Storage(str(i), t.numel()) for i, (name, t) in enumerate(tensors.items())}
-    obj = io.BytesIO()
-    Pickler(obj, protocol=2).dump(collections.OrderedDict((n, Tensor(storages[n], t)) for n, t in tensors.items()))
-    data = b"".join(struct.pack("<q", t.numel()) + t.numpy().astype("<f4").tobytes() for t in tensors.values())
-    return write_legacy(path, obj.getvalue(), [s.key for s in storages.values()], data)
 
 
 @pytest.fixture(scope="module")
@@ -121,41 +59,6 @@ def assert_same_file_arrays(got: Path, expected: Path) -> None:
     assert got.keys() == expected.keys()
     for key in expected:
         assert mx.array_equal(got[key], expected[key]), key
-
-
-@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
-def test_reader_matches_torch(tmp_path, zip_format):
-    source = {
-        "plain": torch.randn(2, 3),
-        "transposed": torch.randn(3, 2).t(),
-        "offset_slice": torch.randn(10)[2:5],
-        "half": torch.randn(4).half(),
-        "bfloat16_strided": torch.randn(3, 4).bfloat16()[:, 1:3],
-        "int64": torch.arange(6).reshape(2, 3).t(),
-        "uint16_v3": torch.arange(5).to(torch.uint16),  # saved with _rebuild_tensor_v3 + UntypedStorage
-        "empty": torch.zeros(0, 3),
-        "scalar": torch.tensor(3.5),
-        "parameter": torch.nn.Parameter(torch.randn(3)),
-    }
-    source["shares_storage"] = source["plain"][1]
-    torch.save(source, tmp_path / "layouts.pth", _use_new_zipfile_serialization=zip_format)
-    loaded = load_state_dict(tmp_path / "layouts.pth")
-    assert loaded.keys() == source.keys()
-    for key, tensor in source.items():
-        want = tensor.detach().float() if tensor.dtype == torch.bfloat16 else tensor.detach()
-        assert loaded[key].dtype == want.numpy().dtype, key
-        np.testing.assert_array_equal(loaded[key], want.numpy(), err_msg=key)
-
-
-@pytest.mark.parametrize("style", ["reduce_build", "rebuild_tensor"])
-def test_reader_reads_2017_files(tmp_path, style):
-    state = {"features.0.weight": torch.randn(4, 3, 3, 3), "features.0.bias": torch.randn(4)}
-    path = save_like_2017(state, tmp_path / "old.pth", style)
-    by_torch = torch.load(path, weights_only=True)  # the stand-in file is one torch itself reads
-    loaded = load_state_dict(path)
-    for key, tensor in state.items():
-        assert torch.equal(by_torch[key], tensor)
-        np.testing.assert_array_equal(loaded[key], tensor.numpy())
 
 
 def test_converted_features_match_torch(reference, converted):
@@ -230,61 +133,6 @@ def test_safetensors_bfloat16_source(reference, tmp_path):
         want = np.array(arrays[converter.torch_key(name)].astype(mx.float32))
         assert value.dtype == mx.float32
         np.testing.assert_array_equal(np.array(value), want.transpose(0, 2, 3, 1) if want.ndim == 4 else want)
-
-
-class Call:
-    """Pickles as the call ``func(*args)``: what a malicious .pth runs when unpickled."""
-
-    def __init__(self, func, *args):
-        self.func, self.args = func, args
-
-    def __reduce__(self):
-        return self.func, self.args
-
-
-PAYLOADS = {
-    "os.system": lambda marker: Call(os.system, f"touch {marker}"),
-    "builtins.eval": lambda marker: Call(eval, f"open({str(marker)!r}, 'w').close()"),
-    "builtins.exec": lambda marker: Call(exec, f"open({str(marker)!r}, 'w').close()"),
-    "subprocess.run": lambda marker: Call(subprocess.run, ["touch", str(marker)]),
-    "inside_state_dict": lambda marker: {"features.0.bias": Call(os.system, f"touch {marker}")},
-}
-
-
-def write_zip(path: Path, obj_pickle: bytes) -> Path:
-    """A zip laid out like ``torch.save``'s, holding ``obj_pickle`` as its data.pkl."""
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("archive/data.pkl", obj_pickle)
-        archive.writestr("archive/byteorder", "little")
-    return path
-
-
-@pytest.mark.parametrize("write", [write_zip, write_legacy], ids=["zip", "legacy"])
-@pytest.mark.parametrize("protocol", [2, 4])
-@pytest.mark.parametrize("payload", PAYLOADS)
-def test_refuses_code_in_pickle(tmp_path, payload, protocol, write):
-    marker = tmp_path / "pwned"
-    pickled = pickle.dumps(PAYLOADS[payload](marker), protocol=protocol)
-    result = cli(write(tmp_path / "evil.pth", pickled), "-o", tmp_path / "out.safetensors")
-    assert result.exit_code == 1
-    assert_one_line_error(result.stderr, "refusing to load global")
-    assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
-    pickle.loads(pickled)  # the payload is real: plain pickle runs it
-    assert marker.exists()
-
-
-def test_refuses_code_through_installed_cli(tmp_path):
-    marker = tmp_path / "pwned"
-    evil = write_zip(tmp_path / "evil.pth", pickle.dumps(Call(os.system, f"touch {marker}"), protocol=2))
-    srgan_mlx_exe = Path(sys.executable).with_name("srgan-mlx")
-    proc = subprocess.run(
-        [str(srgan_mlx_exe), "convert-vgg", str(evil), "-o", str(tmp_path / "out.safetensors")],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 1
-    assert_one_line_error(proc.stderr, "refusing to load global posix.system")
-    assert not marker.exists()
 
 
 SMALL = {"features.0.bias": torch.arange(64, dtype=torch.float32)}
