@@ -4,6 +4,7 @@ admits no circle, and neither do the modules' imports. A new module that is not 
 up a layer, fails here; so does a test module whose name does not say which module it tests."""
 
 import ast
+import fnmatch
 import re
 from pathlib import Path
 
@@ -164,3 +165,21 @@ def test_each_test_module_is_named_after_the_module_it_tests():
                                                           for name in names)]  # fmt: skip
     assert not unnamed, unnamed
     assert all((ROOT / "tests" / f"test_{suite}.py").is_file() for suite in SUITES)
+
+
+def test_every_package_and_its_files_are_installed():
+    """pyproject.toml installs every folder of the package and every file in it that is not Python (the shipped
+    weights, NIQE's model, the recipes, the page), so that an install holds what a clone does."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / PACKAGE).rglob("__init__.py")}
+    assert set(setuptools["packages"]) == folders | {f"{PACKAGE}.convert"}
+    assert setuptools["package-dir"] == {f"{PACKAGE}.convert": "convert"}
+    built = ("__pycache__", "_ext", "libsrgan_sgemm", "_build.json")  # the native build's outputs, not sources
+    for file in (ROOT / PACKAGE).rglob("*"):
+        if not file.is_file() or file.suffix in (".py", ".pyc") or any(mark in str(file) for mark in built):
+            continue
+        package = max((f for f in folders if (ROOT / f.replace(".", "/")) in file.parents), key=len)
+        inside = file.relative_to(ROOT / package.replace(".", "/")).as_posix()
+        assert any(fnmatch.fnmatch(inside, pattern) for pattern in setuptools["package-data"].get(package, [])), (
+            f"{file.relative_to(ROOT)} is not package data of {package}")

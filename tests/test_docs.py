@@ -87,6 +87,8 @@ NOT_RUN = {
     r"^unzip ": "unpacks a wheel pip downloaded",
     r"^mlx\.launch ": "starts several processes (test_train.py runs two ranks under mlx.launch)",
     r"^python benchmarks/": "a benchmark: minutes to hours",
+    r"^python experiments/": "an experiment on benchmark sets or training runs: minutes to hours (each starts: "
+    "test_shown_scripts_start)",
     r"^curl ": "talks to a running server (test_server.py sends the same request)",
 }
 """A shell line matching a pattern is shown, not run, for the reason given; every other line must run."""
@@ -277,6 +279,20 @@ def test_each_reason_not_to_run_is_used():
     lines = [part.strip() for page in PAGES for line, _ in shell_lines(page) for part in line.split("&&")]
     for pattern in NOT_RUN:
         assert any(re.search(pattern, line) for line in lines), pattern
+
+
+SCRIPTS = sorted({script for page in PAGES for script in re.findall(r"python ((?:benchmarks|experiments)/\w+\.py)",
+                                                                       page.read_text())})
+"""The benchmark and experiment scripts the pages show (their runs take too long for a test)."""
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_shown_scripts_start(script, tmp_path):
+    """Each shown script exists and starts from anywhere (its imports and path set-up work): ``--help``."""
+    assert (ROOT / script).is_file(), script
+    result = subprocess.run([sys.executable, str(ROOT / script), "--help"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0 and "usage:" in result.stdout, result.stderr[-2000:]
 
 
 def test_readme_is_short_and_its_links_resolve():

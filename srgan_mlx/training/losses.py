@@ -104,7 +104,7 @@ class PerceptualLoss(nn.Module):
     ``distance="l1"``; their weights were set for torchvision's VGG19, whose inputs are ``255 x 0.226 = 57.6``
     times smaller than Caffe's, so the original VGG19's feature maps come out about that much larger at every
     layer (a ReLU network scales with its input, up to the biases): ``rescale=1/57.6`` puts them on the scale
-    those weights expect (``benchmarks/vgg_feature_scale.py`` measures the ratio layer by layer).
+    those weights expect (``experiments/vgg_feature_scale.py`` measures the ratio layer by layer).
     """
 
     def __init__(self, vgg: VGG19Features, layers: str | dict[str, float] = "relu5_4", distance: str = "mse",

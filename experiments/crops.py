@@ -1,6 +1,6 @@
 """Labelled crops of textured regions: bicubic | model | model ... | HR, one row per crop, for the docs.
 
-    python benchmarks/crops.py --data DATA --models srresnet srgan --out docs/images/crops.png
+    python experiments/crops.py --data DATA --models srresnet srgan --out docs/images/crops.png
 
 Each crop is taken from a Set14 image (the standard benchmark LR from ``LR_bicubic/X4``, upscaled by MATLAB bicubic
 and by each model), the same HR region for every column, enlarged ``--zoom`` times with nearest-neighbour pixels so
@@ -10,20 +10,16 @@ texture stays visible. The regions are fixed below: fur, a drawing's lines and s
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-import srgan_mlx  # noqa: E402,F401  (loads the BLAS before mlx)
-from srgan_mlx.files.image_io import load_image  # noqa: E402
-from srgan_mlx.files.panels import labelled_row  # noqa: E402
-from srgan_mlx.quality.imresize import imresize  # noqa: E402
-from srgan_mlx.upscaling.upscaler import Upscaler  # noqa: E402
+import this_checkout  # noqa: F401  (first: this checkout's srgan_mlx, its BLAS before mlx)
+from srgan_mlx.files.image_io import load_image
+from srgan_mlx.files.panels import labelled_row
+from srgan_mlx.quality.imresize import imresize
+from srgan_mlx.upscaling.upscaler import Upscaler
 
 REGIONS = {  # Set14 image: (left, top, size) in HR pixels
     "baboon": (0, 300, 128),
@@ -37,7 +33,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder holding Set14/HR and Set14/LR_bicubic/X4")
     parser.add_argument("--models", nargs="+", default=["srresnet", "srgan"])
     parser.add_argument("--zoom", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "images" / "crops.png")
+    parser.add_argument("--out", type=Path, default=this_checkout.ROOT / "docs" / "images" / "crops.png")
     args = parser.parse_args()
     upscalers = [Upscaler(model) for model in args.models]
     rows = []

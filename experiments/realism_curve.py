@@ -1,7 +1,7 @@
 """The perception-distortion curve of the --realism dial: PSNR against NIQE on a benchmark set.
 
-    python benchmarks/realism_curve.py --hr DATA/Set14/HR
-    python benchmarks/realism_curve.py --hr DIR --model runs/srgan --fidelity-model runs/srresnet --steps 0,0.5,1
+    python experiments/realism_curve.py --hr DATA/Set14/HR
+    python experiments/realism_curve.py --hr DIR --model runs/srgan --fidelity-model runs/srresnet --steps 0,0.5,1
 
 For each realism R the generator is the weight blend of ``--fidelity-model`` (R = 0) and
 ``--model`` (R = 1) that ``srgan-mlx upscale --realism R`` runs; it is evaluated with the
@@ -17,16 +17,13 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-import srgan_mlx  # noqa: E402,F401  (loads the BLAS before mlx)
-from srgan_mlx.errors import UserError  # noqa: E402
-from srgan_mlx.files.model_io import load_generator  # noqa: E402
-from srgan_mlx.quality.evaluate import evaluate, evaluate_images  # noqa: E402
-from srgan_mlx.upscaling.inference import super_resolve  # noqa: E402
-from srgan_mlx.upscaling.interpolation import interpolate  # noqa: E402
-from srgan_mlx.upscaling.upscaler import model_label  # noqa: E402
+import this_checkout  # noqa: F401  (first: this checkout's srgan_mlx, its BLAS before mlx)
+from srgan_mlx.errors import UserError
+from srgan_mlx.files.model_io import load_generator
+from srgan_mlx.quality.evaluate import evaluate, evaluate_images
+from srgan_mlx.upscaling.inference import super_resolve
+from srgan_mlx.upscaling.interpolation import interpolate
+from srgan_mlx.upscaling.upscaler import model_label
 
 
 def measure(hr: str, model: str, fidelity_model: str, steps: list[float]) -> dict:
@@ -105,7 +102,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="srgan", help="the realistic end, R = 1 (default: shipped srgan)")
     parser.add_argument("--fidelity-model", default="srresnet", help="the faithful end, R = 0 (default: shipped srresnet)")
     parser.add_argument("--steps", default="0,0.25,0.5,0.75,1", help="realism values, comma separated")
-    parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON and PNG")
+    parser.add_argument("--out", type=Path, default=this_checkout.RESULTS, help="folder for the JSON and PNG")
     args = parser.parse_args(argv)
     steps = [float(v) for v in args.steps.split(",")]
     try:

@@ -1,6 +1,6 @@
 """Score the checkpoints of SRGAN training runs on Set5 and Set14: the table behind the choice of recipe.
 
-    python benchmarks/recipe_screen.py runs/screen/* --data DATA --out benchmarks/results/recipes
+    python experiments/recipe_screen.py runs/screen/* --data DATA --out experiments/results/recipes
 
 For every checkpoint of every run (or the checkpoints named with ``--steps``), the generator is
 scored, and its moving average too where the run keeps one: PSNR, SSIM and colour bias on Set5
@@ -19,19 +19,16 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-import srgan_mlx  # noqa: E402,F401  (loads the BLAS before mlx)
-import mlx.core as mx  # noqa: E402
-import numpy as np  # noqa: E402
-from srgan_mlx.atomic import write_text  # noqa: E402
-from srgan_mlx.files.model_io import load_generator  # noqa: E402
-from srgan_mlx.files.run_folder import AVERAGE, GENERATOR, RunFolder, weights_file  # noqa: E402
-from srgan_mlx.quality.evaluate import BIAS_KEYS, evaluate  # noqa: E402
-from srgan_mlx.training.config import FIELDS  # noqa: E402
-from srgan_mlx.training.losses import subpixel_bias  # noqa: E402
-from srgan_mlx.upscaling.inference import super_resolve  # noqa: E402
+import this_checkout  # noqa: F401  (first: this checkout's srgan_mlx, its BLAS before mlx)
+import mlx.core as mx
+import numpy as np
+from srgan_mlx.atomic import write_text
+from srgan_mlx.files.model_io import load_generator
+from srgan_mlx.files.run_folder import AVERAGE, GENERATOR, RunFolder, weights_file
+from srgan_mlx.quality.evaluate import BIAS_KEYS, evaluate
+from srgan_mlx.training.config import FIELDS
+from srgan_mlx.training.losses import subpixel_bias
+from srgan_mlx.upscaling.inference import super_resolve
 
 RECIPE = tuple(name for name, f in FIELDS.items() if not (f.metadata["operational"] or f.metadata["path"]))
 """The settings of a run kept with its rows: everything that defines what it learns."""
@@ -61,7 +58,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder with Set5/ and Set14/ (HR, LR_bicubic/X4)")
     parser.add_argument("--steps", help="comma-separated steps to score (default: every checkpoint)")
     parser.add_argument("--references", action="store_true", help="also score bicubic and the shipped SRResNet")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "recipes")
+    parser.add_argument("--out", type=Path, default=this_checkout.RESULTS / "recipes")
     args = parser.parse_args()
     wanted = {int(s) for s in args.steps.split(",")} if args.steps else None
     path = args.out / "recipes.json"

@@ -10,7 +10,7 @@ and the content loss the trainer computes, ``mean((phi(SR) - phi(HR))^2) / 12.75
 the MATLAB-bicubic x4 round trip of the crop; the pixel MSE of that SR (on [-1, 1], the
 SRResNet loss) for comparison. Medians over the images, then each file's ratio to the first.
 
-    python benchmarks/vgg_feature_scale.py original.safetensors [torchvision.safetensors] \\
+    python experiments/vgg_feature_scale.py original.safetensors [torchvision.safetensors] \\
         --images DATA/Set5/HR DATA/Set14/HR
 """
 
@@ -19,15 +19,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import srgan_mlx  # noqa: F401  (before mlx)
+import this_checkout  # noqa: F401  (first: this checkout's srgan_mlx, its BLAS before mlx)
 import mlx.core as mx
 import numpy as np
 
 from srgan_mlx.files.image_io import load_image
+from srgan_mlx.files.model_io import load_vgg
 from srgan_mlx.quality.evaluate import list_images
 from srgan_mlx.quality.imresize import imresize
 from srgan_mlx.training.losses import VGG_RESCALE, PerceptualLoss, mse
-from srgan_mlx.training.train import load_vgg
 
 
 def crops(folders: list[str], size: int) -> list[tuple[str, np.ndarray]]:
