@@ -15,6 +15,7 @@ and CMake config of the pinned ``mlx-cpu`` wheel, ``onednn-devel-cpu-gomp``, nan
 
 import base64
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -30,7 +31,18 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 STATUS_FILE = "_build.json"
 SGEMM_LIBRARY = "libsrgan_sgemm.so"
-DISABLE_ENV = "SRGAN_MLX_BUILD_ONEDNN"  # =0 skips the build
+
+
+def _environment_variable(name: str) -> str:
+    """A name from the package's registry of environment variables (``srgan_mlx/environment.py``, read by its path:
+    the package itself cannot be imported while it is being built)."""
+    spec = importlib.util.spec_from_file_location("srgan_mlx_environment", ROOT / "srgan_mlx" / "environment.py")
+    registry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(registry)
+    return getattr(registry, name)
+
+
+DISABLE_ENV = _environment_variable("BUILD_ONEDNN")  # =0 skips the build
 
 
 class BuildSkipped(Exception):

@@ -35,8 +35,8 @@ def child(args) -> None:
     import mlx.optimizers as optim
     import numpy as np
 
-    from srgan_mlx.generator import Generator
-    from srgan_mlx.steps import SRResNetStep
+    from srgan_mlx.networks.generator import Generator
+    from srgan_mlx.training.steps import SRResNetStep
 
     n = 1024
     a, b = mx.random.normal((n, n)), mx.random.normal((n, n))

@@ -5,7 +5,7 @@
 
 Each row is one layer kind of the three networks at the batch the benchmark workloads use
 (``benchmarks/common.py``: SRResNet/SRGAN steps at batch 16, the discriminator on 32 images,
-inference of one 256x256 image). Each path is ``srgan_mlx.layers.Conv2d`` under
+inference of one 256x256 image). Each path is ``srgan_mlx.networks.layers.Conv2d`` under
 ``SRGAN_MLX_CONV=mlx|tuned|onednn``, i.e. exactly what the networks run. Passes:
 ``fwd`` the output, ``bwd-data`` the input gradient alone, ``bwd-weights`` the weight
 gradient alone (MLX evaluates only what is asked for). Numbers are GFLOP/s of the
@@ -53,7 +53,7 @@ IM2COL_LIMIT = 1 << 30
 def measure(layer, path: str, reps: int) -> dict[str, float | None]:
     import mlx.core as mx
 
-    from srgan_mlx import layers
+    from srgan_mlx.networks import layers
 
     _, _, n, size, cin, cout, k, stride = layer
     if path == "mlx" and n * size * size * k * k * cin * 4 > IM2COL_LIMIT:

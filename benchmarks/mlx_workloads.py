@@ -6,7 +6,7 @@
 * ``b_srresnet``: SRResNetStep(Generator(), Adam(1e-4)), 24->96, batch 16.
 * ``b_srgan``: SRGANStep(Generator(), Discriminator(96), PerceptualLoss(relu5_4), Adam 1e-4 x2).
 
-Adam is the package's (:class:`srgan_mlx.kernels.Adam`: one multi-threaded update on the CPU), as
+Adam is the package's (:class:`srgan_mlx.networks.kernels.Adam`: one multi-threaded update on the CPU), as
 ``srgan-mlx train`` uses it; ``SRGAN_MLX_KERNELS=0`` measures MLX's own element-wise path.
 * ``c``: Generator().eval() on one 1x256x256x3 image, whole (no tiles); ``half=True``
   computes it in float16 (the GPU variant ``mlx-half``).
@@ -15,25 +15,25 @@ Adam is the package's (:class:`srgan_mlx.kernels.Adam`: one multi-threaded updat
 
 Each step is followed by ``mx.eval`` of its outputs and state, so the timing covers the work
 (``mx.eval`` returns when the device has finished). ``use_device`` picks the CPU or the GPU;
-the convolution path is then the one :func:`srgan_mlx.devices.conv_path` gives that device.
+the convolution path is then the one :func:`srgan_mlx.networks.devices.conv_path` gives that device.
 """
 
 from __future__ import annotations
 
 import srgan_mlx  # noqa: F401 -- loads the optimized BLAS; must come before mlx
-from srgan_mlx.native.libraries import active_blas
-from srgan_mlx.devices import conv_path, select_device
 from srgan_mlx.heap import keep_freed_memory
+from srgan_mlx.native.libraries import active_blas
+from srgan_mlx.networks.devices import conv_path, select_device
 
 import mlx.core as mx  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
 
-from srgan_mlx.discriminator import Discriminator  # noqa: E402
-from srgan_mlx.kernels import Adam  # noqa: E402
-from srgan_mlx.generator import Generator  # noqa: E402
-from srgan_mlx.losses import PerceptualLoss  # noqa: E402
-from srgan_mlx.steps import SRGANStep, SRResNetStep, paper_terms  # noqa: E402
-from srgan_mlx.vgg import LAYER_NAMES, VGG19Features  # noqa: E402
+from srgan_mlx.networks.discriminator import Discriminator  # noqa: E402
+from srgan_mlx.networks.generator import Generator  # noqa: E402
+from srgan_mlx.networks.kernels import Adam  # noqa: E402
+from srgan_mlx.networks.vgg import LAYER_NAMES, VGG19Features  # noqa: E402
+from srgan_mlx.training.losses import PerceptualLoss  # noqa: E402
+from srgan_mlx.training.steps import SRGANStep, SRResNetStep, paper_terms  # noqa: E402
 
 from srgan_mlx.convert.models import map_state_dict  # noqa: E402
 

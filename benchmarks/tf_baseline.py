@@ -16,7 +16,7 @@ Two sets of networks:
   pixel shuffle upsampling (``tf.nn.depth_to_space``), BatchNorm momentum 0.9 / eps
   1e-5 (MLX's defaults), a discriminator returning logits, VGG19 cut at block5_conv4
   (relu5_4) with ImageNet normalisation inside the loss. Training steps are
-  ``tf.function``s mirroring ``srgan_mlx.steps``: one Adam update of G on
+  ``tf.function``s mirroring ``srgan_mlx.training.steps``: one Adam update of G on
   content + 1e-3 * -log D(G(x)), then one of D on the same step's reals and
   detached fakes.
 

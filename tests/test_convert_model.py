@@ -12,7 +12,6 @@ import pickle
 import zipfile
 from pathlib import Path
 
-import srgan_mlx  # noqa: F401  (before mlx)
 import mlx.core as mx
 import numpy as np
 import pytest
@@ -22,12 +21,14 @@ from PIL import Image
 
 import peer_layouts as layouts
 import pth_writer
+import srgan_mlx
 from srgan_mlx.cli import main
 from srgan_mlx.convert.models import map_state_dict
 from srgan_mlx.errors import UserError
-from srgan_mlx.generator import Generator
-from srgan_mlx.model_io import load_generator, read_weights
-from srgan_mlx.rrdbnet import RRDBNet
+from srgan_mlx.files.model_io import load_generator
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.networks.rrdbnet import RRDBNet
+from srgan_mlx.networks.weights_io import read_weights
 
 
 def cli(*args):
@@ -272,7 +273,7 @@ def test_realism_dial_between_two_rrdbnets_and_refused_across_architectures(tmp_
 def test_serve_offers_a_pth_model(tmp_path):
     """The page's model list comes from serve's --model: a .pth is offered under its file name, without the dial
     unless the fidelity model has its architecture and shape."""
-    from srgan_mlx.server import Models
+    from srgan_mlx.serve.model_cache import Models
 
     gan = load_generator(pth_writer.save({"params_ema": BASICSR}, tmp_path / "RealESRGAN_x4plus.pth"))
     psnr = load_generator(pth_writer.save({"params_ema": layouts.basicsr_rrdbnet(4, 2, 16, 8, seed=3)},

@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srgan_mlx.data import BatchLoader, DataSet
-from srgan_mlx.imresize import imresize
+from srgan_mlx.errors import UserError
+from srgan_mlx.quality.imresize import imresize
+from srgan_mlx.training.config import TrainConfig
+from srgan_mlx.training.data import BatchLoader, DataSet
+from srgan_mlx.training.train import Trainer
+from training_runs import TINY, config
 
 CROP, SCALE = 24, 4
 TRANSFORMS = list(itertools.product((False, True), range(4)))  # the eight symmetries of the square
@@ -72,3 +76,31 @@ def test_a_crop_one_pixel_over_would_be_seen():
     for left, top in ((21, 10), (20, 11)):
         shifted = imresize(np.asarray(image.crop((left, top, left + CROP, top + CROP))), 1 / SCALE)
         assert not np.array_equal(true, shifted)
+
+
+# --- in training runs ------------------------------------------------------------------------------------------
+
+def test_corrupt_image_skipped_with_warning(images, tmp_path, capfd):
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    trainer = Trainer(config(images, tmp_path / "run", steps=2))
+    err = capfd.readouterr().err
+    assert err.count("broken.png") == 1 and "warning" in err
+    assert trainer.data.unreadable == 1 and trainer.data.too_small == 1
+    assert len(trainer.data.files) == 6
+    trainer.run()
+
+
+def test_truncated_image_skipped_at_load(images, tmp_path, capfd):
+    data = (images / "img0.png").read_bytes()
+    (images / "img0.png").write_bytes(data[: len(data) // 2])
+    trainer = Trainer(config(images, tmp_path / "run", steps=4, batch_size=6))
+    trainer.run()
+    err = capfd.readouterr().err
+    assert err.count("img0.png") == 1
+    assert trainer.loader.unreadable == 1
+
+
+def test_empty_dataset_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no usable training images"):
+        Trainer(TrainConfig(data=[str(tmp_path / "empty")], out=str(tmp_path / "run"), **TINY))

@@ -3,40 +3,41 @@
 import numpy as np
 import pytest
 
-import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from srgan_mlx import layers, native
-from srgan_mlx.devices import CONV_ENV, conv_path, gpu_backend, select_device
-from srgan_mlx.discriminator import Discriminator
+from srgan_mlx import environment
+from srgan_mlx import native
 from srgan_mlx.errors import UserError
-from srgan_mlx.generator import Generator
-from srgan_mlx.vgg import VGG19Features
+from srgan_mlx.networks import layers
+from srgan_mlx.networks.devices import conv_path, gpu_backend, select_device
+from srgan_mlx.networks.discriminator import Discriminator
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.networks.vgg import VGG19Features
 
 
 CPU_DEFAULT = "tuned" if native.unavailable_reason() else "onednn"
 
 
 def test_default_path_per_device(monkeypatch):
-    monkeypatch.delenv(CONV_ENV, raising=False)
+    monkeypatch.delenv(environment.CONV, raising=False)
     assert conv_path(mx.Device(mx.cpu)) == CPU_DEFAULT
     assert conv_path(mx.Device(mx.gpu, 0)) == "mlx"
-    monkeypatch.setenv(CONV_ENV, "auto")
+    monkeypatch.setenv(environment.CONV, "auto")
     assert conv_path(mx.Device(mx.gpu, 0)) == "mlx"
 
 
 @pytest.mark.parametrize("forced", ["mlx", "tuned", " MLX "])
 def test_environment_forces_a_path_on_every_device(monkeypatch, forced):
-    monkeypatch.setenv(CONV_ENV, forced)
+    monkeypatch.setenv(environment.CONV, forced)
     expected = forced.strip().lower()
     assert conv_path(mx.Device(mx.cpu)) == expected
     assert conv_path(mx.Device(mx.gpu, 0)) == expected
 
 
 def test_bad_environment_value_is_a_one_line_error(monkeypatch):
-    monkeypatch.setenv(CONV_ENV, "cudnn")
+    monkeypatch.setenv(environment.CONV, "cudnn")
     with pytest.raises(UserError, match=r"SRGAN_MLX_CONV='cudnn': expected auto, mlx, tuned or onednn"):
         conv_path()
 
@@ -65,7 +66,7 @@ def forbid(monkeypatch, *names):
 
 def outputs_and_grads(model, x, path, monkeypatch, call=lambda m, x: m(x)):
     """Output and gradients (parameters and input) of sum(out * w) under a forced conv path."""
-    monkeypatch.setenv(CONV_ENV, path)
+    monkeypatch.setenv(environment.CONV, path)
     out = call(model, x)
     w = mx.random.normal(out.shape, key=mx.random.key(5))
 
@@ -119,14 +120,14 @@ def test_every_path_gives_the_same_numbers(monkeypatch, name):
 
 
 def test_tuned_path_uses_the_tuned_forms(monkeypatch):
-    monkeypatch.setenv(CONV_ENV, "tuned")
+    monkeypatch.setenv(environment.CONV, "tuned")
     forbid(monkeypatch, "conv2d_same")
     with pytest.raises(AssertionError, match="tuned convolution called"):
         Generator(4, num_blocks=1, channels=8)(mx.zeros((1, 8, 8, 3)))
 
 
 def test_mlx_path_is_nn_conv2d(monkeypatch):
-    monkeypatch.setenv(CONV_ENV, "mlx")
+    monkeypatch.setenv(environment.CONV, "mlx")
     ours = layers.Conv2d(5, 7, 3, stride=2, padding=1)
     theirs = nn.Conv2d(5, 7, 3, stride=2, padding=1)
     theirs.update(ours.parameters())
@@ -148,7 +149,7 @@ def test_info_names_devices_paths_and_models(monkeypatch):
 
     from srgan_mlx.cli import main
 
-    monkeypatch.delenv(CONV_ENV, raising=False)
+    monkeypatch.delenv(environment.CONV, raising=False)
     result = CliRunner().invoke(main, ["info"])
     assert result.exit_code == 0, result.output
     assert f"convolutions: {CPU_DEFAULT}" in result.output

@@ -67,8 +67,8 @@ def test_the_pages_show_commands():
 def test_shown_command_parses(page, line):
     args = shlex.split(line)[1:]
     name, rest = args[0], args[1:]
-    assert name in main.commands, f"{page}: unknown command {name!r} in {line!r}"
-    command = main.commands[name]
+    command = main.get_command(None, name)
+    assert command is not None, f"{page}: unknown command {name!r} in {line!r}"
     try:
         command.make_context(name, rest, resilient_parsing=False).close()
     except click.UsageError as exc:
@@ -87,6 +87,8 @@ NOT_RUN = {
     r"^unzip ": "unpacks a wheel pip downloaded",
     r"^mlx\.launch ": "starts several processes (test_train.py runs two ranks under mlx.launch)",
     r"^python benchmarks/": "a benchmark: minutes to hours",
+    r"^python experiments/": "an experiment on benchmark sets or training runs: minutes to hours (each starts: "
+    "test_shown_scripts_start)",
     r"^curl ": "talks to a running server (test_server.py sends the same request)",
 }
 """A shell line matching a pattern is shown, not run, for the reason given; every other line must run."""
@@ -102,7 +104,7 @@ def sample_images() -> dict[str, Image.Image]:
 
 def make_workspace(folder: Path) -> Path:
     """A folder holding stand-ins for the files the pages name: the samples as photos, data sets and scans."""
-    from srgan_mlx.imresize import imresize, modcrop
+    from srgan_mlx.quality.imresize import imresize, modcrop
 
     folder.mkdir()
     shutil.copytree(ROOT / "samples", folder / "samples")
@@ -128,8 +130,8 @@ def stand_in_vgg(path: Path) -> None:
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
-    from srgan_mlx.model_io import write_weights
-    from srgan_mlx.vgg import VGG19Features
+    from srgan_mlx.networks.weights_io import write_weights
+    from srgan_mlx.networks.vgg import VGG19Features
 
     vgg = VGG19Features("caffe")
     arrays = {k: v.astype(mx.float16) for k, v in tree_flatten(vgg.parameters())}
@@ -139,8 +141,9 @@ def stand_in_vgg(path: Path) -> None:
 def stand_in_run(path: Path) -> None:
     """A run folder (or a named checkpoint of one) for a line that uses a run the page never trained: the shipped
     SRResNet's weights as its generator, so that it blends with ``srresnet``."""
-    from srgan_mlx.model_io import MODEL_NAMES, WEIGHTS_DIR
-    from srgan_mlx.run_folder import RunFolder, checkpoint_name
+    from srgan_mlx.defaults import MODEL_NAMES
+    from srgan_mlx.files.model_io import WEIGHTS_DIR
+    from srgan_mlx.files.run_folder import RunFolder, checkpoint_name
 
     if path.parent.name == "checkpoints":  # a checkpoint of a run this page trained: its latest, at that name
         latest = RunFolder(path.parent.parent).pointed("latest")
@@ -172,7 +175,7 @@ def stand_in_peer_weights(path: Path) -> None:
 def prepare(args: list[str], folder: Path) -> list[str]:
     """Stand-ins for the inputs ``args`` name that the page did not make, and the training lines' shortening;
     the arguments to run."""
-    from srgan_mlx.config import TrainConfig, read_recipe
+    from srgan_mlx.training.config import TrainConfig, read_recipe
 
     for option, value in zip(args, args[1:]):
         if option == "--vgg" and not (folder / value).exists():
@@ -278,6 +281,20 @@ def test_each_reason_not_to_run_is_used():
         assert any(re.search(pattern, line) for line in lines), pattern
 
 
+SCRIPTS = sorted({script for page in PAGES for script in re.findall(r"python ((?:benchmarks|experiments)/\w+\.py)",
+                                                                       page.read_text())})
+"""The benchmark and experiment scripts the pages show (their runs take too long for a test)."""
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_shown_scripts_start(script, tmp_path):
+    """Each shown script exists and starts from anywhere (its imports and path set-up work): ``--help``."""
+    assert (ROOT / script).is_file(), script
+    result = subprocess.run([sys.executable, str(ROOT / script), "--help"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0 and "usage:" in result.stdout, result.stderr[-2000:]
+
+
 def test_readme_is_short_and_its_links_resolve():
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 200
@@ -294,7 +311,8 @@ def test_help_names_no_unshipped_model_as_a_default():
     """``--realism``'s help once said "default srgan", a model this version does not ship."""
     from click.testing import CliRunner
 
-    from srgan_mlx.model_io import MODEL_NAMES, shipped_names
+    from srgan_mlx.defaults import MODEL_NAMES
+    from srgan_mlx.files.model_io import shipped_names
 
     unshipped = [name for name in MODEL_NAMES if name not in shipped_names()]
     for command in ("upscale", "evaluate", "serve"):

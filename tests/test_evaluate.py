@@ -9,10 +9,10 @@ from PIL import Image
 
 from srgan_mlx.cli import main
 from srgan_mlx.errors import UserError
-from srgan_mlx.evaluate import evaluate
-from srgan_mlx.imresize import imresize
-from srgan_mlx.metrics import psnr, ssim
-from srgan_mlx.niqe import niqe
+from srgan_mlx.quality.evaluate import evaluate
+from srgan_mlx.quality.imresize import imresize
+from srgan_mlx.quality.metrics import psnr, ssim
+from srgan_mlx.quality.niqe import niqe
 
 
 def run(*args):
@@ -111,8 +111,8 @@ def test_upscaler_with_wrong_scale_is_a_user_error(small_hr):
 
 
 def test_model_path(small_hr, tmp_path):
-    from srgan_mlx.generator import Generator
-    from srgan_mlx.model_io import save_module
+    from srgan_mlx.networks.generator import Generator
+    from srgan_mlx.networks.weights_io import save_module
 
     config = {"scale": 4, "num_blocks": 1, "channels": 8}
     weights = tmp_path / "g.safetensors"
@@ -285,7 +285,7 @@ def test_other_scales_remove_a_border_of_the_scale(textured, tmp_path, scale):
 
 @pytest.mark.parametrize("scale", [2, 8])
 def test_a_model_of_another_scale(textured, tmp_path, scale, tiny_generator):
-    from srgan_mlx.model_io import save_module
+    from srgan_mlx.networks.weights_io import save_module
 
     generator = tiny_generator(scale)
     weights = tmp_path / f"x{scale}.safetensors"

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from srgan_mlx.errors import UserError
-from srgan_mlx.image_io import load_image, opened, read_header, reduces_depth
-from srgan_mlx.picture import read_picture
+from srgan_mlx.files.image_io import load_image, opened, read_header, reduces_depth
+from srgan_mlx.files.picture import read_picture
 
 RNG = np.random.default_rng(0)
 
@@ -117,7 +117,7 @@ def test_sixteen_bit_gray_is_refused_for_datasets(tmp_path):
 
 
 def test_a_format_limit_is_a_one_line_error_and_leaves_nothing(tmp_path):
-    from srgan_mlx.image_io import write_image
+    from srgan_mlx.files.image_io import write_image
 
     with pytest.raises(UserError, match=r"wide\.webp: cannot write image .*WebP"):
         write_image(tmp_path / "wide.webp", Image.new("RGB", (16384, 1)))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srgan_mlx.imresize import cubic, imresize, modcrop, to_uint8
+from srgan_mlx.quality.imresize import cubic, imresize, modcrop, to_uint8
 
 FIXTURE = Path(__file__).with_name("data") / "matlab_corners.npz"
 CORNER = 36  # HR pixels

@@ -1,13 +1,12 @@
 """Tiled super-resolution equals whole-image super-resolution exactly, within a memory estimate."""
 
-import srgan_mlx  # noqa: F401  (before mlx)
 import mlx.core as mx
 import numpy as np
 import pytest
 
-from srgan_mlx import inference
-from srgan_mlx.generator import Generator
-from srgan_mlx.inference import auto_tile, bytes_per_pixel, receptive_field_radius, super_resolve
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.upscaling import inference
+from srgan_mlx.upscaling.inference import auto_tile, bytes_per_pixel, receptive_field_radius, super_resolve
 
 WHOLE = 10_000  # a tile larger than any test image: one tile, no margins
 

@@ -1,4 +1,4 @@
-"""The native multi-threaded kernels (``srgan_mlx.kernels``) against MLX's own operations, written out here: forward,
+"""The native multi-threaded kernels (``srgan_mlx.networks.kernels``) against MLX's own operations, written out here: forward,
 every gradient and the BatchNorm statistics, on the networks' own channel counts and map sizes, also under
 ``mx.compile``; the fused Adam against ``mlx.optimizers.Adam``; the same bits whatever the number of threads."""
 
@@ -9,15 +9,16 @@ import sys
 import numpy as np
 import pytest
 
-import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
-from srgan_mlx import kernels, native
-from srgan_mlx.discriminator import Discriminator
-from srgan_mlx.generator import Generator
+from srgan_mlx import environment
+from srgan_mlx import native
+from srgan_mlx.networks import kernels
+from srgan_mlx.networks.discriminator import Discriminator
+from srgan_mlx.networks.generator import Generator
 
 pytestmark = pytest.mark.skipif(native.extension() is None, reason=f"no native extension: {native.unavailable_reason()}")
 EPS = 1e-5
@@ -193,7 +194,7 @@ def test_networks_train_mode_equal_the_mlx_path(network, monkeypatch):
         return out, dict(tree_flatten(grads)), dict(tree_flatten(model.parameters()))
 
     native = run()
-    monkeypatch.setenv(kernels.DISABLE_ENV, "0")
+    monkeypatch.setenv(environment.KERNELS, "0")
     plain = run()
     close(native[0], plain[0], "output", rtol=1e-4)
     largest = max(float(np.abs(np.array(g)).max()) for g in plain[1].values())

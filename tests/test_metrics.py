@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from srgan_mlx.metrics import luma, psnr, rgb_to_gray, rgb_to_y, ssim
+from srgan_mlx.quality.metrics import luma, psnr, rgb_to_gray, rgb_to_y, ssim
 
 
 def test_rgb_to_y_matches_matlab_formula():

@@ -5,9 +5,11 @@ import os
 
 import pytest
 
-from srgan_mlx.metrics_log import MetricsLog
-from srgan_mlx.plot import SERIES_LIMIT, Chart
-from srgan_mlx.run_folder import RunFolder
+from srgan_mlx.files.run_folder import RunFolder
+from srgan_mlx.training.metrics_log import MetricsLog
+from srgan_mlx.training.plot import SERIES_LIMIT, Chart
+from srgan_mlx.training.train import resume, train
+from training_runs import config, interrupted, metrics_rows
 
 
 def row(step):
@@ -79,3 +81,34 @@ def test_the_chart_draws_from_a_long_history(tmp_path, history):
         log.append(row(step))
     log.redraw()
     assert log.chart_file.is_file() and log.chart.last["loss"] == 1.0 / history
+
+
+# --- in training runs ------------------------------------------------------------------------------------------
+
+def test_rows_written_after_the_checkpoint_are_dropped_on_resume(images, tmp_path):
+    """Killed at step 6 with a checkpoint at 3: metrics.jsonl holds steps 1-5; resumed, each step once."""
+    run = interrupted(config(images, tmp_path / "run", steps=7, checkpoint_every=3, log_every=1), 6)
+    assert [r["step"] for r in metrics_rows(run)] == [1, 2, 3, 4, 5]
+    resume(str(run))
+    assert [r["step"] for r in metrics_rows(run)] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_metrics_history_stays_out_of_checkpoints_and_the_chart_is_drawn_per_checkpoint(
+    images, val_images, tmp_path, monkeypatch
+):
+    from srgan_mlx.training.metrics_log import MetricsLog
+
+    draws = []
+    real_redraw = MetricsLog.redraw
+    monkeypatch.setattr(MetricsLog, "redraw", lambda self: [draws.append(len(metrics_rows(self.file.parent))),
+                                                            real_redraw(self)][1])  # fmt: skip
+    run = train(config(images, tmp_path / "run", steps=12, log_every=1, checkpoint_every=4, val_every=6,
+                       val=str(val_images), keep=10))  # fmt: skip
+    rows = metrics_rows(run)
+    assert len(rows) == 12 + 2  # a line per step, and one per validation
+    assert draws == [4, 7, 9, 14]  # at steps 4, 6 (validation), 8, 12; never per logged step
+    assert (run / "metrics.png").is_file()
+    states = [(run / "checkpoints" / f"step_{s:08d}" / "state.json").read_text() for s in (4, 12)]
+    for text in states:
+        assert set(json.loads(text)) == {"config", "began_at", "sampler", "best_psnr", "unlogged", "step"}
+    assert abs(len(states[1]) - len(states[0])) < 100  # three times the history, the same size

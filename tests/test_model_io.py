@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import srgan_mlx  # noqa: F401
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
 from srgan_mlx.cli import main
 from srgan_mlx.errors import UserError
-from srgan_mlx.generator import Generator
-from srgan_mlx.model_io import load_generator, save_module
+from srgan_mlx.files.model_io import load_generator
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.networks.weights_io import save_module
 
 
 def tiny(tmp_path, **kw):
@@ -71,9 +71,9 @@ def test_shipped_srresnet_loads_and_upscales():
 
 
 def test_unshipped_model_name_is_a_clear_error(monkeypatch):
-    from srgan_mlx import model_io
+    from srgan_mlx import defaults
 
-    monkeypatch.setitem(model_io.MODEL_NAMES, "srgan-x8", "srgan_x8.safetensors")  # a name with no file in this install
+    monkeypatch.setitem(defaults.MODEL_NAMES, "srgan-x8", "srgan_x8.safetensors")  # a name with no file in this install
     with pytest.raises(UserError, match="'srgan-x8' is not shipped with this version"):
         load_generator("srgan-x8")
 
@@ -87,7 +87,7 @@ def test_unshipped_model_name_is_a_clear_error(monkeypatch):
      "5 arrays the network does not have (blocks.2.x0, blocks.2.x1, blocks.2.x2 and 2 more)"),
 ])  # fmt: skip
 def test_weights_of_another_network_are_one_line_naming_the_arrays(tmp_path, change, message):
-    from srgan_mlx.model_io import write_weights
+    from srgan_mlx.networks.weights_io import write_weights
 
     generator, _ = tiny(tmp_path)
     arrays = dict(tree_flatten(generator.parameters()))
@@ -102,7 +102,7 @@ def test_weights_of_another_network_are_one_line_naming_the_arrays(tmp_path, cha
 def test_a_run_whose_latest_checkpoint_is_gone_uses_its_newest_complete_one(tmp_path, capsys):
     """``latest`` (and ``best``) name a checkpoint that was deleted: the newest checkpoint left is used, with a
     warning that says so, instead of "no generator weights found"."""
-    from srgan_mlx.run_folder import RunFolder
+    from srgan_mlx.files.run_folder import RunFolder
 
     run = RunFolder(tmp_path / "run")
     for step, seed in ((1, 0), (2, 1)):

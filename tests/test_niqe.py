@@ -8,11 +8,11 @@ import pytest
 from PIL import Image
 
 import srgan_mlx
-from srgan_mlx.imresize import imresize
-from srgan_mlx.metrics import gaussian_window
-from srgan_mlx.niqe import WINDOW, WINDOW_SIGMA, features, nearest_index, niqe, pristine_model, shape_tables
+from srgan_mlx.quality.imresize import imresize
+from srgan_mlx.quality.metrics import gaussian_window
+from srgan_mlx.quality.niqe import WINDOW, WINDOW_SIGMA, features, nearest_index, niqe, pristine_model, shape_tables
 
-PRISTINE_FILE = Path(srgan_mlx.__file__).parent / "assets" / "niqe_pris_params.npz"
+PRISTINE_FILE = Path(srgan_mlx.__file__).parent / "quality" / "assets" / "niqe_pris_params.npz"
 
 
 # An independent reference, written from the MATLAB release's description (computequality.m,

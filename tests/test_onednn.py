@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import srgan_mlx  # noqa: F401  (loads libdnnl and the BLAS before mlx)
 import mlx.core as mx
 
-from srgan_mlx import layers
-from srgan_mlx.native import loader as native_extension, onednn
-from srgan_mlx.devices import CONV_ENV, conv_path
-from srgan_mlx.discriminator import Discriminator
+from srgan_mlx import environment
 from srgan_mlx.errors import UserError
-from srgan_mlx.generator import Generator
-from srgan_mlx.vgg import VGG19Features
+from srgan_mlx.native import loader as native_extension, onednn
+from srgan_mlx.networks import layers
+from srgan_mlx.networks.devices import conv_path
+from srgan_mlx.networks.discriminator import Discriminator
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.networks.vgg import VGG19Features
 
 needs_extension = pytest.mark.skipif(
     native_extension.extension() is None, reason=f"oneDNN extension unavailable: {native_extension.unavailable_reason()}"
@@ -219,7 +219,7 @@ def write_status(tmp_path, monkeypatch, **status):
 
 
 def test_loader_reports_a_failed_build(tmp_path, monkeypatch):
-    monkeypatch.delenv(native_extension.DISABLE_ENV, raising=False)
+    monkeypatch.delenv(environment.ONEDNN, raising=False)
     write_status(tmp_path, monkeypatch, built=False, reason="no C++ compiler found")
     assert native_extension._why_not() == "not built: no C++ compiler found"
 
@@ -233,7 +233,7 @@ linux_x86_64 = pytest.mark.skipif(
 def test_loader_refuses_another_mlx(tmp_path, monkeypatch):
     from importlib import metadata
 
-    monkeypatch.delenv(native_extension.DISABLE_ENV, raising=False)
+    monkeypatch.delenv(environment.ONEDNN, raising=False)
     write_status(tmp_path, monkeypatch, built=True, mlx_version="0.31.0", libmlx_size=1, libmlx_sha256="x")
     assert f"built for mlx 0.31.0, but mlx {metadata.version('mlx')} is installed" in native_extension._why_not()
 
@@ -243,7 +243,7 @@ def test_loader_refuses_a_different_libmlx(tmp_path, monkeypatch):
     """What happens when mlx-cuda's libmlx.so replaced mlx-cpu's: same version, other file."""
     from importlib import metadata
 
-    monkeypatch.delenv(native_extension.DISABLE_ENV, raising=False)
+    monkeypatch.delenv(environment.ONEDNN, raising=False)
     libmlx = native_extension._libmlx_path()
     write_status(tmp_path, monkeypatch, built=True, mlx_version=metadata.version("mlx"),
                  libmlx_size=libmlx.stat().st_size, libmlx_sha256="sha256=not-this-file")
@@ -302,7 +302,7 @@ def failed_build(tmp_path, monkeypatch):
     monkeypatch.setattr(native_extension, "_checked", True)
     monkeypatch.setattr(native_extension, "_module", None)
     monkeypatch.setattr(native_extension, "_reason", "not built: no C++ compiler found")
-    monkeypatch.delenv(CONV_ENV, raising=False)
+    monkeypatch.delenv(environment.CONV, raising=False)
     return fix
 
 
@@ -347,28 +347,28 @@ def test_forcing_an_unavailable_extension_is_a_one_line_error(monkeypatch):
     monkeypatch.setattr(native_extension, "_checked", True)
     monkeypatch.setattr(native_extension, "_module", None)
     monkeypatch.setattr(native_extension, "_reason", "not built: no C++ compiler found")
-    monkeypatch.setenv(CONV_ENV, "onednn")
+    monkeypatch.setenv(environment.CONV, "onednn")
     with pytest.raises(UserError, match=r"SRGAN_MLX_CONV=onednn: the oneDNN extension is unavailable: not built"):
         conv_path(mx.Device(mx.cpu))
-    monkeypatch.delenv(CONV_ENV)
+    monkeypatch.delenv(environment.CONV)
     assert conv_path(mx.Device(mx.cpu)) == "tuned"
 
 
 def test_forcing_onednn_on_the_gpu_is_refused(monkeypatch):
-    monkeypatch.setenv(CONV_ENV, "onednn")
+    monkeypatch.setenv(environment.CONV, "onednn")
     with pytest.raises(UserError, match="oneDNN runs on the CPU only"):
         conv_path(mx.Device(mx.gpu, 0))
 
 
 def test_disabled_extension_falls_back_to_the_tuned_path():
     """SRGAN_MLX_ONEDNN=0 in a fresh process: info says why, and a network runs on the tuned convolutions."""
-    env = {**os.environ, native_extension.DISABLE_ENV: "0"}
-    env.pop(CONV_ENV, None)
+    env = {**os.environ, environment.ONEDNN: "0"}
+    env.pop(environment.CONV, None)
     info = subprocess.run([sys.executable, "-m", "srgan_mlx", "info"], capture_output=True, text=True, env=env)
     assert info.returncode == 0, info.stderr
     assert "convolutions: tuned" in info.stdout
     assert "onednn: not in use, disabled by SRGAN_MLX_ONEDNN=0" in info.stdout
-    probe = ("import srgan_mlx, sys, mlx.core as mx; from srgan_mlx.generator import Generator; "
+    probe = ("import srgan_mlx, sys, mlx.core as mx; from srgan_mlx.networks.generator import Generator; "
              "from srgan_mlx.native import extension; y = Generator(4, num_blocks=1, channels=8)(mx.zeros((1, 8, 8, 3))); "
              "mx.eval(y); print(y.shape, extension(), 'srgan_mlx.native._ext' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
@@ -381,7 +381,7 @@ def test_onednn_path_sends_every_layer_of_the_networks_to_the_extension(monkeypa
     def refuse(self, x):
         raise AssertionError("a layer left the oneDNN path")
 
-    monkeypatch.setenv(CONV_ENV, "onednn")
+    monkeypatch.setenv(environment.CONV, "onednn")
     monkeypatch.setattr(layers.Conv2d, "_tuned_conv", refuse)
     monkeypatch.setattr(layers.Conv2d, "_mx_conv", refuse)
     mx.eval(Generator(4, num_blocks=1, channels=8)(mx.zeros((1, 8, 8, 3))))
@@ -403,7 +403,7 @@ def test_freed_memory_setting_and_its_opt_out(monkeypatch):
     from srgan_mlx import heap
 
     assert heap.keep_freed_memory() is True
-    monkeypatch.setenv(heap.OPT_OUT_ENV, "0")
+    monkeypatch.setenv(environment.KEEP_FREED_MEMORY, "0")
     assert heap.keep_freed_memory() is False
 
 
@@ -426,7 +426,7 @@ def test_bfloat16_opt_in(monkeypatch):
         return [out, *mx.grad(lambda x, w: (conv(x, w) * c).sum(), argnums=(0, 1))(x, w)]
 
     reference = value_and_grads(lambda x, w: mx.conv2d(x, w, padding=1))
-    monkeypatch.setenv(onednn.BF16_ENV, "1")
+    monkeypatch.setenv(environment.ONEDNN_BF16, "1")
     ours = value_and_grads(lambda x, w: onednn.conv2d(x, w, 1, 1))
     mx.eval(ours)
     listed = native_extension.extension().implementations()

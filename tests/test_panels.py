@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageColor
 
-from srgan_mlx.panels import BACKGROUND, labelled_row
+from srgan_mlx.files.panels import BACKGROUND, labelled_row
 
 RNG = np.random.default_rng(5)
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
@@ -11,9 +10,9 @@ from mlx.utils import tree_flatten
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (its CPU build for these reference tests: see docs/install.md#tests)")
 
 import torch_reference as ref  # noqa: E402  (needs torch)
-from srgan_mlx.discriminator import Discriminator
-from srgan_mlx.generator import Generator
-from srgan_mlx.kernels import pixel_shuffle
+from srgan_mlx.networks.discriminator import Discriminator
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.networks.kernels import pixel_shuffle
 
 TOL = 1e-4
 
@@ -115,7 +114,7 @@ def test_discriminator_rejects_wrong_size():
 
 def mlx_vgg_like(torch_vgg) -> "VGG19Features":
     """A torchvision-convention ``VGG19Features`` holding the reference's weights, matched by the reference's names."""
-    from srgan_mlx.vgg import VGG19Features
+    from srgan_mlx.networks.vgg import VGG19Features
 
     arrays = {}
     for name, layer in zip(torch_vgg.names, torch_vgg.features):
@@ -145,7 +144,7 @@ def test_vgg19_features_at_every_named_layer():
 def test_vgg_loss_matches_an_independent_reference():
     from torch_vgg import TorchVGG19
 
-    from srgan_mlx.losses import PerceptualLoss
+    from srgan_mlx.training.losses import PerceptualLoss
 
     torch_vgg = TorchVGG19()
     torch_vgg.init_random(seed=3)
@@ -166,7 +165,7 @@ def test_weighted_multilayer_l1_perceptual_loss_matches_an_independent_reference
     """ESRGAN/LDL's form: L1 on pre-ReLU maps (conv) and a post-ReLU one, each weighted, maps rescaled."""
     from torch_vgg import TorchVGG19
 
-    from srgan_mlx.losses import PerceptualLoss
+    from srgan_mlx.training.losses import PerceptualLoss
 
     torch_vgg = TorchVGG19()
     torch_vgg.init_random(seed=4)
@@ -185,7 +184,7 @@ def test_weighted_multilayer_l1_perceptual_loss_matches_an_independent_reference
 
 
 def test_adversarial_losses_are_finite_for_extreme_logits():
-    from srgan_mlx.losses import discriminator_loss, generator_adversarial_loss
+    from srgan_mlx.training.losses import discriminator_loss, generator_adversarial_loss
 
     logits = mx.array([-1e4, -30.0, 0.0, 30.0, 1e4])
     assert np.isfinite(generator_adversarial_loss(logits).item())

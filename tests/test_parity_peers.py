@@ -5,7 +5,6 @@ on the same weights."""
 import numpy as np
 import pytest
 
-import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
 import mlx.core as mx
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build for these reference tests: see README)")
@@ -13,9 +12,9 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build
 import peer_layouts as layouts  # noqa: E402
 import pth_writer  # noqa: E402
 import torch_peers as ref  # noqa: E402
-from srgan_mlx.inference import super_resolve  # noqa: E402
-from srgan_mlx.model_io import load_generator  # noqa: E402
-from srgan_mlx.rrdbnet import RRDBNet  # noqa: E402
+from srgan_mlx.files.model_io import load_generator  # noqa: E402
+from srgan_mlx.networks.rrdbnet import RRDBNet  # noqa: E402
+from srgan_mlx.upscaling.inference import super_resolve  # noqa: E402
 
 TOL = 1e-4
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from srgan_mlx.errors import UserError
-from srgan_mlx.picture import Picture, read_picture, resize_bicubic, write_picture
+from srgan_mlx.files.picture import Picture, read_picture, resize_bicubic, write_picture
 
 RNG = np.random.default_rng(0)
 

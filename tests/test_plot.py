@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageColor
 
-from srgan_mlx.plot import (
+from srgan_mlx.training.plot import (
     COLORS, FRAME, PSNR_COLOR, Chart, Downsampled, bucket_means, linear_ticks, log_ticks, step_label,
 )  # fmt: skip
 
@@ -83,7 +83,7 @@ def test_downsampled_curve_is_bounded_and_averages_equal_runs(count):
 def test_every_loss_of_an_srgan_run_is_drawn_and_its_legend_wraps(tmp_path):
     """All seven loss terms (phase included) get a curve and a legend entry; the legend runs onto a second row
     above the plot box instead of past the image's right edge."""
-    from srgan_mlx.plot import LOSS_KEYS
+    from srgan_mlx.training.plot import LOSS_KEYS
 
     history = [{"step": s, **{key: 0.001 * (i + 1) * (1 + s / 100) for i, key in enumerate(LOSS_KEYS)}}
                for s in range(1, 200)]  # fmt: skip

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srgan_mlx.image_io import write_image
+from srgan_mlx.files.image_io import write_image
 from srgan_mlx.progress import LogProgress
 
 ROOT = Path(__file__).resolve().parents[1]

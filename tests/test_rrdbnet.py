@@ -3,15 +3,14 @@ is the measured reach; its memory stays within the estimate. (Parity with PyTorc
 
 import math
 
-import srgan_mlx  # noqa: F401  (before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
 
-from srgan_mlx import inference
-from srgan_mlx.inference import bytes_per_pixel, receptive_field_radius, super_resolve
-from srgan_mlx.rrdbnet import RRDBNet, pixel_unshuffle, upsample_nearest
+from srgan_mlx.networks.rrdbnet import RRDBNet, pixel_unshuffle, upsample_nearest
+from srgan_mlx.upscaling import inference
+from srgan_mlx.upscaling.inference import bytes_per_pixel, receptive_field_radius, super_resolve
 
 WHOLE = 10_000
 
@@ -151,14 +150,13 @@ def test_every_convolution_path_gives_the_same_network(monkeypatch, path, kernel
     LeakyReLU / scaled residual compute the same RRDBNet. Tiles are bit-exact with oneDNN's convolutions; MLX's
     im2col + sgemm rounds a pixel by where it falls in the matrix (measured: 1 ulp), so there tiles agree to
     float rounding."""
-    from srgan_mlx.devices import CONV_ENV
-    from srgan_mlx.kernels import DISABLE_ENV
+    from srgan_mlx.environment import CONV, KERNELS
 
     net = tiny_rrdbnet(2, 2)
     image = _image(29, 23)
     reference = _forward(net, image)
-    monkeypatch.setenv(CONV_ENV, path)
-    monkeypatch.setenv(DISABLE_ENV, kernels)
+    monkeypatch.setenv(CONV, path)
+    monkeypatch.setenv(KERNELS, kernels)
     whole = super_resolve(net, image, tile=WHOLE)
     assert np.abs(whole - reference).max() < 1e-5
     tiled = super_resolve(net, image, tile=9)
@@ -166,7 +164,7 @@ def test_every_convolution_path_gives_the_same_network(monkeypatch, path, kernel
 
 
 def test_half_precision_stays_close():
-    from srgan_mlx.model_io import with_dtype
+    from srgan_mlx.files.model_io import with_dtype
 
     net = tiny_rrdbnet()
     half = with_dtype(net, mx.float16)

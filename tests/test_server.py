@@ -1,7 +1,8 @@
-"""``srgan-mlx serve``: the HTTP API against a real server on an ephemeral port, its limits and refusals,
-concurrent requests, cancelling, and the same pixels as ``srgan-mlx upscale``."""
+"""``srgan-mlx serve``: the page and the API's routes against a real server on an ephemeral port, its limits (uploads,
+silent and trickling clients, connections) and refusals, the private folder removed at close, the command's
+signals and one-line errors, and the page in a real browser (its jobs: test_jobs.py; its callers: test_hosts.py)."""
 
-import io
+
 import json
 import os
 import shutil
@@ -12,109 +13,20 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from http.client import HTTPConnection
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import srgan_mlx  # noqa: F401  (loads the BLAS before mlx)
+from srgan_mlx import environment
 from srgan_mlx.cli import main
-from srgan_mlx.model_io import load_generator, save_module
-from srgan_mlx.server import Limits, Models, Server, host_allowed
+from srgan_mlx.serve.server import Server
+from serving import png_bytes
+
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def photo():
-    rng = np.random.default_rng(0)
-    coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-    return Image.fromarray(coarse).resize((40, 30), Image.BICUBIC)
-
-
-@pytest.fixture
-def models(tmp_path, tiny_generator):
-    """Two tiny x4 generators of one shape saved as files: ``fidelity`` and ``realistic``."""
-    paths = {}
-    for name, seed in (("fidelity", 0), ("realistic", 1)):
-        generator = tiny_generator(4, seed=seed)
-        paths[name] = tmp_path / "models" / f"{name}.safetensors"
-        save_module(paths[name], generator, "generator", generator.config())
-    return paths
-
-
-class Running:
-    """A :class:`Server` serving in a thread, with a small HTTP client."""
-
-    def __init__(self, server: Server):
-        self.server = server
-        self.thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def request(self, method, path, body=None, headers=None):
-        connection = HTTPConnection("127.0.0.1", self.server.port, timeout=60)
-        headers = {"Host": f"127.0.0.1:{self.server.port}", **(headers or {})}
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        data = response.read()
-        connection.close()
-        return response.status, dict(response.getheaders()), data
-
-    def json(self, method, path, body=None, headers=None):
-        status, _, data = self.request(method, path, body, headers)
-        return status, json.loads(data)
-
-    def finished(self, job_id, timeout=120):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status, job = self.json("GET", f"/api/jobs/{job_id}")
-            assert status == 200, job
-            if job["status"] in ("done", "failed", "cancelled"):
-                return job
-            time.sleep(0.05)
-        raise AssertionError(f"job {job_id} did not finish")
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.close()
-        self.thread.join(timeout=10)
-
-
-@pytest.fixture
-def serve(models):
-    """``serve(**limits, tile=None)``: a running server offering ``realistic`` (default, with the realism dial)
-    and ``fidelity``; stopped after the test."""
-    started = []
-
-    def start(tile=None, **limits):
-        generators = {"realistic": load_generator(models["realistic"]), "fidelity": load_generator(models["fidelity"])}
-        served = Models(generators, ("fidelity", generators["fidelity"]), tile=tile)
-        running = Running(Server("127.0.0.1", 0, served, Limits(**limits)))
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        running.stop()
-
-
-def upscale_with_cli(tmp_path, image, *options):
-    source = tmp_path / "cli_in.png"
-    image.save(source)
-    out = tmp_path / "cli_out.png"
-    result = CliRunner().invoke(main, ["upscale", str(source), "-o", str(out), "--quiet", *map(str, options)])
-    assert result.exit_code == 0, result.output
-    return np.asarray(Image.open(out))
 
 
 def test_models_and_page(serve):
@@ -129,69 +41,6 @@ def test_models_and_page(serve):
         assert status == 200 and headers["Content-Type"].startswith(kind) and body
     status, error = running.json("GET", "/etc/passwd")
     assert status == 404 and "no such page" in error["error"]
-
-
-@pytest.mark.parametrize("realism", [None, 0.3])
-def test_same_pixels_as_the_command_line(serve, models, photo, tmp_path, realism):
-    """A job's PNG equals ``srgan-mlx upscale`` with the same model and realism, bit for bit."""
-    running = serve()
-    query = "name=photo.png" + ("" if realism is None else f"&realism={realism}")
-    status, job = running.json("POST", f"/api/upscale?{query}", png_bytes(photo))
-    assert status == 202 and job["status"] in ("queued", "running") and job["width"] == 40 and job["height"] == 30
-    job = running.finished(job["id"])
-    assert job["status"] == "done", job
-    status, headers, body = running.request("GET", job["result"])
-    assert status == 200 and headers["Content-Type"] == "image/png"
-    expected_name = "photo_x4.png" if realism is None else f"photo_x4_realism{realism:g}.png"
-    assert headers["Content-Disposition"] == f'attachment; filename="{expected_name}"'
-    options = ["--model", models["realistic"]]
-    if realism is not None:
-        options += ["--realism", realism, "--fidelity-model", models["fidelity"]]
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))), upscale_with_cli(tmp_path, photo, *options))
-    status, headers, bicubic = running.request("GET", job["bicubic"])
-    assert status == 200 and Image.open(io.BytesIO(bicubic)).size == (160, 120)
-
-
-def test_wait_answers_the_image_and_formats_convert(serve, photo):
-    running = serve()
-    status, headers, body = running.request("POST", "/api/upscale?wait=1&format=jpg&name=a%20b.png", png_bytes(photo))
-    assert status == 200 and headers["Content-Type"] == "image/jpeg"
-    assert Image.open(io.BytesIO(body)).format == "JPEG" and Image.open(io.BytesIO(body)).size == (160, 120)
-    assert headers["Content-Disposition"] == 'attachment; filename="a_b_x4.jpg"'
-    status, job = running.json("POST", "/api/upscale?name=p.png", png_bytes(photo))
-    job = running.finished(job["id"])
-    status, headers, body = running.request("GET", f"{job['result']}?format=webp")
-    assert status == 200 and Image.open(io.BytesIO(body)).format == "WEBP"
-    status, error = running.json("GET", f"{job['result']}?format=gif")
-    assert status == 400 and "unknown format 'gif'" in error["error"]
-
-
-def huge_png_header(width, height):
-    """A PNG whose header claims ``width`` x ``height`` (a decompression bomb's header), with one tiny IDAT."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
-@pytest.mark.parametrize("body, status, message", [
-    (b"", 415, "photo.png: empty upload (0 bytes)"),
-    (b"not an image at all", 415, "photo.png: not a readable image"),
-    ("truncated", 415, "photo.png: not a readable image"),
-    (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", 415, "photo.png: not a readable image"),
-    (huge_png_header(100, 100), 413, "photo.png: 100x100 is 10,000 pixels, over this server's limit of 4,096"),
-    (huge_png_header(100_000, 100_000), 413,  # Pillow's own guard (179 MP) does not speak first: the server's limit
-     "photo.png: 100000x100000 is 10,000,000,000 pixels, over this server's limit of 4,096 (srgan-mlx serve "
-     "--max-pixels)"),
-])  # fmt: skip
-def test_bad_uploads_are_clear_errors_and_the_server_goes_on(serve, photo, body, status, message):
-    running = serve(max_pixels=64 * 64)
-    if body == "truncated":
-        body = png_bytes(photo)[:200]
-    got, error = running.json("POST", "/api/upscale?name=photo.png", body)
-    assert got == status and message in error["error"], error
-    got, job = running.json("POST", "/api/upscale?name=next.png", png_bytes(photo))
-    assert got == 202 and running.finished(job["id"])["status"] == "done"
 
 
 def test_limits_upload_size_and_pixels(serve, photo):
@@ -215,37 +64,6 @@ def test_limits_upload_size_and_pixels(serve, photo):
 def test_bad_parameters(serve, photo, query, message):
     status, error = serve().json("POST", f"/api/upscale?{query}", png_bytes(photo))
     assert status == 400 and message in error["error"]
-
-
-def test_job_routes(serve, photo):
-    running = serve()
-    assert running.json("GET", "/api/jobs/0123456789abcdef")[0] == 404
-    assert running.json("GET", "/api/upscale")[0] == 405
-    status, job = running.json("POST", "/api/upscale?name=p.png", png_bytes(photo))
-    status, again = running.json("POST", f"/api/upscale?source={job['id']}&realism=0")
-    assert status == 202 and again["name"] == "p.png"
-    assert running.finished(again["id"])["status"] == "done"
-    status, error = running.json("POST", "/api/upscale?source=ffffffffffffffff")
-    assert status == 404
-
-
-@pytest.mark.parametrize("headers, message", [
-    ({"Host": "attacker.example:{port}"}, "Host 'attacker.example:{port}' is not this server"),
-    ({"Host": "127.0.0.1:1"}, "Host '127.0.0.1:1' is not this server"),
-    ({"Origin": "http://attacker.example"}, "requests from http://attacker.example"),
-    ({"Origin": "null"}, "requests from null"),
-    ({"Sec-Fetch-Site": "cross-site"}, "a cross-site request"),
-])  # fmt: skip
-def test_other_sites_are_refused(serve, photo, headers, message):
-    """DNS rebinding (a foreign Host) and cross-site requests (another Origin) get 403 and start no job."""
-    running = serve()
-    port = running.server.port
-    headers = {k: v.format(port=port) for k, v in headers.items()}
-    status, error = running.json("POST", "/api/upscale", png_bytes(photo), headers)
-    assert status == 403 and message.format(port=port) in error["error"]
-    assert not running.server.queue.jobs
-    status, _ = running.json("POST", "/api/upscale", png_bytes(photo), {"Origin": f"http://127.0.0.1:{port}"})
-    assert status == 202
 
 
 def raw_exchange(port, data, timeout=30.0):
@@ -374,58 +192,6 @@ def test_connections_over_the_cap_get_503(serve):
             client.close()
 
 
-def test_host_names_allowed():
-    assert host_allowed("127.0.0.1:8000", 8000, "127.0.0.1")
-    assert host_allowed("localhost:8000", 8000, "127.0.0.1")
-    assert host_allowed("[::1]:8000", 8000, "::1")
-    assert not host_allowed("localhost:8001", 8000, "127.0.0.1")
-    assert not host_allowed("rebind.attacker.example:8000", 8000, "127.0.0.1")
-    assert not host_allowed(None, 8000, "127.0.0.1") and not host_allowed("", 8000, "127.0.0.1")
-    assert host_allowed("myhost:8000", 8000, "myhost")
-
-
-def test_concurrent_uploads_do_not_mix(serve, models, photo, tmp_path):
-    """Four clients at once: each gets the upscale of its own image; jobs wait in order."""
-    running = serve()
-    images = [photo.rotate(90 * i) for i in range(4)]
-    answers = [None] * 4
-
-    def client(i):
-        answers[i] = running.request("POST", f"/api/upscale?wait=1&name={i}.png", png_bytes(images[i]))
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    generator = load_generator(models["realistic"])
-    from srgan_mlx.upscaler import Upscaler
-
-    upscaler = Upscaler(generator)
-    for image, (status, _, body) in zip(images, answers):
-        assert status == 200
-        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(body))), np.asarray(upscaler(image)))
-
-
-def test_cancel_a_waiting_and_a_running_job(serve, photo):
-    running = serve(tile=4)  # many tiles: the running job sees the cancel between two of them
-    big = png_bytes(photo.resize((64, 64)))
-    _, first = running.json("POST", "/api/upscale?name=first.png", big)
-    _, second = running.json("POST", "/api/upscale?name=second.png", big)
-    assert running.json("GET", f"/api/jobs/{second['id']}")[1]["position"] >= 1
-    status, cancelled = running.json("DELETE", f"/api/jobs/{second['id']}")
-    assert status == 200 and cancelled["status"] == "cancelled"
-    deadline = time.monotonic() + 60
-    while running.json("GET", f"/api/jobs/{first['id']}")[1]["status"] == "queued" and time.monotonic() < deadline:
-        time.sleep(0.01)
-    running.json("DELETE", f"/api/jobs/{first['id']}")
-    assert running.finished(first["id"])["status"] in ("cancelled", "done")
-    status, error = running.json("GET", f"/api/jobs/{second['id']}/result")
-    assert status == 409 and "has no result (status cancelled)" in error["error"]
-    _, third = running.json("POST", "/api/upscale?name=third.png", png_bytes(photo))
-    assert running.finished(third["id"])["status"] == "done"
-
-
 def test_everything_written_goes_into_one_folder_removed_at_close(serve, photo):
     running = serve()
     folder = running.server.folder
@@ -498,7 +264,7 @@ def test_the_page_in_a_real_browser(serve, tmp_path):
     found = find_browser()
     if found is None:
         pytest.skip("no Chromium and chromedriver installed (Debian: apt-get install chromium chromium-driver)")
-    shots = Path(os.environ.get("SRGAN_MLX_SCREENSHOTS", tmp_path / "shots"))
+    shots = Path(os.environ.get(environment.SCREENSHOTS, tmp_path / "shots"))
     shots.mkdir(parents=True, exist_ok=True)
     downloads = tmp_path / "downloads"
     running = serve()

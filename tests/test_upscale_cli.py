@@ -103,10 +103,10 @@ def test_globs_and_missing_inputs(tmp_path, model):
 
 
 def test_memory_budget_tiles_match_whole_image(tmp_path, model):
-    from srgan_mlx.inference import auto_tile
-    from srgan_mlx.model_io import load_generator
+    from srgan_mlx.upscaling.inference import auto_tile
+    from srgan_mlx.files.model_io import load_generator
 
-    from srgan_mlx.inference import bytes_per_pixel
+    from srgan_mlx.upscaling.inference import bytes_per_pixel
 
     pixels = np.random.default_rng(1).integers(0, 256, (40, 44, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "a.png")
@@ -130,9 +130,9 @@ def test_shipped_model_is_the_default(tmp_path):
 
 
 def test_unshipped_model_is_a_one_line_error(tmp_path, monkeypatch):
-    from srgan_mlx import model_io
+    from srgan_mlx import defaults
 
-    monkeypatch.setitem(model_io.MODEL_NAMES, "srgan-x8", "srgan_x8.safetensors")  # a name with no file in this install
+    monkeypatch.setitem(defaults.MODEL_NAMES, "srgan-x8", "srgan_x8.safetensors")  # a name with no file in this install
     result = run(_rgba(tmp_path), "--model", "srgan-x8")
     assert result.exit_code == 1 and "'srgan-x8' is not shipped" in result.output
 
@@ -178,8 +178,8 @@ def test_memory_budget_below_the_smallest_tile_warns_with_the_size_used(tmp_path
     assert result.exit_code == 0, result.output
     warning = [line for line in _lines(result) if "warning" in line]
     assert len(warning) == 1
-    from srgan_mlx.inference import smallest_tile_memory
-    from srgan_mlx.model_io import load_generator
+    from srgan_mlx.upscaling.inference import smallest_tile_memory
+    from srgan_mlx.files.model_io import load_generator
 
     needed = round(smallest_tile_memory(load_generator(model)) / 2**20)
     assert f"max memory 1 MiB is below what the smallest tile needs, about {needed} MiB (40x40 input pixels" in warning[0]
@@ -212,7 +212,7 @@ def test_unwritable_outputs_fail_before_any_network_call(tmp_path, model, monkey
     for anyone; the others are upscaled."""
     import os
 
-    from srgan_mlx.upscaler import Upscaler
+    from srgan_mlx.upscaling.upscaler import Upscaler
 
     calls = []
     real = Upscaler.upscale_picture
@@ -260,7 +260,7 @@ def test_the_pixel_limit_is_srgan_mlx_own_not_pillows(tmp_path, model, monkeypat
     the header before any work; raised, the file is read (here: found to be a fake)."""
     import warnings
 
-    from srgan_mlx import batch
+    from srgan_mlx.upscaling import batch
 
     monkeypatch.setattr(batch, "physical_memory", lambda: 16 * 2**30)  # the default limit: 16 GiB / (48 B x 16)
     huge = fake_png(tmp_path / "huge.png", 10_000, 9_000)  # 90 MP: Pillow would warn

@@ -12,9 +12,9 @@ from test_picture import make_inputs
 import srgan_mlx
 from srgan_mlx.cli import main
 from srgan_mlx.errors import UserError
-from srgan_mlx.inference import bytes_per_pixel, receptive_field_radius, super_resolve
-from srgan_mlx.picture import from_array
-from srgan_mlx.upscaler import Upscaler, model_label
+from srgan_mlx.files.picture import from_array
+from srgan_mlx.upscaling.inference import bytes_per_pixel, receptive_field_radius, super_resolve
+from srgan_mlx.upscaling.upscaler import Upscaler, model_label
 
 RNG = np.random.default_rng(3)
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
@@ -32,7 +32,7 @@ def test_package_import_stays_cheap_and_api_is_lazy():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "srgan_mlx.upscaler"
+    assert done.stdout.strip() == "srgan_mlx.upscaling.upscaler"
     assert srgan_mlx.Upscaler is Upscaler
 
 

@@ -33,7 +33,7 @@ def command(source, output, float16):
     reading at each start.
     """
     from ..errors import UserError
-    from ..model_io import is_torch_weights, load_generator, save_network
+    from ..files.model_io import is_torch_weights, load_generator, save_network
     from .options import report_model
 
     if not source.is_file():

@@ -8,7 +8,7 @@ files, as MATLAB benchmark scripts do) with ``scale`` border pixels removed;
 SSIM is MATLAB ``ssim_index`` (11x11 Gaussian window, sigma 1.5, K1 0.01,
 K2 0.03, L 255, valid filtering, no downsampling); the colour bias is the mean SR - HR
 of each RGB channel in 8-bit levels, same border. ``--niqe`` adds the SR
-outputs' NIQE (:mod:`srgan_mlx.niqe`) with the same border. ``--images DIR``
+outputs' NIQE (:mod:`srgan_mlx.quality.niqe`) with the same border. ``--images DIR``
 needs no HR: NIQE of the images as they are, or of their super-resolution.
 """
 
@@ -22,11 +22,11 @@ import click
 from tqdm import tqdm
 
 from ..atomic import write_text
-from ..devices import select_device
+from ..defaults import DEFAULT_MODEL
 from ..errors import UserError
-from ..evaluate import BIAS_KEYS, evaluate, evaluate_images, list_images
-from ..model_io import DEFAULT_MODEL
+from ..networks.devices import select_device
 from ..progress import progress
+from ..quality.evaluate import BIAS_KEYS, evaluate, evaluate_images, list_images
 from .options import MODEL_HELP, device_option, generator_options, load_generator_from
 
 COLUMNS = {
@@ -64,7 +64,7 @@ def table_printer(metrics: tuple[str, ...]):
 
 def model_upscaler(generator, label: str, scale: int, tile: int | None):
     """An upscaler for :func:`evaluate` running ``generator`` (named ``label`` in messages)."""
-    from ..inference import super_resolve
+    from ..upscaling.inference import super_resolve
 
     if generator.scale != scale:
         raise UserError(f"{label}: generator upscales x{generator.scale}, but --scale is {scale}")

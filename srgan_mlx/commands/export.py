@@ -19,12 +19,12 @@ def command(source, output, float16, note, record):
     if record:
         from pathlib import Path
 
-        from ..checkpoint import write_record
-        from ..run_folder import find_checkpoint
+        from ..training.checkpoint import write_record
+        from ..files.run_folder import find_checkpoint
 
         click.echo(f"wrote the record of {source} to {write_record(find_checkpoint(source), Path(record))}")
         return
-    from ..model_io import export_generator
+    from ..files.model_io import export_generator
 
     extra = {"note": note} if note else {}
     click.echo(f"wrote {export_generator(source, output, float16, **extra)}")

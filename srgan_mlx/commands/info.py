@@ -11,14 +11,15 @@ def command():
     """Print versions, devices, the convolution path per device, the BLAS and the shipped models."""
     import mlx.core as mx
 
-    from .. import __version__
-    from .. import kernels, native
-    from ..devices import CONV_ENV, CONV_PATHS, conv_path, gpu_backend
+    from .. import __version__, native
+    from ..networks import kernels
+    from ..environment import CONV, KERNELS
+    from ..networks.devices import CONV_PATHS, conv_path, gpu_backend
     from ..native.backends import backend_packages, library_note
     from ..native.loader import SLOWDOWN, missing_extension_fix
     from ..native.libraries import active_blas, is_reference_blas
     from ..errors import UserError
-    from ..model_io import shipped_models
+    from ..files.model_io import shipped_models
 
     def path_on(device):
         try:
@@ -39,7 +40,7 @@ def command():
     extension = native.extension()
     if extension:
         click.echo(f"onednn: oneDNN {extension.onednn_version} extension loaded (built for mlx {extension.mlx_version})")
-        state = "in use" if kernels.available() else f"off ({kernels.DISABLE_ENV}=0)"
+        state = "in use" if kernels.available() else f"off ({KERNELS}=0)"
         click.echo(f"kernels: native BatchNorm, activations, pooling and Adam on {extension.threads()} threads, {state}")
     else:
         click.echo(f"onednn: not in use, {native.unavailable_reason()}; the CPU runs the pure-MLX 'tuned' convolutions")
@@ -54,7 +55,7 @@ def command():
     else:
         click.echo("gpu: none (Linux + NVIDIA: pip install 'srgan-mlx[cuda]'; Mac: Apple silicon)")
     click.echo(f"default device: {'gpu' if backend else 'cpu'} (--device auto)")
-    click.echo(f"convolution override: {CONV_ENV}=<auto|{'|'.join(CONV_PATHS)}> (now: {os.environ.get(CONV_ENV, 'unset')})")
+    click.echo(f"convolution override: {CONV}=<auto|{'|'.join(CONV_PATHS)}> (now: {os.environ.get(CONV, 'unset')})")
     blas = active_blas()
     note = " (slow reference BLAS bundled with MLX's Linux wheels)" if is_reference_blas(blas) else ""
     click.echo(f"blas: {blas}{note}")

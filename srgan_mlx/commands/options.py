@@ -1,18 +1,57 @@
-"""Options shared by several commands: the device, and which generator to run (model, realism dial, precision)."""
+"""Options shared by several commands: the device, which generator to run (model, realism dial, precision), sizes
+in bytes."""
 
 from __future__ import annotations
 
+import re
+
 import click
 
-from ..devices import DEVICES
+from ..defaults import FIDELITY_MODEL, REALISM_RANGE, REALISTIC_MODEL
+from ..errors import UserError
+from ..networks.devices import DEVICES
 
 device_option = click.option(
     "--device", type=click.Choice(DEVICES), default="auto", show_default=True,
     help="Where to compute: auto is the GPU when this MLX build has one (Metal, CUDA), else the CPU.",
 )
 
-REALISTIC_MODEL = "srgan"
-FIDELITY_MODEL = "srresnet"
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+class Size(click.ParamType):
+    """A byte count such as ``2GB``, ``512M`` or ``1.5GiB`` (K, M, G, T are powers of 1024)."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(value), re.IGNORECASE)
+        if not match:
+            self.fail(f"{value!r} is not a size like 2GB or 512MB", param, ctx)
+        size = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+        if size <= 0:
+            self.fail(f"{value!r} must be more than 0 bytes", param, ctx)
+        return size
+
+
+class Realism(click.FloatRange):
+    """The realism dial's value: a number in :data:`~srgan_mlx.defaults.REALISM_RANGE` (the help shows the range),
+    checked by :func:`~srgan_mlx.upscaling.interpolation.check_realism`, as the server checks it."""
+
+    def __init__(self):
+        super().__init__(*REALISM_RANGE)
+
+    def convert(self, value, param, ctx):
+        from ..upscaling.interpolation import check_realism  # (mlx: when the option is given, not at start-up)
+
+        try:
+            return check_realism(click.FLOAT.convert(value, param, ctx))
+        except UserError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 MODEL_HELP = ("a shipped model (see srgan-mlx info), generator weights, a checkpoint, a run folder, or a PyTorch "
               "weights file (ESRGAN, Real-ESRGAN, BasicSR, SRGAN-PyTorch: docs/models.md)")  # fmt: skip
 
@@ -33,7 +72,7 @@ def generator_options(command):
         help=f"With --realism: the generator at realism 0 [{FIDELITY_MODEL}].",
     )(command)
     return click.option(
-        "--realism", type=click.FloatRange(0.0, 1.0), metavar="R",
+        "--realism", type=Realism(), metavar="R",
         help=f"Blend --fidelity-model (0, {FIDELITY_MODEL}) and --model (1: an SRGAN run or weights you give; "
         f"{REALISTIC_MODEL} once it ships) weight by weight (network interpolation): a dial from fidelity (PSNR) to "
         "realistic texture.",
@@ -50,9 +89,9 @@ def load_generator_from(
     """
     import mlx.core as mx
 
-    from ..interpolation import interpolate
-    from ..model_io import load_generator, with_dtype
-    from ..upscaler import model_label
+    from ..upscaling.interpolation import interpolate
+    from ..files.model_io import load_generator, with_dtype
+    from ..upscaling.upscaler import model_label
 
     from ..errors import warn
 

@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import click
 
-from .options import FIDELITY_MODEL, MODEL_HELP, device_option, report_model
-from .upscale import Size
+from .. import defaults
+from ..defaults import FIDELITY_MODEL, REALISTIC_MODEL, size_text
+from .options import MODEL_HELP, Size, device_option, report_model
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--host", default=defaults.HOST, show_default=True,
               help="Address to listen on. Anything but a loopback address lets other machines use it (no login).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=defaults.PORT, show_default=True, help="Port (0: any free one).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default web browser.")
 @click.option("--model", "models", multiple=True, metavar="NAME|PATH",
               help=f"A model to offer (repeatable; the first is the default): {MODEL_HELP} [the shipped models; "
-              "srgan first once it ships].")
+              f"{REALISTIC_MODEL} first once it ships].")
 @click.option("--fidelity-model", metavar="NAME|PATH",
               help=f"The realism dial's fidelity end, blended with a model of the same shape [{FIDELITY_MODEL}].")
-@click.option("--max-memory", type=Size(), help="Memory budget of one tile's forward pass, as for upscale [2GB].")
-@click.option("--max-upload", type=Size(), default="64MB", show_default=True, help="Largest upload accepted.")
-@click.option("--max-pixels", type=click.IntRange(min=1), default=2048 * 2048, show_default=True,
+@click.option("--max-memory", type=Size(),
+              help=f"Memory budget of one tile's forward pass, as for upscale [{size_text(defaults.MAX_MEMORY)}].")
+@click.option("--max-upload", type=Size(), default=size_text(defaults.MAX_UPLOAD), show_default=True,
+              help="Largest upload accepted.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=defaults.MAX_PIXELS, show_default=True,
               help="Largest input accepted, in pixels (width x height), read from the header before decoding.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=30, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=1), default=defaults.TIMEOUT, show_default=True,
               help="Seconds a connection may stay silent; an upload that stalls that long (or trickles) gets 408.")
-@click.option("--max-connections", type=click.IntRange(min=1), default=32, show_default=True,
+@click.option("--max-connections", type=click.IntRange(min=1), default=defaults.MAX_CONNECTIONS, show_default=True,
               help="Connections served at once; more are answered 503 (busy).")
-@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@click.option("--quality", type=click.IntRange(1, 100), default=defaults.QUALITY, show_default=True,
+              help="JPEG/WebP quality.")
 @device_option
 def command(host, port, open_browser, models, fidelity_model, max_memory, max_upload, max_pixels, timeout,
             max_connections, quality, device):  # fmt: skip
@@ -37,15 +41,17 @@ def command(host, port, open_browser, models, fidelity_model, max_memory, max_up
     """
     import webbrowser
 
-    from ..devices import select_device
+    from ..networks.devices import select_device
     from ..errors import UserError, warn
     from ..interrupts import StopSignal, stop_signals_interrupt
-    from ..model_io import load_generator, shipped_names
-    from ..server import Limits, Models, Server, is_loopback
-    from ..upscaler import model_label
+    from ..files.model_io import load_generator, shipped_names
+    from ..serve.hosts import is_loopback
+    from ..serve.model_cache import Models
+    from ..serve.server import Limits, Server
+    from ..upscaling.upscaler import model_label
 
     select_device(device)
-    specs = list(models) or sorted(shipped_names(), key=lambda name: name != "srgan")
+    specs = list(models) or sorted(shipped_names(), key=lambda name: name != REALISTIC_MODEL)
     fidelity_spec = fidelity_model or (FIDELITY_MODEL if FIDELITY_MODEL in shipped_names() else None)
     named = {}  # the page's name of each model -> what the command line gave
     for spec in [*specs, fidelity_spec] if fidelity_spec else specs:

@@ -1,6 +1,6 @@
 """``srgan-mlx train``: the paper's two stages, resumable, data-parallel under ``mlx.launch``.
 
-Every training setting is a field of :class:`srgan_mlx.config.TrainConfig`; its option (name, type, help, default
+Every training setting is a field of :class:`srgan_mlx.training.config.TrainConfig`; its option (name, type, help, default
 shown) is generated here from the field, so a new setting is one line there.
 """
 
@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ..config import FIELDS, OPERATIONAL, PATH_FIELDS, TrainConfig, option, presets, read_recipe
+from ..training.config import FIELDS, OPERATIONAL, PATH_FIELDS, TrainConfig, option, presets, read_recipe
 from .options import device_option
 
 DEFAULTS = TrainConfig()
@@ -66,7 +66,7 @@ def train_options(command):
               help="Start from this JSON recipe (any subset of the settings; a run's config.json works); the options "
               "given here override it.")
 @click.option("--preset", type=click.Choice(presets()), default=None,
-              help="Start from a shipped recipe (srgan_mlx/configs/); the options given here override it.")
+              help="Start from a shipped recipe (srgan_mlx/training/configs/); the options given here override it.")
 @click.option("--resume", type=click.Path(), default=None,
               help=f"Continue a run (run folder or checkpoint); takes only {', '.join(map(option, OPERATIONAL))} and "
               f"--device. A run's record (export --record) carries on into --out, and takes its paths too "
@@ -81,8 +81,8 @@ def command(config_file, preset, resume, overwrite, device, **options):
 
     Ctrl-C finishes the current step, saves a checkpoint and says how to resume; a second Ctrl-C stops at once.
     """
-    from ..devices import select_device
-    from ..train import Interrupted, resume as resume_run, train
+    from ..networks.devices import select_device
+    from ..training.train import Interrupted, resume as resume_run, train
 
     given = given_settings(options)
     if resume and (preset or config_file or overwrite):

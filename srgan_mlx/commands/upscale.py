@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
 
-from ..model_io import DEFAULT_MODEL
-from .options import MODEL_HELP, device_option, generator_options, load_generator_from
-
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-
-
-class Size(click.ParamType):
-    """A byte count such as ``2GB``, ``512M`` or ``1.5GiB`` (K, M, G, T are powers of 1024)."""
-
-    name = "size"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(value), re.IGNORECASE)
-        if not match:
-            self.fail(f"{value!r} is not a size like 2GB or 512MB", param, ctx)
-        size = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
-        if size <= 0:
-            self.fail(f"{value!r} must be more than 0 bytes", param, ctx)
-        return size
-
+from ..defaults import ALPHA_METHODS, DEFAULT_MODEL, MAX_MEMORY, OUTPUT_FORMATS, QUALITY, size_text
+from .options import MODEL_HELP, Size, device_option, generator_options, load_generator_from
 
 @click.command("upscale")
 @click.argument("inputs", nargs=-1, required=True)
@@ -47,17 +26,18 @@ class Size(click.ParamType):
 )
 @click.option(
     "--max-memory", type=Size(),
-    help="Memory budget of one tile's forward pass, e.g. 2GB (the default; K, M, G are powers of 1024).",
+    help=f"Memory budget of one tile's forward pass, e.g. {size_text(MAX_MEMORY)} (the default; K, M, G are powers of "
+    "1024).",
 )
-@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@click.option("--quality", type=click.IntRange(1, 100), default=QUALITY, show_default=True, help="JPEG/WebP quality.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["png", "jpg", "webp"]),
-    help="Format of outputs named for you (default png); with -o FILE the extension decides.",
+    "--format", "fmt", type=click.Choice(OUTPUT_FORMATS),
+    help=f"Format of outputs named for you (default {OUTPUT_FORMATS[0]}); with -o FILE the extension decides.",
 )
 @click.option("--skip-existing", is_flag=True, help="Leave inputs whose output already exists.")
 @click.option("--compare", is_flag=True, help="Also write <output>_compare.png: bicubic | super-resolved, labelled.")
 @click.option(
-    "--alpha", type=click.Choice(["bicubic", "model"]), default="bicubic", show_default=True,
+    "--alpha", type=click.Choice(ALPHA_METHODS), default=ALPHA_METHODS[0], show_default=True,
     help="How to upscale an alpha channel.",
 )
 @click.option(
@@ -76,9 +56,9 @@ def command(
     A file that cannot be read or written is reported and the others go on; the
     exit status is 1 if any failed.
     """
-    from ..devices import select_device
-    from ..batch import Options, run
-    from ..upscaler import Upscaler
+    from ..networks.devices import select_device
+    from ..upscaling.batch import Options, run
+    from ..upscaling.upscaler import Upscaler
 
     select_device(device)
     generator, label = load_generator_from(model, realism, fidelity_model, half, DEFAULT_MODEL)

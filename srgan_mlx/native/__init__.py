@@ -5,10 +5,10 @@
 * :mod:`~srgan_mlx.native.loader`: the compiled extension ``_ext`` (built from ``csrc/`` by
   ``setup.py``; optional), loaded only where it matches the installed MLX, else the reason why not;
 * :mod:`~srgan_mlx.native.onednn`: convolutions through it; its multi-threaded kernels between the
-  convolutions are used through :mod:`srgan_mlx.kernels`;
+  convolutions are used through :mod:`srgan_mlx.networks.kernels`;
 * :mod:`~srgan_mlx.native.backends`: which MLX backend package's ``libmlx.so`` is in place.
 """
 
-from .loader import DISABLE_ENV, extension, unavailable_reason
+from .loader import extension, unavailable_reason
 
-__all__ = ["DISABLE_ENV", "extension", "unavailable_reason"]
+__all__ = ["extension", "unavailable_reason"]

@@ -37,6 +37,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from .. import environment
 from ..errors import warn
 
 ONEDNN_LIBRARY = "libdnnl.so.3"
@@ -89,7 +90,7 @@ def onednn_error() -> str | None:
 def _candidates() -> list[str]:
     """Library files to try, best first."""
     load_onednn()  # the oneDNN sgemm library, and an explicit SRGAN_MLX_BLAS=.../libsrgan_sgemm.so, need it
-    override = os.environ.get("SRGAN_MLX_BLAS", "").strip()
+    override = os.environ.get(environment.BLAS, "").strip()
     if override:
         return [] if override.lower() == "none" else [override]
     found: list[str] = [str(SGEMM_LIBRARY)] if SGEMM_LIBRARY.is_file() else []
@@ -124,7 +125,7 @@ def load_optimized_blas() -> str | None:
             continue
         _loaded = path
         return path
-    if os.environ.get("SRGAN_MLX_BLAS", "").lower() != "none":
+    if os.environ.get(environment.BLAS, "").lower() != "none":
         detail = f" ({'; '.join(errors)})" if errors else ""
         warn(
             "no optimized BLAS found, MLX's CPU backend stays on its slow reference BLAS; reinstalling "

@@ -19,11 +19,10 @@ import json
 import os
 from pathlib import Path
 
-from .. import checksums
+from .. import checksums, environment
 from .backends import library_owner
 from .libraries import load_onednn, onednn_error
 
-DISABLE_ENV = "SRGAN_MLX_ONEDNN"
 BUILD_STATUS = Path(__file__).with_name("_build.json")
 
 _module = None
@@ -49,8 +48,8 @@ def _same_library(path: Path, size: int, record_hash: str) -> bool:
 
 def _why_not() -> str | None:
     """None when the extension may be imported, else the reason it may not."""
-    if os.environ.get(DISABLE_ENV, "").strip() == "0":
-        return f"disabled by {DISABLE_ENV}=0"
+    if os.environ.get(environment.ONEDNN, "").strip() == "0":
+        return f"disabled by {environment.ONEDNN}=0"
     try:
         status = json.loads(BUILD_STATUS.read_text())
     except FileNotFoundError:
@@ -125,7 +124,7 @@ def missing_extension_fix() -> str | None:
     reason = unavailable_reason()
     if reason is None or not sys.platform.startswith("linux") or platform.machine() != "x86_64":
         return None
-    if reason.startswith(("disabled by", "the mlx/lib/libmlx.so in place")) or "SRGAN_MLX_BUILD_ONEDNN=0" in reason:
+    if reason.startswith(("disabled by", "the mlx/lib/libmlx.so in place")) or f"{environment.BUILD_ONEDNN}=0" in reason:
         return None  # turned off by the user, or the CUDA build of MLX in place (`srgan-mlx info` says that)
     try:
         fix = json.loads(BUILD_STATUS.read_text()).get("fix")

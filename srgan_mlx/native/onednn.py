@@ -3,7 +3,7 @@
 ``SRGAN_MLX_ONEDNN_BF16=1`` makes the convolutions multiply in bfloat16 (inputs rounded to 8
 significant bits, sums and results in float32) where the processor has bfloat16 kernels
 (AVX512-BF16: Zen 4/5, Sapphire Rapids): 2x the float32 speed, opt-in because it changes the
-numbers at the third significant digit. Call these only where :func:`srgan_mlx.devices.conv_path`
+numbers at the third significant digit. Call these only where :func:`srgan_mlx.networks.devices.conv_path`
 gives ``onednn``.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import re
 
+from .. import environment
 from .loader import extension
 
-BF16_ENV = "SRGAN_MLX_ONEDNN_BF16"
 
 
 def multiplied_types(implementation: str) -> tuple[str, str]:
@@ -38,7 +38,7 @@ def conv2d(x, weight, stride: int, padding: int, bias=None, bf16: bool = False):
     """``mx.conv2d`` (plus ``bias``, fused) through oneDNN: square kernel, symmetric padding, float32, CPU;
     differentiable. Multiplies in bfloat16 with ``bf16`` or ``SRGAN_MLX_ONEDNN_BF16=1`` (float32 where the
     processor has no bfloat16 kernels)."""
-    bf16 = bf16 or os.environ.get(BF16_ENV, "").strip() == "1"
+    bf16 = bf16 or os.environ.get(environment.ONEDNN_BF16, "").strip() == "1"
     return extension().conv2d(x, weight, stride, padding, bias, bf16=bf16)
 
 

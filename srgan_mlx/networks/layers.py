@@ -1,0 +1,70 @@
+"""The convolution every network uses, whose implementation depends on the device."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from ..native import onednn
+from .conv import conv2d_same, conv2d_strided
+from .devices import conv_path
+
+IM2COL_CHUNK_BYTES = 4 << 20  # im2col matrix of one image above which a batch is convolved image by image
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` (weight ``(out, kh, kw, in)``, NHWC) whose implementation depends on the device.
+
+    :func:`srgan_mlx.networks.devices.conv_path` decides, when the network is called. ``mlx``: ``mx.conv2d``.
+    ``onednn`` (the CPU default where the extension loads): every float32 layer with a square kernel and
+    symmetric padding (all of the generator, discriminator and VGG19) through oneDNN's primitives, forward
+    with the bias fused and both gradients (:mod:`srgan_mlx.native.onednn`); the 9x9 tail with 3 outputs on
+    2x2 pixel blocks, where oneDNN's kernels are faster. ``tuned`` (the CPU default without the extension):
+    the pure-MLX forms of :mod:`srgan_mlx.networks.conv` where MLX's CPU ``conv2d`` is slowest (large kernels, very
+    unequal channel counts, strided input gradients, large maps image by image), ``mx.conv2d`` elsewhere.
+    Every path computes the same convolution with the parameters of ``nn.Conv2d``, so weights load either
+    way; per-layer speeds are in docs/performance.md. ``bf16`` (set on a layer): on the onednn path it
+    multiplies in bfloat16 where the processor has bfloat16 kernels, as ``SRGAN_MLX_ONEDNN_BF16=1`` makes
+    every layer do.
+    """
+
+    bf16 = False
+
+    def __call__(self, x: mx.array) -> mx.array:
+        path = conv_path()
+        bias = self.bias if "bias" in self else None
+        if path == "onednn" and self._symmetric() and x.dtype == self.weight.dtype == mx.float32:
+            out_ch, k, _, _ = self.weight.shape
+            if not (self.stride[0] == 1 and out_ch <= 4 and k >= 5 and k == 2 * self.padding[0] + 1):
+                return onednn.conv2d(x, self.weight, self.stride[0], self.padding[0], bias, self.bf16)  # bias fused
+            y = onednn.conv2d_few_outputs(x, self.weight, self.padding[0])  # the 9x9 tail: 3x faster
+        else:
+            y = self._mx_conv(x) if path == "mlx" else self._tuned_conv(x)
+        return y if bias is None else y + bias
+
+    def _symmetric(self) -> bool:
+        """Square kernel, one stride and one padding for both axes, no dilation or groups."""
+        _, kh, kw, _ = self.weight.shape
+        return (
+            kh == kw
+            and self.stride[0] == self.stride[1]
+            and self.padding[0] == self.padding[1]
+            and self.dilation == 1
+            and self.groups == 1
+        )
+
+    def _tuned_conv(self, x: mx.array) -> mx.array:
+        out_ch, kh, kw, in_ch = self.weight.shape
+        symmetric = self._symmetric()
+        if symmetric and self.stride[0] == 1 and (kh >= 5 or 4 * min(in_ch, out_ch) <= max(in_ch, out_ch)):
+            return conv2d_same(x, self.weight, self.padding[0])
+        if symmetric and self.stride[0] > 1:
+            # MLX's own input gradient of a strided conv is ~40x slower than its forward pass
+            return conv2d_strided(x, self.weight, self.stride[0], self.padding[0])
+        if x.shape[0] > 1 and x.shape[1] * x.shape[2] * kh * kw * in_ch * 4 > IM2COL_CHUNK_BYTES:
+            # one image at a time: each one's im2col matrix stays in cache (forward 1.5-1.8x faster)
+            return mx.concatenate([self._mx_conv(x[i : i + 1]) for i in range(x.shape[0])])
+        return self._mx_conv(x)
+
+    def _mx_conv(self, x: mx.array) -> mx.array:
+        return mx.conv2d(x, self.weight, self.stride, self.padding, self.dilation, self.groups)

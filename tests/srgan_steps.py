@@ -1,0 +1,70 @@
+"""Helpers for the tests of the SRGAN step and its losses (test_steps, test_losses): tiny networks, a stand-in
+content loss, the recipe's terms, and moves checked against gradients."""
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+from mlx.utils import tree_flatten
+
+from srgan_mlx.networks.discriminator import Discriminator
+from srgan_mlx.networks.generator import Generator
+from srgan_mlx.training.config import TrainConfig
+from srgan_mlx.training.loss_terms import WeightedTerm, generator_terms
+
+CROP = 24
+
+
+def networks(seed=0):
+    mx.random.seed(seed)
+    return Generator(4, num_blocks=2, channels=16), Discriminator(CROP)
+
+
+def content(sr, hr):  # any content loss will do; VGG is not what is tested here
+    return mx.mean(mx.square(sr - hr))
+
+
+def recipe_terms(**weights):
+    """The generator terms of an SRGAN config with these fields (srgan_mlx.training.loss_terms), its content loss
+    replaced by :func:`content`."""
+    terms = generator_terms(TrainConfig(stage="srgan", crop=CROP, **weights), vgg=None)
+    return [WeightedTerm(n, w, (lambda o: content(o.sr, o.hr)) if n == "content" else f) for n, w, f in terms]
+
+
+def arrays(module):
+    return {k: np.array(v) for k, v in tree_flatten(module.parameters())}
+
+
+def sgd():
+    return optim.SGD(learning_rate=1.0)  # an update is minus the gradient
+
+
+def bce(real_logits, fake_logits):
+    """Binary cross-entropy, real 1 and fake 0, written with log-sigmoid."""
+    return -mx.mean(nn.log_sigmoid(real_logits)) - mx.mean(nn.log_sigmoid(-fake_logits))
+
+
+def assert_moved_by(after, before, grads, scale_of=None):
+    """``after - before == -grads`` for every array, to a tolerance relative to the largest gradient."""
+    grads = {k: np.array(v) for k, v in tree_flatten(grads)}
+    scale = max(np.abs(g).max() for g in grads.values())
+    for key, grad in grads.items():
+        np.testing.assert_allclose(after[key] - before[key], -grad, atol=2e-4 * scale, err_msg=key)
+
+
+def artifact_map_reference(sr, hr, reference, window=7):
+    """LDL's map from its description, with explicit windows: per pixel the unbiased variance of the channel-summed
+    |HR - SR| (on [0, 1]) over its mirrored 7 x 7 neighbourhood, times the crop's unbiased variance of it ** 0.2,
+    0 where the reference's residual is larger."""
+    residual = np.abs(hr - sr).sum(axis=-1) / 2
+    stable = np.abs(hr - reference).sum(axis=-1) / 2
+    reach = window // 2
+    out = np.zeros_like(residual)
+    for i, image in enumerate(residual):
+        padded = np.pad(image, reach, mode="reflect")
+        for y in range(image.shape[0]):
+            for x in range(image.shape[1]):
+                out[i, y, x] = padded[y : y + window, x : x + window].var(ddof=1)
+        out[i] *= image.var(ddof=1) ** 0.2
+    out[residual < stable] = 0
+    return out[..., None]

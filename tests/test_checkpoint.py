@@ -1,0 +1,128 @@
+"""Checkpoints: a save interrupted half-way keeps the previous one, pruning keeps the latest, the best and the
+newest, a step saved again is replaced whole; a run's record (export --record) carries the run on where nothing
+else of it exists, and refuses an occupied folder or a changed recipe."""
+
+import json
+import shutil
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from mlx.utils import tree_flatten
+
+from srgan_mlx.cli import main
+from srgan_mlx.errors import UserError
+from srgan_mlx.files import model_io
+from srgan_mlx.files.run_folder import RunFolder
+from srgan_mlx.networks import weights_io
+from srgan_mlx.training import checkpoint, train as train_module
+from srgan_mlx.training.train import Interrupted, resume, train
+from training_runs import RECIPE, assert_same_arrays, checkpoint_arrays, config
+
+
+def test_interrupted_checkpoint_keeps_previous(images, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(config(images, run, steps=2, checkpoint_every=2))
+    real_save = weights_io.save_module
+
+    def crash_midway(path, *args, **kw):
+        real_save(path, *args, **kw)
+        raise KeyboardInterrupt  # killed right after the first file of the new checkpoint
+
+    monkeypatch.setattr(checkpoint, "save_module", crash_midway)
+    with pytest.raises(Interrupted, match="the last checkpoint is step_00000002"):
+        resume(str(run), steps=4)
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_00000002"
+    # no half-written checkpoint folder is left behind either
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_00000002"]
+    generator = model_io.load_generator(run)
+    assert generator.config() == {"scale": 4, "num_blocks": 2, "channels": 16}
+
+
+@pytest.mark.parametrize("keep", [0, 2])
+def test_pruning_keeps_latest_best_and_the_newest(images, tmp_path, monkeypatch, keep):
+    """A checkpoint every step, validation PSNR falling after step 1: the old best survives pruning."""
+    psnr = iter([30.0, 29.0, 28.0, 27.0, 26.0, 25.0])
+    bias = {"bias_r": 0.0, "bias_g": 0.0, "bias_b": 0.0}
+    monkeypatch.setattr(
+        train_module, "evaluate", lambda *args, **kw: {"mean": {"psnr": next(psnr), "ssim": 0.5, **bias}}
+    )
+    (tmp_path / "val").mkdir()
+    shutil.copy(images / "img0.png", tmp_path / "val")
+    run = train(config(images, tmp_path / "run", steps=6, checkpoint_every=1, val=str(tmp_path / "val"), val_every=1,
+                       keep=keep))
+    root = RunFolder(run).checkpoints
+    assert (root / "best").read_text().strip() == "step_00000001"
+    assert (root / "latest").read_text().strip() == "step_00000006"
+    assert checkpoint.read_state(root / "step_00000006")["best_psnr"] == 30.0
+    newest = {f"step_{step:08d}" for step in range(7 - keep, 7)}
+    assert {p.name for p in root.glob("step_*")} == {"step_00000001", "step_00000006"} | newest
+    assert model_io.load_generator(run).config() == {"scale": 4, "num_blocks": 2, "channels": 16}  # best loads
+
+
+def test_saving_a_step_again_replaces_it_whole_and_leftovers_are_pruned(images, tmp_path):
+    """After a resume from an older checkpoint the same step is saved again; a killed save's hidden folder goes."""
+    run = train(config(images, tmp_path / "run", steps=4, checkpoint_every=2))
+    root = RunFolder(run).checkpoints
+    leftover = root / ".step_00000009.abc"
+    leftover.mkdir()
+    before = checkpoint_arrays(run, 4)
+    resume(root / "step_00000002", steps=4)  # saves step 4 again over the existing folder
+    assert not leftover.exists() and not list(root.glob(".step_*"))
+    assert_same_arrays(before, checkpoint_arrays(run, 4))  # the same step, bit for bit
+    assert (root / "latest").read_text().strip() == "step_00000004"
+
+
+def test_a_record_carries_the_run_on_where_nothing_else_of_it_exists(images, vgg_file, tmp_path):
+    """``export --record``: the generator and its moving average in float16, config, metrics up to the step, state;
+    nothing else. From it alone (the run folder deleted, the data moved), ``--resume RECORD --out NEW --data MOVED``
+    starts at the record's step with those weights, trains D alone for ``d_warmup`` steps, switches G and D to
+    ``lr_final`` at the run's middle step, and its own checkpoints then resume exactly."""
+    gan = dict(RECIPE, vgg=str(vgg_file), steps=10, d_warmup=2, log_every=1)
+    run = train(config(images, tmp_path / "run", checkpoint_every=4, **dict(gan, steps=4)))
+    result = CliRunner().invoke(main, ["export", str(run), "--record", str(tmp_path / "record")])
+    assert result.exit_code == 0, result.output
+    record = tmp_path / "record"
+    assert sorted(p.name for p in record.iterdir()) == [
+        "config.json", "generator.safetensors", "generator_ema.safetensors", "metrics.jsonl", "state.json"]
+    saved = {f: mx.load(str(record / f)) for f in ("generator.safetensors", "generator_ema.safetensors")}
+    assert all(v.dtype == mx.float16 for arrays in saved.values() for v in arrays.values())
+    expected_g = {k: v.astype(mx.float16) for k, v in mx.load(str(run / "checkpoints/step_00000004/generator.safetensors")).items()}
+    assert all(np.array_equal(np.array(saved["generator.safetensors"][k]), np.array(v)) for k, v in expected_g.items())
+    assert [json.loads(line)["step"] for line in (record / "metrics.jsonl").read_text().splitlines()][-1] == 4
+    moved = tmp_path / "moved"
+    shutil.copytree(images, moved)
+    shutil.rmtree(run)
+    shutil.rmtree(images)
+
+    trainer = train_module.resumed(str(record), steps=10, out=str(tmp_path / "carried"), data=[str(moved)],
+                                   checkpoint_every=1, keep=10)  # fmt: skip
+    assert trainer.step == 4 and trainer.warmup_end == 6
+    for key, value in saved["generator_ema.safetensors"].items():
+        assert np.array_equal(np.array(dict(tree_flatten(trainer.average.parameters()))[key]), np.array(value.astype(mx.float32)))
+    carried = trainer.run()
+    rows = [json.loads(line) for line in (carried / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "d_loss" in r][:6] == [1, 2, 3, 4, 5, 6]
+    assert all("content" not in r for r in rows if r["step"] in (5, 6)) and "content" in rows[-1]
+    at5, at6, at10 = (checkpoint_arrays(carried, step) for step in (5, 6, 10))
+    assert at5["optimizer_d.safetensors:learning_rate"] == np.float32(1e-3 * 0.5)  # update 5 of 10: lr
+    assert at6["optimizer_d.safetensors:learning_rate"] == np.float32(1e-4 * 0.5)  # update 6 of 10: lr_final
+    assert at10["optimizer_g.safetensors:learning_rate"] == np.float32(1e-4)
+    assert at10["optimizer_g.safetensors:step"] == 4 and at10["optimizer_d.safetensors:step"] == 6
+
+    again = tmp_path / "again"
+    shutil.copytree(carried, again)
+    for step in (9, 10):
+        shutil.rmtree(again / "checkpoints" / f"step_{step:08d}")
+    (again / "checkpoints" / "latest").write_text("step_00000008\n")
+    assert_same_arrays(checkpoint_arrays(resume(str(again)), 10), at10)
+
+
+def test_a_record_refuses_an_occupied_folder_and_a_changed_recipe(images, vgg_file, tmp_path):
+    run = train(config(images, tmp_path / "run", checkpoint_every=2, **dict(RECIPE, vgg=str(vgg_file), d_warmup=1, steps=2)))
+    checkpoint.write_record(run / "checkpoints" / "step_00000002", tmp_path / "record")
+    with pytest.raises(UserError, match="already holds a run; carry the record .* on into an empty --out"):
+        resume(str(tmp_path / "record"), out=str(run))
+    with pytest.raises(UserError, match="drop --lr 0.5"):
+        resume(str(tmp_path / "record"), out=str(tmp_path / "new"), lr=0.5)
