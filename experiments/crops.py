@@ -32,10 +32,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="folder holding Set14/HR and Set14/LR_bicubic/X4")
     parser.add_argument("--models", nargs="+", default=["srresnet", "srgan"])
+    parser.add_argument("--labels", nargs="+", help="a label per model (default: each model's own name)")
     parser.add_argument("--zoom", type=int, default=2)
     parser.add_argument("--out", type=Path, default=this_checkout.ROOT / "docs" / "images" / "crops.png")
     args = parser.parse_args()
     upscalers = [Upscaler(model) for model in args.models]
+    if args.labels and len(args.labels) != len(args.models):
+        parser.error(f"--labels: {len(args.labels)} labels for {len(args.models)} models")
+    labels = args.labels or [up.label for up in upscalers]
     rows = []
     for name, (left, top, size) in REGIONS.items():
         hr, _ = load_image(args.data / "Set14" / "HR" / f"{name}.png")
@@ -43,7 +47,7 @@ def main() -> None:
         outputs = [imresize(lr, 4.0)] + [np.asarray(up(lr)) for up in upscalers] + [hr]
         crops = [Image.fromarray(o[top : top + size, left : left + size]) for o in outputs]
         crops = [c.resize((size * args.zoom, size * args.zoom), Image.NEAREST) for c in crops]
-        rows.append(labelled_row(crops, ["bicubic", *(up.label for up in upscalers), f"HR ({name})"]))
+        rows.append(labelled_row(crops, ["bicubic", *labels, f"HR ({name})"]))
     width = max(row.width for row in rows)
     sheet = Image.new("RGB", (width, sum(row.height for row in rows)), "white")
     y = 0
