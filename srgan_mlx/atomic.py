@@ -1,6 +1,6 @@
-"""Atomic file writes: write beside the target, flush, then rename over it.
+"""Atomic file and folder writes: write beside the target, flush, then rename over it.
 
-A reader (or a run killed midway) sees either the old file or the new one,
+A reader (or a run killed midway) sees either the old file or folder or the new one,
 never a partial one.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -72,3 +73,23 @@ def write_text(target: str | os.PathLike, text: str) -> None:
     """Atomically replace ``target`` with ``text``."""
     with atomic_path(target) as tmp:
         tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """Yield a new hidden folder beside ``target`` (``.<name>.<random>``); when the block ends without an error it
+    becomes ``target``, replacing a folder already there as a whole (the old one keeps a hidden name until the new
+    one is in place, so ``target`` is complete at every moment). On an error the new folder is removed and
+    ``target`` stays as it was."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    old = tmp.with_name(tmp.name + ".old")
+    try:
+        yield tmp
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

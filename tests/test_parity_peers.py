@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed (CPU build
 import peer_layouts as layouts  # noqa: E402
 import pth_writer  # noqa: E402
 import torch_peers as ref  # noqa: E402
+from torch_reference import randomize  # noqa: E402
 from srgan_mlx.files.model_io import load_generator  # noqa: E402
 from srgan_mlx.networks.rrdbnet import RRDBNet  # noqa: E402
 from srgan_mlx.upscaling.inference import super_resolve  # noqa: E402
@@ -39,7 +40,7 @@ def _image(height, width, seed=0):
 @pytest.mark.parametrize("scale", [4, 2])
 @pytest.mark.parametrize("wrapper", ["params_ema", "params", None])
 def test_basicsr_rrdbnet_matches_torch(tmp_path, scale, wrapper):
-    model = ref.randomize(ref.RRDBNet(scale, nb=2, nf=16, gc=8), seed=scale).eval()
+    model = randomize(ref.RRDBNet(scale, nb=2, nf=16, gc=8), seed=scale).eval()
     state = model.state_dict()
     torch.save({wrapper: state} if wrapper else state, tmp_path / "net_g.pth")
     net = load_generator(tmp_path / "net_g.pth")
@@ -51,7 +52,7 @@ def test_basicsr_rrdbnet_matches_torch(tmp_path, scale, wrapper):
 
 def test_real_esrgan_x2_on_odd_sides_is_real_esrgans_reflection_padding(tmp_path):
     """Real-ESRGAN's inference mirrors an odd-sided input to even sides for its x2 model and crops the result."""
-    model = ref.randomize(ref.RRDBNet(2, nb=1, nf=16, gc=8), seed=5).eval()
+    model = randomize(ref.RRDBNet(2, nb=1, nf=16, gc=8), seed=5).eval()
     torch.save({"params_ema": model.state_dict()}, tmp_path / "RealESRGAN_x2plus.pth")
     image = _image(15, 11)
     padded = torch.nn.functional.pad(torch.from_numpy(image).permute(2, 0, 1)[None], (0, 1, 0, 1), mode="reflect")
@@ -64,7 +65,7 @@ def test_real_esrgan_x2_on_odd_sides_is_real_esrgans_reflection_padding(tmp_path
 @pytest.mark.parametrize("names", ["2019", "2018"])
 def test_esrgan_release_names_match_torch(tmp_path, names):
     """ESRGAN's own files: the 2019 names (RRDB_trunk, trunk_conv, upconv1, HRconv) and the 2018 sequential ones."""
-    model = ref.randomize(ref.RRDBNet(4, nb=2, nf=16, gc=8), seed=9).eval()
+    model = randomize(ref.RRDBNet(4, nb=2, nf=16, gc=8), seed=9).eval()
     rename = layouts.esrgan_2019_key if names == "2019" else lambda key: layouts.esrgan_2018_key(key, 2)
     state = {rename(key): value for key, value in model.state_dict().items()}
     torch.save(state, tmp_path / "RRDB_ESRGAN_x4.pth")
@@ -75,7 +76,7 @@ def test_esrgan_release_names_match_torch(tmp_path, names):
 
 def test_full_size_rrdbnet_matches_torch(tmp_path):
     """RealESRGAN_x4plus's shape: 23 blocks, 64 features, growth 32 (random weights, scaled like trained ones)."""
-    model = ref.randomize(ref.RRDBNet(4), seed=11, gain=0.5).eval()
+    model = randomize(ref.RRDBNet(4), seed=11, gain=0.5).eval()
     torch.save({"params_ema": model.state_dict()}, tmp_path / "RealESRGAN_x4plus.pth")
     image = _image(12, 16)
     net = load_generator(tmp_path / "RealESRGAN_x4plus.pth")
@@ -88,7 +89,7 @@ def test_full_size_rrdbnet_matches_torch(tmp_path):
 def test_srgan_pytorch_generator_matches_torch(tmp_path, scale, wrap):
     """Lornatang's SRResNet in srgan-mlx's Generator: one PReLU slope per layer, no residual biases, output in [0, 1]
     (clamped there); from a training checkpoint with optimizer state, as its .pth.tar files are."""
-    model = ref.randomize(ref.SRGANPyTorch(scale, blocks=2, ch=16), seed=scale)
+    model = randomize(ref.SRGANPyTorch(scale, blocks=2, ch=16), seed=scale)
     with torch.no_grad():
         model.conv3.bias.fill_(0.5)  # outputs around the middle of the clamp
     model.eval()

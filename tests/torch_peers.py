@@ -100,23 +100,5 @@ class SRGANPyTorch(nn.Module):
         return torch.clamp(self.conv3(self.upsampling(head + self.conv2(self.trunk(head)))), 0.0, 1.0)
 
 
-def randomize(module: nn.Module, seed: int = 0, gain: float = 1.0) -> nn.Module:
-    """Random weights N(0, gain^2 / fan_in), biases and BN statistics, PReLU slopes: every path matters."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in module.state_dict().items():
-            if name.endswith("num_batches_tracked"):
-                continue
-            if name.endswith("running_var"):
-                tensor.copy_(0.5 + torch.rand(tensor.shape, generator=gen))
-            elif name.endswith("running_mean") or name.endswith(".bias"):
-                tensor.copy_(0.1 * torch.randn(tensor.shape, generator=gen))
-            elif tensor.ndim == 1:  # BN gamma, PReLU slope
-                tensor.copy_(0.5 + 0.5 * torch.rand(tensor.shape, generator=gen))
-            else:
-                tensor.copy_(gain * torch.randn(tensor.shape, generator=gen) / math.sqrt(tensor[0].numel()))
-    return module
-
-
 def numpy_state(module: nn.Module) -> dict[str, np.ndarray]:
     return {name: t.detach().numpy().copy() for name, t in module.state_dict().items()}

@@ -90,8 +90,9 @@ class Discriminator(nn.Module):
         return self.fc2(y).squeeze(-1)
 
 
-def randomize(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights, BN affine and running statistics, PReLU slopes (so eval mode is non-trivial)."""
+def randomize(module: nn.Module, seed: int = 0, gain: float = 1.0) -> nn.Module:
+    """Random weights N(0, gain^2 / fan_in), BN affine and running statistics, PReLU slopes (so eval mode is
+    non-trivial and every path matters)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, tensor in module.state_dict().items():
@@ -105,7 +106,7 @@ def randomize(module: nn.Module, seed: int = 0) -> nn.Module:
                 tensor.copy_(0.5 + 0.5 * torch.rand(tensor.shape, generator=gen))
             else:
                 fan_in = tensor[0].numel()
-                tensor.copy_(torch.randn(tensor.shape, generator=gen) / math.sqrt(fan_in))
+                tensor.copy_(gain * torch.randn(tensor.shape, generator=gen) / math.sqrt(fan_in))
     return module
 
 

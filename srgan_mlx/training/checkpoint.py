@@ -11,9 +11,7 @@ checkpoint's size does not grow with the run. MLX's random key is derived from t
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import mlx.core as mx
@@ -21,7 +19,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_unflatten
 
-from ..atomic import write_text
+from ..atomic import atomic_folder, write_text
 from ..errors import UserError
 from ..networks.weights_io import load_into, read_weights, save_module, write_weights
 from ..files.run_folder import (
@@ -40,23 +38,14 @@ def save_checkpoint(
 ) -> Path:
     """Write the checkpoint of ``step`` and point ``latest`` (and ``best`` if asked) at it."""
     final = run.checkpoint(step)
-    run.checkpoints.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=run.checkpoints))
-    try:
+    # the same step may be saved again (after resuming from an older checkpoint): atomic_folder keeps the old one
+    # until the new one is in place, so a pointer at this step always finds a complete checkpoint
+    with atomic_folder(final) as tmp:
         for key, module in modules.items():
             save_module(weights_file(tmp, key), module, network_kind(key), module.config())
         for key, optimizer in optimizers.items():
             write_weights(optimizer_file(tmp, key), dict(tree_flatten(optimizer.state)), "optimizer", {})
         write_text(state_file(tmp), json.dumps({**state, "step": step}, indent=1))
-        if final.exists():
-            # the same step saved again (after resuming from an older checkpoint): the old folder keeps a hidden
-            # name until the new one is in place, so a pointer at this step always finds a complete checkpoint
-            os.replace(final, tmp.with_name(tmp.name + ".old"))
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(tmp.with_name(tmp.name + ".old"), ignore_errors=True)
     run.point("latest", final)
     if best:
         run.point("best", final)
@@ -100,9 +89,7 @@ def write_record(checkpoint: Path, folder: Path) -> Path:
     ``srgan-mlx train --resume FOLDER`` continues from it (:meth:`srgan_mlx.training.train.Trainer.carry_on`)."""
     state = read_state(checkpoint)
     run = run_of(checkpoint)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         for key in (GENERATOR, AVERAGE):
             if weights_file(checkpoint, key).is_file():
                 arrays, config = read_weights(weights_file(checkpoint, key), GENERATOR)
@@ -113,13 +100,6 @@ def write_record(checkpoint: Path, folder: Path) -> Path:
         write_text(tmp / METRICS_FILE, "".join(kept))
         write_text(tmp / CONFIG_FILE, json.dumps(state["config"], indent=1))
         write_text(state_file(tmp), json.dumps({**state, "record": True}, indent=1))
-        if folder.exists():
-            os.replace(folder, tmp.with_name(tmp.name + ".old"))
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(tmp.with_name(tmp.name + ".old"), ignore_errors=True)
     return folder
 
 
