@@ -17,7 +17,7 @@ from srgan_mlx.errors import UserError
 from srgan_mlx.native import loader as native_extension, onednn
 from srgan_mlx.networks import layers
 from srgan_mlx.networks.devices import conv_path
-from srgan_mlx.networks.discriminator import Discriminator
+from srgan_mlx.networks.discriminator import Discriminator, UNetDiscriminator
 from srgan_mlx.networks.generator import Generator
 from srgan_mlx.networks.vgg import VGG19Features
 
@@ -378,7 +378,7 @@ def test_disabled_extension_falls_back_to_the_tuned_path():
 
 @needs_extension
 def test_onednn_path_sends_every_layer_of_the_networks_to_the_extension(monkeypatch):
-    def refuse(self, x):
+    def refuse(self, x, weight):
         raise AssertionError("a layer left the oneDNN path")
 
     monkeypatch.setenv(environment.CONV, "onednn")
@@ -386,6 +386,7 @@ def test_onednn_path_sends_every_layer_of_the_networks_to_the_extension(monkeypa
     monkeypatch.setattr(layers.Conv2d, "_mx_conv", refuse)
     mx.eval(Generator(4, num_blocks=1, channels=8)(mx.zeros((1, 8, 8, 3))))
     mx.eval(Discriminator(32, base_channels=8)(mx.zeros((1, 32, 32, 3))))
+    mx.eval(UNetDiscriminator(base_channels=8)(mx.zeros((1, 32, 32, 3))))
     mx.eval(VGG19Features()(mx.zeros((1, 32, 32, 3)), ("relu5_4",))["relu5_4"])
 
 

@@ -10,7 +10,7 @@ from mlx.utils import tree_flatten
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (its CPU build for these reference tests: see docs/install.md#tests)")
 
 import torch_reference as ref  # noqa: E402  (needs torch)
-from srgan_mlx.networks.discriminator import Discriminator
+from srgan_mlx.networks.discriminator import Discriminator, UNetDiscriminator, upsample2
 from srgan_mlx.networks.generator import Generator
 from srgan_mlx.networks.kernels import pixel_shuffle
 
@@ -214,3 +214,63 @@ def test_discriminator_gradients_match_torch():
         if name == "fc1.weight":
             expected = expected.reshape(-1, 512, 2, 2).transpose(0, 2, 3, 1).reshape(expected.shape[0], -1)
         assert_close(grad, expected)
+
+
+def unet_pair(seed: int, channels: int = 8):
+    torch_d = ref.randomize(ref.UNetDiscriminator(channels), seed=seed).train()
+    d = UNetDiscriminator(channels)
+    d.load_weights(list(ref.unet_to_mlx_arrays(torch_d).items()), strict=True)
+    return torch_d, d
+
+
+def test_unet_discriminator_train_mode_over_calls_with_its_power_iteration():
+    """Each training-mode call moves every ``u`` one power iteration on, as torch's spectral_norm does; the
+    outputs of three calls in a row agree, and so do the vectors kept."""
+    torch_d, d = unet_pair(31)
+    for call in range(3):
+        x = mx.random.uniform(-1, 1, shape=(2, 32, 24, 3), key=mx.random.key(call))
+        assert_close(d(x), torch_d(ref.nchw(x)).detach().numpy())
+        kept = ref.unet_to_mlx_arrays(torch_d)
+        for name, value in tree_flatten(d.parameters()):
+            if name.endswith(".u"):
+                assert_close(value, np.array(kept[name]), tol=1e-5)
+
+
+def test_unet_discriminator_gradients_match_torch():
+    torch_d, d = unet_pair(32)
+    x = mx.random.uniform(-1, 1, shape=(2, 16, 16, 3), key=mx.random.key(32))
+    cotangent = mx.random.normal((2, 16, 16), key=mx.random.key(33))
+    _, grads = nn.value_and_grad(d, lambda x: (d(x) * cotangent).sum())(x)
+    assert len(tree_flatten(grads)) == 12  # every weight and the two biases, never a kept vector u
+    torch_d, d = unet_pair(32)  # afresh: the call above moved u on
+    x_grad = mx.grad(lambda x: (d(x) * cotangent).sum())(x)
+    tx = ref.nchw(x).requires_grad_(True)
+    (torch_d(tx) * torch.from_numpy(np.array(cotangent))).sum().backward()
+    assert_close(x_grad, ref.nhwc(tx.grad))
+    torch_grads = {n.replace("weight_orig", "weight"): p.grad for n, p in torch_d.named_parameters()}
+    for name, grad in tree_flatten(grads):
+        expected = torch_grads[name].numpy()
+        assert_close(grad, expected.transpose(0, 2, 3, 1) if expected.ndim == 4 else expected)
+
+
+def test_unet_discriminator_eval_mode_keeps_u():
+    _, d = unet_pair(34)
+    d.eval()
+    before = {n: np.array(v) for n, v in tree_flatten(d.parameters()) if n.endswith(".u")}
+    mx.eval(d(mx.zeros((1, 16, 16, 3))))
+    assert all(np.array_equal(np.array(v), before[n]) for n, v in tree_flatten(d.parameters()) if n.endswith(".u"))
+    assert not any(n.endswith(".u") for n, _ in tree_flatten(d.trainable_parameters()))
+    d.down[0].unfreeze()  # as BatchNorm's statistics, u stays frozen
+    assert "u" not in d.down[0].trainable_parameters()
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 5, 2), (2, 6, 4, 3)])
+def test_bilinear_upsampling_matches_torch_interpolate(shape):
+    x = mx.random.normal(shape, key=mx.random.key(sum(shape)))
+    expected = torch.nn.functional.interpolate(ref.nchw(x), scale_factor=2, mode="bilinear", align_corners=False)
+    assert_close(upsample2(x), ref.nhwc(expected), tol=1e-6)
+
+
+def test_unet_discriminator_rejects_sides_not_a_multiple_of_8():
+    with pytest.raises(ValueError, match="multiples of 8, got 20x16"):
+        UNetDiscriminator(8)(mx.zeros((1, 20, 16, 3)))

@@ -90,6 +90,48 @@ class Discriminator(nn.Module):
         return self.fc2(y).squeeze(-1)
 
 
+class UNetDiscriminator(nn.Module):
+    """Real-ESRGAN's U-Net discriminator, written from its description (Wang et al. 2021, section 4.2), with
+    ``torch.nn.utils.spectral_norm`` and ``F.interpolate``."""
+
+    def __init__(self, c=64):
+        super().__init__()
+        sn = nn.utils.spectral_norm
+        self.conv0 = nn.Conv2d(3, c, 3, padding=1)
+        self.down = nn.ModuleList(sn(nn.Conv2d(c * 2**i, c * 2 ** (i + 1), 4, 2, 1, bias=False)) for i in range(3))
+        self.up = nn.ModuleList(sn(nn.Conv2d(c * 2 ** (i + 1), c * 2**i, 3, 1, 1, bias=False)) for i in (2, 1, 0))
+        self.extra = nn.ModuleList(sn(nn.Conv2d(c, c, 3, 1, 1, bias=False)) for _ in range(2))
+        self.conv_out = nn.Conv2d(c, 1, 3, padding=1)
+
+    def forward(self, x):
+        act = nn.functional.leaky_relu
+        skips = [act(self.conv0(x), 0.2)]
+        for conv in self.down:
+            skips.append(act(conv(skips[-1]), 0.2))
+        y = skips.pop()
+        for conv in self.up:
+            y = nn.functional.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
+            y = act(conv(y), 0.2) + skips.pop()
+        for conv in self.extra:
+            y = act(conv(y), 0.2)
+        return self.conv_out(y).squeeze(1)
+
+
+def unet_to_mlx_arrays(module: UNetDiscriminator) -> dict[str, mx.array]:
+    """A spectrally normalised torch module's state in the MLX layout: ``weight_orig`` is the weight, ``weight_u``
+    the kept vector ``u`` (``weight_v`` is recomputed from ``u`` at every call, by both)."""
+    arrays = {}
+    for name, tensor in module.state_dict().items():
+        if name.endswith("weight_v"):
+            continue
+        value = tensor.detach().numpy()
+        if value.ndim == 4:
+            value = value.transpose(0, 2, 3, 1)
+        name = name.replace("weight_orig", "weight").replace("weight_u", "u")
+        arrays[name] = mx.array(np.ascontiguousarray(value))
+    return arrays
+
+
 def randomize(module: nn.Module, seed: int = 0, gain: float = 1.0) -> nn.Module:
     """Random weights N(0, gain^2 / fan_in), BN affine and running statistics, PReLU slopes (so eval mode is
     non-trivial and every path matters)."""

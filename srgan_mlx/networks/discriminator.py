@@ -1,6 +1,7 @@
-"""The SRGAN discriminator, Ledig et al. 2017, Figure 4.
+"""The discriminators: the SRGAN paper's (Ledig et al. 2017, Figure 4), one logit per image, and Real-ESRGAN's
+U-Net with spectral normalisation (:class:`UNetDiscriminator`), one logit per pixel.
 
-Input: RGB in [-1, 1] (the generator's range), NHWC, ``input_size`` pixels square
+The paper's. Input: RGB in [-1, 1] (the generator's range), NHWC, ``input_size`` pixels square
 (any size; the paper's 96 gives 6x6x512 features before the dense layers).
 Output: one logit per image (no sigmoid; the losses work on logits so they never
 overflow). Eight 3x3 convs (64, 64, 128, 128, 256, 256, 512, 512 channels,
@@ -14,7 +15,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from .kernels import apply_activation, batch_norm
-from .layers import Conv2d
+from .layers import Conv2d, SpectralNormConv2d
 
 WIDTHS = (64, 64, 128, 128, 256, 256, 512, 512)
 SLOPE = 0.2  # LeakyReLU
@@ -54,3 +55,63 @@ class Discriminator(nn.Module):
             y = batch_norm(norm, conv(y), "leaky", alpha=SLOPE)
         y = apply_activation(self.fc1(y.reshape(y.shape[0], -1)), "leaky", alpha=SLOPE)
         return self.fc2(y).squeeze(-1)
+
+
+class UNetDiscriminator(nn.Module):
+    """Real-ESRGAN's discriminator (Wang et al. 2021, section 4.2): a U-Net that judges every pixel.
+
+    Input: RGB in [-1, 1], NHWC, sides a multiple of 8. Output: one logit per pixel, ``(N, H, W)``. A 3x3 conv
+    (``base_channels``, bias), three 4x4 stride-2 convs (x2, x4, x8 channels), then three steps up, each a
+    bilinear x2 upsampling (:func:`upsample2`), a 3x3 conv and the skip from the encoder at that scale added after
+    the activation; two more 3x3 convs and a 3x3 conv to one channel (bias). Every conv but the first and the last
+    is spectrally normalised (:class:`SpectralNormConv2d`, no bias); LeakyReLU 0.2 after each but the last. No
+    BatchNorm: ``--d-batch`` only decides how the relativistic loss pairs real and fake.
+    """
+
+    def __init__(self, base_channels: int = 64):
+        super().__init__()
+        self.base_channels = c = base_channels
+        self.conv0 = Conv2d(3, c, 3, padding=1)
+        self.down = [SpectralNormConv2d(c * 2**i, c * 2 ** (i + 1), 4, stride=2, padding=1) for i in range(3)]
+        self.up = [SpectralNormConv2d(c * 2 ** (i + 1), c * 2**i, 3, padding=1) for i in (2, 1, 0)]
+        self.extra = [SpectralNormConv2d(c, c, 3, padding=1) for _ in range(2)]
+        self.conv_out = Conv2d(c, 1, 3, padding=1)
+
+    def config(self) -> dict:
+        return {"base_channels": self.base_channels}
+
+    def __call__(self, x: mx.array) -> mx.array:
+        if x.shape[1] % 8 or x.shape[2] % 8:
+            raise ValueError(f"the U-Net discriminator expects sides that are multiples of 8, got {x.shape[1]}x{x.shape[2]}")
+        skips = [apply_activation(self.conv0(x), "leaky", alpha=SLOPE)]
+        for conv in self.down:
+            skips.append(apply_activation(conv(skips[-1]), "leaky", alpha=SLOPE))
+        y = skips.pop()
+        for conv in self.up:
+            y = apply_activation(conv(upsample2(y)), "leaky", alpha=SLOPE) + skips.pop()
+        for conv in self.extra:
+            y = apply_activation(conv(y), "leaky", alpha=SLOPE)
+        return self.conv_out(y).squeeze(-1)
+
+
+def upsample2(x: mx.array) -> mx.array:
+    """Bilinear x2 upsampling of NHWC ``x``, pixel centres aligned as ``align_corners=False`` (PyTorch's
+    ``F.interpolate``), borders repeated: each new pixel is 3/4 its source pixel and 1/4 the neighbour on its side."""
+    for axis in (1, 2):
+        n = x.shape[axis]
+        before = mx.concatenate([mx.take(x, mx.array([0]), axis), mx.take(x, mx.arange(n - 1), axis)], axis)
+        after = mx.concatenate([mx.take(x, mx.arange(1, n), axis), mx.take(x, mx.array([n - 1]), axis)], axis)
+        pair = mx.stack([0.75 * x + 0.25 * before, 0.75 * x + 0.25 * after], axis=axis + 1)
+        shape = list(x.shape)
+        shape[axis] *= 2
+        x = pair.reshape(shape)
+    return x
+
+
+def make_discriminator(name: str, input_size: int) -> nn.Module:
+    """The discriminator ``--discriminator name`` chooses (``paper`` or ``unet``) for ``input_size``-pixel crops."""
+    if name == "paper":
+        return Discriminator(input_size)
+    if name == "unet":
+        return UNetDiscriminator()
+    raise ValueError(f"unknown discriminator {name!r}: paper or unet")

@@ -31,15 +31,19 @@ class Conv2d(nn.Conv2d):
     bf16 = False
 
     def __call__(self, x: mx.array) -> mx.array:
+        return self.convolve(x, self.weight)
+
+    def convolve(self, x: mx.array, weight: mx.array) -> mx.array:
+        """This layer's convolution (stride, padding, bias, path) with ``weight`` in place of its own."""
         path = conv_path()
         bias = self.bias if "bias" in self else None
-        if path == "onednn" and self._symmetric() and x.dtype == self.weight.dtype == mx.float32:
-            out_ch, k, _, _ = self.weight.shape
+        if path == "onednn" and self._symmetric() and x.dtype == weight.dtype == mx.float32:
+            out_ch, k, _, _ = weight.shape
             if not (self.stride[0] == 1 and out_ch <= 4 and k >= 5 and k == 2 * self.padding[0] + 1):
-                return onednn.conv2d(x, self.weight, self.stride[0], self.padding[0], bias, self.bf16)  # bias fused
-            y = onednn.conv2d_few_outputs(x, self.weight, self.padding[0])  # the 9x9 tail: 3x faster
+                return onednn.conv2d(x, weight, self.stride[0], self.padding[0], bias, self.bf16)  # bias fused
+            y = onednn.conv2d_few_outputs(x, weight, self.padding[0])  # the 9x9 tail: 3x faster
         else:
-            y = self._mx_conv(x) if path == "mlx" else self._tuned_conv(x)
+            y = self._mx_conv(x, weight) if path == "mlx" else self._tuned_conv(x, weight)
         return y if bias is None else y + bias
 
     def _symmetric(self) -> bool:
@@ -53,18 +57,58 @@ class Conv2d(nn.Conv2d):
             and self.groups == 1
         )
 
-    def _tuned_conv(self, x: mx.array) -> mx.array:
-        out_ch, kh, kw, in_ch = self.weight.shape
+    def _tuned_conv(self, x: mx.array, weight: mx.array) -> mx.array:
+        out_ch, kh, kw, in_ch = weight.shape
         symmetric = self._symmetric()
         if symmetric and self.stride[0] == 1 and (kh >= 5 or 4 * min(in_ch, out_ch) <= max(in_ch, out_ch)):
-            return conv2d_same(x, self.weight, self.padding[0])
+            return conv2d_same(x, weight, self.padding[0])
         if symmetric and self.stride[0] > 1:
             # MLX's own input gradient of a strided conv is ~40x slower than its forward pass
-            return conv2d_strided(x, self.weight, self.stride[0], self.padding[0])
+            return conv2d_strided(x, weight, self.stride[0], self.padding[0])
         if x.shape[0] > 1 and x.shape[1] * x.shape[2] * kh * kw * in_ch * 4 > IM2COL_CHUNK_BYTES:
             # one image at a time: each one's im2col matrix stays in cache (forward 1.5-1.8x faster)
-            return mx.concatenate([self._mx_conv(x[i : i + 1]) for i in range(x.shape[0])])
-        return self._mx_conv(x)
+            return mx.concatenate([self._mx_conv(x[i : i + 1], weight) for i in range(x.shape[0])])
+        return self._mx_conv(x, weight)
 
-    def _mx_conv(self, x: mx.array) -> mx.array:
-        return mx.conv2d(x, self.weight, self.stride, self.padding, self.dilation, self.groups)
+    def _mx_conv(self, x: mx.array, weight: mx.array) -> mx.array:
+        return mx.conv2d(x, weight, self.stride, self.padding, self.dilation, self.groups)
+
+
+class SpectralNormConv2d(Conv2d):
+    """A :class:`Conv2d` (no bias by default) whose weight is divided by its largest singular value, as a matrix of
+    one row per output channel (spectral normalisation, Miyato et al. 2018).
+
+    The singular value comes from one power iteration per call, started from the vector ``u`` (one value per
+    output channel) that the layer keeps: ``v = W^T u / |W^T u|``, ``u' = W v / |W v|``, ``sigma = u' . W v``,
+    with ``u`` and ``v`` constants for the gradient, as ``torch.nn.utils.spectral_norm`` computes it. In training
+    mode each call keeps ``u'`` for the next (``u`` is frozen: saved with the weights and in checkpoints, never
+    trained); in eval mode ``u`` is read and not changed. The order of a row's entries (NHWC weights here) does not
+    change ``u`` or ``sigma``.
+    """
+
+    EPS = 1e-12  # torch's normalize
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 bias: bool = False):  # fmt: skip
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+        self.u = _normalize(mx.random.normal((out_channels,)))
+        self.freeze(keys=["u"], recurse=False)
+
+    def unfreeze(self, *args, **kwargs):
+        """Unfreeze as ``nn.Module`` does, except ``u``, which is never trained."""
+        super().unfreeze(*args, **kwargs)
+        self.freeze(keys=["u"], recurse=False)
+        return self
+
+    def __call__(self, x: mx.array) -> mx.array:
+        matrix = self.weight.reshape(self.weight.shape[0], -1)
+        v = _normalize(mx.stop_gradient(matrix).T @ self.u)
+        u = _normalize(mx.stop_gradient(matrix) @ v)
+        sigma = u @ (matrix @ v)
+        if self.training:
+            self.u = u
+        return self.convolve(x, self.weight / sigma)
+
+
+def _normalize(vector: mx.array) -> mx.array:
+    return vector / mx.maximum(mx.linalg.norm(vector), SpectralNormConv2d.EPS)

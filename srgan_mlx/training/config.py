@@ -21,6 +21,7 @@ from ..errors import UserError
 STAGES = ("srresnet", "srgan")
 D_BATCHES = ("separate", "joint")
 GAN_LOSSES = ("vanilla", "relativistic")
+DISCRIMINATORS = ("paper", "unet")
 VGG_DISTANCES = ("mse", "l1")
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -81,6 +82,10 @@ class TrainConfig:
         "vanilla", "SRGAN: vanilla (the paper's binary cross-entropy) or relativistic (ESRGAN's relativistic average "
         "GAN: D judges whether real images look more real than the fakes on average, and G the reverse).",
         choices=GAN_LOSSES, srgan=True,
+    )  # fmt: skip
+    discriminator: str = setting(
+        "paper", "SRGAN: paper (the paper's discriminator, one judgement per image) or unet (Real-ESRGAN's U-Net with "
+        "spectral normalisation, one judgement per pixel).", choices=DISCRIMINATORS, srgan=True,
     )  # fmt: skip
     pixel_weight: float = setting(
         0.0, "SRGAN: add this times an L1 pixel loss (ESRGAN: 1e-2). 0: the paper's loss.", minimum=0.0, srgan=True

@@ -16,7 +16,7 @@ from ..errors import UserError
 from ..files.model_io import load_vgg
 from ..files.run_folder import AVERAGE
 from ..networks import kernels
-from ..networks.discriminator import Discriminator
+from ..networks.discriminator import make_discriminator
 from ..networks.generator import Generator
 from ..quality.evaluate import list_images, pair_inputs
 from .config import TrainConfig, check_ranges
@@ -79,7 +79,7 @@ class Parts:
     generator: Generator
     train_step: object
     average: Generator | None = None  # the generator's moving average, which validation and export use
-    discriminator: Discriminator | None = None
+    discriminator: nn.Module | None = None  # networks.discriminator's paper or U-Net discriminator
     warmup_step: DiscriminatorStep | None = None
     modules: dict[str, nn.Module] = field(default_factory=dict)
     optimizers: dict[str, optim.Optimizer] = field(default_factory=dict)
@@ -105,7 +105,7 @@ def build(config: TrainConfig, start: int = 0) -> Parts:
         reference = None
         if needs_reference(config):
             reference = average.eval()  # read in eval mode, as BasicSR's net_g_ema
-        discriminator = Discriminator(config.crop)
+        discriminator = make_discriminator(config.discriminator, config.crop)
         opt_d = adam(config, "d", start)
         modules["discriminator"], optimizers["d"] = discriminator, opt_d
         d_options = dict(gan=config.gan_loss, joint=config.d_batch == "joint", d_shift=config.d_shift)
