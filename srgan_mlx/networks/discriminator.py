@@ -11,7 +11,10 @@ Dense 1024, LeakyReLU, Dense 1. The features are flattened in NHWC order.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import mlx.core as mx
+import numpy as np
 import mlx.nn as nn
 
 from .kernels import apply_activation, batch_norm
@@ -96,16 +99,24 @@ class UNetDiscriminator(nn.Module):
 
 def upsample2(x: mx.array) -> mx.array:
     """Bilinear x2 upsampling of NHWC ``x``, pixel centres aligned as ``align_corners=False`` (PyTorch's
-    ``F.interpolate``), borders repeated: each new pixel is 3/4 its source pixel and 1/4 the neighbour on its side."""
-    for axis in (1, 2):
-        n = x.shape[axis]
-        before = mx.concatenate([mx.take(x, mx.array([0]), axis), mx.take(x, mx.arange(n - 1), axis)], axis)
-        after = mx.concatenate([mx.take(x, mx.arange(1, n), axis), mx.take(x, mx.array([n - 1]), axis)], axis)
-        pair = mx.stack([0.75 * x + 0.25 * before, 0.75 * x + 0.25 * after], axis=axis + 1)
-        shape = list(x.shape)
-        shape[axis] *= 2
-        x = pair.reshape(shape)
-    return x
+    ``F.interpolate``), borders repeated: each new pixel is 3/4 its source pixel and 1/4 the neighbour on its side.
+    Computed as two matrix products (rows, then columns) with :func:`bilinear_matrix`: one multi-threaded pass each
+    way, where shifted copies and element-wise sums took ~30x longer on the CPU."""
+    n, h, w, c = x.shape
+    x = (bilinear_matrix(h) @ x.reshape(n, h, w * c)).reshape(n * 2 * h, w, c)
+    return (bilinear_matrix(w) @ x).reshape(n, 2 * h, 2 * w, c)
+
+
+@lru_cache(maxsize=None)
+def bilinear_matrix(n: int) -> mx.array:
+    """The ``(2n, n)`` matrix of bilinear x2 upsampling along one axis (``align_corners=False``, borders repeated)."""
+    matrix = np.zeros((2 * n, n), np.float32)
+    for i in range(n):
+        matrix[2 * i, max(i - 1, 0)] += 0.25
+        matrix[2 * i, i] += 0.75
+        matrix[2 * i + 1, i] += 0.75
+        matrix[2 * i + 1, min(i + 1, n - 1)] += 0.25
+    return mx.array(matrix)
 
 
 def make_discriminator(name: str, input_size: int) -> nn.Module:
