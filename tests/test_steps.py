@@ -13,6 +13,7 @@ import pytest
 from mlx.utils import tree_flatten, tree_unflatten
 
 from srgan_mlx.networks import kernels
+from srgan_mlx.networks.discriminator import UNetDiscriminator
 from srgan_mlx.networks.generator import Generator
 from srgan_mlx.training.losses import LowFrequencyAnchor, subpixel_bias
 from srgan_mlx.training.steps import DiscriminatorStep, SRGANStep, SRResNetStep
@@ -284,6 +285,50 @@ def test_relativistic_joint_step_against_its_definition(batch):
     assert_moved_by(arrays(generator), before_g, g_grads)
     trainable_d = dict(tree_flatten(discriminator.trainable_parameters()))
     assert_moved_by({k: v for k, v in arrays(discriminator).items() if k in trainable_d}, before_d, d_grads)
+
+
+def test_relativistic_step_with_the_unet_discriminator_against_its_definition(batch):
+    """The U-Net discriminator (no BatchNorm): with ``joint`` too, each use of D is two calls, HR then SR, so its
+    kept power-iteration vectors move four times a step; G's loss reads D(HR) as a constant (no gradient through
+    it), D's loss is RaGAN averaged over the pixels."""
+    lr, hr = batch
+    before = {}
+    for key in ("step", "ref"):
+        mx.random.seed(3)
+        before[key] = (Generator(4, num_blocks=2, channels=16), UNetDiscriminator(8))
+    generator, discriminator = before["step"]
+    ref_g, ref_d = before["ref"]
+    step = SRGANStep(generator, discriminator, recipe_terms(adversarial_weight=0.5, gan_loss="relativistic"), sgd(),
+                     sgd(), gan="relativistic", joint=True)  # fmt: skip
+    before_g, before_d = arrays(generator), arrays(discriminator)
+
+    def g_loss(lr, hr):
+        sr = ref_g(lr)
+        real = mx.stop_gradient(ref_d(hr))
+        fake = ref_d(sr)
+        ragan = -mx.mean(nn.log_sigmoid(-(real - fake.mean()))) - mx.mean(nn.log_sigmoid(fake - real.mean()))
+        return content(sr, hr) + 0.5 * ragan / 2
+
+    g_value, g_grads = nn.value_and_grad(ref_g, g_loss)(lr, hr)
+    sr = mx.stop_gradient(ref_g(lr))
+
+    def d_loss(hr, sr):
+        real, fake = ref_d(hr), ref_d(sr)
+        return bce(real - mx.stop_gradient(fake.mean()), fake - mx.stop_gradient(real.mean())) / 2
+
+    d_value, d_grads = nn.value_and_grad(ref_d, d_loss)(hr, sr)
+    out = step(lr, hr)
+    mx.eval(out, step.state)
+    assert out["loss"].item() == pytest.approx(g_value.item(), rel=1e-5)
+    assert out["d_loss"].item() == pytest.approx(d_value.item(), rel=1e-5)
+    assert_moved_by(arrays(generator), before_g, g_grads)
+    trainable_d = dict(tree_flatten(discriminator.trainable_parameters()))
+    assert_moved_by({k: v for k, v in arrays(discriminator).items() if k in trainable_d}, before_d, d_grads)
+    kept = {k: v for k, v in arrays(discriminator).items() if k.endswith(".u")}
+    assert len(kept) == 8
+    for key, value in kept.items():
+        np.testing.assert_allclose(value, np.array(dict(tree_flatten(ref_d.parameters()))[key]), atol=1e-5, err_msg=key)
+        assert not np.allclose(value, before_d[key], atol=1e-3), key  # they moved
 
 
 def test_artifact_term_reads_the_moving_average_in_eval_mode_and_weights_the_l1(batch):

@@ -68,7 +68,7 @@ class UNetDiscriminator(nn.Module):
     bilinear x2 upsampling (:func:`upsample2`), a 3x3 conv and the skip from the encoder at that scale added after
     the activation; two more 3x3 convs and a 3x3 conv to one channel (bias). Every conv but the first and the last
     is spectrally normalised (:class:`SpectralNormConv2d`, no bias); LeakyReLU 0.2 after each but the last. No
-    BatchNorm: ``--d-batch`` only decides how the relativistic loss pairs real and fake.
+    BatchNorm, so ``--d-batch`` changes nothing: a training step calls it on real and fake separately.
     """
 
     def __init__(self, base_channels: int = 64):

@@ -86,6 +86,13 @@ def _discriminate(
     return logits[: hr.shape[0]], logits[hr.shape[0] :]
 
 
+def _batch_dependent(discriminator: nn.Module) -> bool:
+    """Whether the discriminator's output on an image depends on the rest of its batch (BatchNorm in training
+    mode). Without that, one call on real and fake together equals two calls, and two calls let a step skip the
+    backward pass through D on real images where their logits are constants."""
+    return any(isinstance(module, nn.BatchNorm) for module in discriminator.modules())
+
+
 def _probabilities(real: mx.array, fake: mx.array, gan: str) -> tuple[mx.array, mx.array]:
     """D's mean output on real and on fake: the sigmoid of its logits (relativistic: of the relativistic ones)."""
     if gan == "relativistic":
@@ -98,6 +105,7 @@ def _discriminator_update(discriminator: nn.Module, optimizer: optim.Optimizer, 
     """``update(hr, sr)``: one Adam step of D on its ``gan`` loss (:data:`DISCRIMINATOR_LOSSES`: real 1, fake 0);
     returns D's loss and mean outputs. ``sr`` is treated as a constant."""
     d_loss = DISCRIMINATOR_LOSSES[gan]
+    joint = joint and _batch_dependent(discriminator)
 
     def loss_fn(hr, sr):
         real, fake = _discriminate(discriminator, hr, sr, joint, shift)
@@ -158,7 +166,9 @@ class SRGANStep:
     (:func:`paper_terms`). Discriminator loss: ``gan`` (``vanilla``, the paper's binary cross-entropy on real HR (1)
     and the same step's detached SR (0); ``relativistic``, ESRGAN's RaGAN, whose generator term reads D's logits on
     HR as constants). ``joint``: D sees real and fake as one batch, in its own update and in the generator's terms
-    (the halves of D on HR and SR concatenated), so both uses of D normalise alike. ``d_shift``: D sees real and
+    (the halves of D on HR and SR concatenated), so both uses of D normalise alike; a discriminator without
+    BatchNorm sees them in two calls (HR first) either way, the same logits, and no gradient is computed through
+    its call on HR where those logits are constants. ``d_shift``: D sees real and
     fake circularly shifted by a random offset at each use (:func:`translate`). ``average``: a generator kept as
     the moving average of this one (``average_decay``); ``reference``: a generator whose output (in its current
     mode, no gradient) terms read as ``Outputs.reference`` (LDL's artifact map reads the moving average in eval
@@ -187,6 +197,7 @@ class SRGANStep:
         if average is not None:
             self.state.append(average.state)
         both = joint or d_shift > 1 or gan == "relativistic"  # D's logits on HR are computed anyway or needed
+        joint = joint and _batch_dependent(discriminator)  # else two calls: no backward pass through D(HR)
 
         def g_loss_fn(lr, hr):
             sr = generator(lr)
