@@ -19,7 +19,11 @@ the three device commands, each a ``carry`` of one folder:
 ``train`` runs ``srgan-mlx train --stage srgan`` (from the shipped SRResNet, the original VGG19) until
 SECONDS, stopped with SIGINT so the trainer saves its step, then exports the generator and evaluates it on
 the validation and test sets (PSNR, SSIM, NIQE, colour bias); everything that matters comes back in
-``$OUT`` (at most 8 files of 16 MiB: the generator, not the discriminator or optimizer states).
+``$OUT`` (at most 8 files of 16 MiB: the generator, not the discriminator or optimizer states), with the run's
+record in ``$OUT/record`` (``srgan-mlx export --record``: generator and moving average in float16, config,
+metrics). ``train SECONDS from records/RUN`` carries on the run whose record is committed in ``records/``
+(``srgan-mlx train --resume records/RUN --out ...``: its recipe, a new discriminator warming up first); copy
+``$OUT/record`` back over ``records/RUN`` and commit it.
 Train options after ``--`` override the defaults below (click keeps an option's last value), e.g.
 ``-- --steps 40000`` or, for a later session, ``-- --init srgan_generator.safetensors`` (a new
 discriminator then starts from scratch). ``GPU_SESSION_DEVICE=cpu`` and ``GPU_SESSION_STASH=DIR``
@@ -94,7 +98,7 @@ def prepare(args) -> None:
     print("device calls (within 30 s of each other), each with carry=[<its folder>]:")
     print("  1. python3 tools/remote_gpu.py stash .gpu/call1")
     print("  2. python3 tools/remote_gpu.py stash .gpu/call2 install bench")
-    print("  3. python3 tools/remote_gpu.py stash .gpu/call3 train 400")
+    print("  3. python3 tools/remote_gpu.py stash .gpu/call3 train 400 [from records/RUN] [-- train options]")
 
 
 def stash(folder: str) -> None:
@@ -131,8 +135,9 @@ def cli(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "srgan_mlx", *arguments]
 
 
-def train(seconds: int, extra: list[str]) -> None:
-    """SRGAN from the shipped SRResNet until ``seconds``, then export and evaluate; results into $OUT."""
+def train(seconds: int, extra: list[str], record: str | None = None) -> None:
+    """SRGAN until ``seconds`` (from the shipped SRResNet, or carried on from ``record``, a run record in the carried
+    checkout), then export and evaluate; results into $OUT, with the run's new record in ``$OUT/record``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     out = out_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -140,15 +145,20 @@ def train(seconds: int, extra: list[str]) -> None:
     if not vgg.exists():
         run(sys.executable, "-m", "convert.vgg19", str(STASH / "vgg19_original.bin"), "-o", str(vgg), env=env, cwd=ROOT)
     run_dir = ROOT / "runs" / "srgan"
-    options = ["--resume", str(run_dir)] if (run_dir / "checkpoints").is_dir() else [
-        "--stage", "srgan", "--init", "srresnet", "--vgg", str(vgg), "--data", str(STASH / "train"),
-        "--val", str(STASH / "val"), "--out", str(run_dir)]
+    paths = ["--vgg", str(vgg), "--data", str(STASH / "train"), "--val", str(STASH / "val"), "--out", str(run_dir)]
+    if (run_dir / "checkpoints").is_dir():
+        options = ["--resume", str(run_dir)]
+    elif record:
+        options = ["--resume", str(ROOT / record), *paths]
+    else:
+        options = ["--stage", "srgan", "--init", "srresnet", *paths]
     command = ["timeout", "-s", "INT", "-k", "60", str(seconds),
                *cli("train", *options, *TRAIN_DEFAULTS, "--device", DEVICE, *extra)]
     print("+", " ".join(command), flush=True)
     subprocess.run(command, env=env, cwd=ROOT)  # 130 or 124 after the timeout's SIGINT: the step was saved
     generator = out / "srgan_generator.safetensors"
     run(*cli("export", str(run_dir), "-o", str(generator)), env=env, cwd=ROOT)
+    run(*cli("export", str(run_dir), "--record", str(out / "record")), env=env, cwd=ROOT)
     for name in ("val", "test"):
         run(*cli("evaluate", "--hr", str(STASH / name), "--model", str(generator), "--niqe", "--device", DEVICE,
                  "--json", str(out / f"eval_{name}.json")), env=env, cwd=ROOT)
@@ -181,9 +191,13 @@ def main(argv=None) -> int:
         elif word == "bench":
             bench()
         elif word == "train":
-            train(int(words.pop(0)), extra)
+            seconds, record = int(words.pop(0)), None
+            if words[:1] == ["from"]:
+                record = words[1]
+                del words[:2]
+            train(seconds, extra, record)
         else:
-            sys.exit(f"unknown step {word!r}: prepare, stash FOLDER, install, bench, train SECONDS")
+            sys.exit(f"unknown step {word!r}: prepare, stash FOLDER, install, bench, train SECONDS [from RECORD]")
     return 0
 
 
