@@ -5,6 +5,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
+import pytest
 from mlx.utils import tree_flatten
 
 from srgan_mlx.networks.discriminator import Discriminator
@@ -68,3 +69,17 @@ def artifact_map_reference(sr, hr, reference, window=7):
         out[i] *= image.var(ddof=1) ** 0.2
     out[residual < stable] = 0
     return out[..., None]
+
+
+def assert_step_matches(out, networks_before, references):
+    """One SGD step (rate 1) of G and D is the reference's: the step's ``loss`` and ``d_loss`` are the reference
+    values, and each network moved by minus the reference gradients (D's trainable arrays; its kept statistics
+    are not trained). ``networks_before``: (generator, its arrays before, discriminator, its arrays before);
+    ``references``: (G's loss, G's gradients, D's loss, D's gradients)."""
+    generator, before_g, discriminator, before_d = networks_before
+    g_value, g_grads, d_value, d_grads = references
+    assert out["loss"].item() == pytest.approx(g_value.item(), rel=1e-5)
+    assert out["d_loss"].item() == pytest.approx(d_value.item(), rel=1e-5)
+    assert_moved_by(arrays(generator), before_g, g_grads)
+    trainable_d = dict(tree_flatten(discriminator.trainable_parameters()))
+    assert_moved_by({k: v for k, v in arrays(discriminator).items() if k in trainable_d}, before_d, d_grads)

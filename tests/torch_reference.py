@@ -117,21 +117,6 @@ class UNetDiscriminator(nn.Module):
         return self.conv_out(y).squeeze(1)
 
 
-def unet_to_mlx_arrays(module: UNetDiscriminator) -> dict[str, mx.array]:
-    """A spectrally normalised torch module's state in the MLX layout: ``weight_orig`` is the weight, ``weight_u``
-    the kept vector ``u`` (``weight_v`` is recomputed from ``u`` at every call, by both)."""
-    arrays = {}
-    for name, tensor in module.state_dict().items():
-        if name.endswith("weight_v"):
-            continue
-        value = tensor.detach().numpy()
-        if value.ndim == 4:
-            value = value.transpose(0, 2, 3, 1)
-        name = name.replace("weight_orig", "weight").replace("weight_u", "u")
-        arrays[name] = mx.array(np.ascontiguousarray(value))
-    return arrays
-
-
 def randomize(module: nn.Module, seed: int = 0, gain: float = 1.0) -> nn.Module:
     """Random weights N(0, gain^2 / fan_in), BN affine and running statistics, PReLU slopes (so eval mode is
     non-trivial and every path matters)."""
@@ -168,14 +153,16 @@ def running_variances_near_eps(module: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def to_mlx_arrays(module: nn.Module) -> dict[str, mx.array]:
-    """The module's state dict in the MLX models' layout."""
+    """The module's state dict in the MLX models' layout; of a spectrally normalised layer, ``weight_orig`` is the
+    weight and ``weight_u`` the kept vector ``u`` (``weight_v`` is recomputed from ``u`` at every call, by both)."""
     arrays = {}
     for name, tensor in module.state_dict().items():
-        if name.endswith("num_batches_tracked"):
+        if name.endswith(("num_batches_tracked", "weight_v")):
             continue
         value = tensor.detach().numpy()
         if value.ndim == 4:
             value = value.transpose(0, 2, 3, 1)
+        name = name.replace("weight_orig", "weight").replace("weight_u", "u")
         if name == "fc1.weight" and isinstance(module, Discriminator):
             side = module.side
             value = value.reshape(-1, 512, side, side).transpose(0, 2, 3, 1).reshape(value.shape[0], -1)
