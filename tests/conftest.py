@@ -1,7 +1,9 @@
 """Shared test set-up: ``import srgan_mlx`` first, once for every test module (it loads the BLAS that MLX must find
 before ``mlx`` is imported, so no test module needs its own ``import srgan_mlx``); the test run's own temp dir; the
 benchmark images and the original VGG19 file, found through environment variables; the fixtures several test
-modules share (tiny generators, training images, VGG19 weights, a batch for the SRGAN step).
+modules share (tiny generators, training images, VGG19 weights, a batch for the SRGAN step). Ctrl-C as a terminal
+delivers it: a shell that starts the tests in the background without job control (``pytest &`` in a script) leaves
+SIGINT ignored, which this process and every command it starts would inherit, and the Ctrl-C tests would test that.
 
 ``SRGAN_MLX_DATA``: a folder with Set5/, Set14/ (HR and LR_bicubic/X4), train/ and niqe/ (research data, not in
 the repository; default ``../shared/data`` beside the clone). ``SRGAN_MLX_VGG19``: the 8-bit original VGG19 from
@@ -11,6 +13,7 @@ them skip, naming the path they tried.
 
 import math
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -19,6 +22,9 @@ import pytest
 
 import srgan_mlx  # noqa: F401  (first, before any mlx: the BLAS; see the docstring)
 from srgan_mlx import environment
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # subprocesses then start with the default action too
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 DATA_DIR = Path(os.environ.get(environment.DATA, SHARED_DIR / "data"))
