@@ -22,21 +22,27 @@ from srgan_steps import (
 )  # fmt: skip
 
 
+def one_step(batch, optimizer=lambda: optim.SGD(learning_rate=1.0), **weights):
+    """One SRGAN step of fresh tiny networks with the recipe's terms at these weights: (G, D, the step's values)."""
+    generator, discriminator = networks()
+    step = SRGANStep(generator, discriminator, recipe_terms(**weights), optimizer(), optimizer())
+    out = step(*batch)
+    mx.eval(out, step.state)
+    return generator, discriminator, {k: v.item() for k, v in out.items()}
+
+
 def test_phase_weight_enters_the_generators_gradient(batch):
     """With plain SGD the generators of weight w and weight 0 differ by w times the sub-pixel term's gradient."""
     lr, hr = batch
     moved = {}
     for weight in (0.0, 3.0):
-        generator, discriminator = networks()
-        step = SRGANStep(generator, discriminator, recipe_terms(phase_weight=weight), sgd(), sgd())
-        out = step(lr, hr)
-        mx.eval(out, step.state)
+        generator, _, out = one_step(batch, phase_weight=weight)
         moved[weight] = arrays(generator)
     reference, _ = networks()
     value, grads = nn.value_and_grad(reference, lambda lr: subpixel_bias(reference(lr), hr, 4))(lr)
-    assert out["phase"].item() == pytest.approx(value.item(), rel=1e-5)
-    assert out["loss"].item() == pytest.approx(
-        out["content"].item() + 1e-3 * out["adversarial"].item() + 3.0 * out["phase"].item(), rel=1e-5
+    assert out["phase"] == pytest.approx(value.item(), rel=1e-5)
+    assert out["loss"] == pytest.approx(
+        out["content"] + 1e-3 * out["adversarial"] + 3.0 * out["phase"], rel=1e-5
     )
     assert_moved_by(moved[3.0], moved[0.0], {k: 3.0 * v for k, v in tree_flatten(grads)})
 
@@ -84,16 +90,13 @@ def test_anchor_weight_enters_the_generators_gradient(batch):
     anchor = LowFrequencyAnchor(CROP, 4)
     moved = {}
     for weight in (0.0, 0.7):
-        generator, discriminator = networks()
-        step = SRGANStep(generator, discriminator, recipe_terms(anchor_weight=weight), sgd(), sgd())
-        out = step(lr, hr)
-        mx.eval(out, step.state)
+        generator, _, out = one_step(batch, anchor_weight=weight)
         moved[weight] = arrays(generator)
     reference, _ = networks()
     value, grads = nn.value_and_grad(reference, lambda lr: anchor(reference(lr), lr))(lr)
-    assert out["anchor"].item() == pytest.approx(value.item(), rel=1e-5)
-    assert out["loss"].item() == pytest.approx(
-        out["content"].item() + 1e-3 * out["adversarial"].item() + 0.7 * out["anchor"].item(), rel=1e-5
+    assert out["anchor"] == pytest.approx(value.item(), rel=1e-5)
+    assert out["loss"] == pytest.approx(
+        out["content"] + 1e-3 * out["adversarial"] + 0.7 * out["anchor"], rel=1e-5
     )
     assert_moved_by(moved[0.7], moved[0.0], {k: 0.7 * v for k, v in tree_flatten(grads)})
 
@@ -148,20 +151,12 @@ def test_discriminator_warmup_step_moves_only_the_discriminator(batch, joint):
     assert_moved_by({k: v for k, v in arrays(discriminator).items() if k in trainable_d}, before_d, d_grads)
 
 
-def one_step(batch, pixel_weight, optimizer=lambda: optim.SGD(learning_rate=1.0)):
-    generator, discriminator = networks()
-    step = SRGANStep(generator, discriminator, recipe_terms(pixel_weight=pixel_weight), optimizer(), optimizer())
-    out = step(*batch)
-    mx.eval(out, step.state)
-    return generator, discriminator, {k: v.item() for k, v in out.items()}
-
-
 def test_pixel_loss_enters_the_generators_gradient(batch):
     """With plain SGD at rate 1 an update is minus the gradient, so the two runs' generators differ by
     ``weight`` times the gradient of the L1 pixel loss on [0, 1] values, computed here from its definition."""
     weight = 0.5
-    plain, _, _ = one_step(batch, 0.0)
-    pixel, _, losses = one_step(batch, weight)
+    plain, _, _ = one_step(batch, pixel_weight=0.0)
+    pixel, _, losses = one_step(batch, pixel_weight=weight)
     reference, _ = networks()
     lr, hr = batch
 
