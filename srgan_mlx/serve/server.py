@@ -55,7 +55,7 @@ class Server(ThreadingHTTPServer):
         self.host = host
         self.models = models
         self.limits = limits
-        self.log = log or (lambda message: print(f"srgan-mlx serve: {message}", file=sys.stderr, flush=True))
+        self.log = log or _log_line
         self.connections = 0
         self.connections_lock = threading.Lock()
         self.folder = Path(tempfile.mkdtemp(prefix="srgan-mlx-serve-"))
@@ -129,3 +129,10 @@ class Server(ThreadingHTTPServer):
         finally:
             self.server_close()
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _log_line(message: str) -> None:
+    """One line on stderr in one write (``print`` writes the text and its newline apart: handler threads' lines,
+    or a reader between the two writes, could split it)."""
+    sys.stderr.write(f"srgan-mlx serve: {message}\n")
+    sys.stderr.flush()
