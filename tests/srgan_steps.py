@@ -53,6 +53,22 @@ def assert_moved_by(after, before, grads, scale_of=None):
         np.testing.assert_allclose(after[key] - before[key], -grad, atol=2e-4 * scale, err_msg=key)
 
 
+def without_subpixel_pattern(gradient, window, scale=4):
+    """``gradient`` (NHWC numpy) less, in each window of ``window`` LR pixels, the mean at each of the ``scale`` x
+    ``scale`` sub-pixel positions minus the mean of those (written with strided slices of each window)."""
+    out = gradient.copy()
+    side = window * scale
+    positions = [(i, j) for i in range(scale) for j in range(scale)]
+    for top in range(0, gradient.shape[1], side):
+        for left in range(0, gradient.shape[2], side):
+            part = gradient[:, top : top + side, left : left + side]
+            means = np.stack([part[:, i::scale, j::scale].mean(axis=(1, 2)) for i, j in positions])
+            means -= means.mean(axis=0)
+            for (i, j), mean in zip(positions, means):
+                out[:, top + i : top + side : scale, left + j : left + side : scale] -= mean[:, None, None, :]
+    return out
+
+
 def artifact_map_reference(sr, hr, reference, window=7):
     """LDL's map from its description, with explicit windows: per pixel the unbiased variance of the channel-summed
     |HR - SR| (on [0, 1]) over its mirrored 7 x 7 neighbourhood, times the crop's unbiased variance of it ** 0.2,

@@ -1,5 +1,5 @@
 """The losses, each against its definition written here: the low-frequency anchor's MATLAB-bicubic downscale,
-the sub-pixel pattern, the VGG layer weights, the relativistic GAN losses and their gradients, LDL's artifact map."""
+the sub-pixel pattern and the gradient blind to it, the VGG layer weights, the relativistic GAN losses and their gradients, LDL's artifact map."""
 
 
 import mlx.core as mx
@@ -8,10 +8,10 @@ import pytest
 
 from srgan_mlx.quality.imresize import imresize
 from srgan_mlx.training.losses import (
-    LowFrequencyAnchor, artifact_map, layer_weights, relativistic_discriminator_loss, relativistic_generator_loss,
+    LowFrequencyAnchor, artifact_map, grid_blind, layer_weights, relativistic_discriminator_loss, relativistic_generator_loss,
     subpixel_bias,
 )
-from srgan_steps import CROP, artifact_map_reference
+from srgan_steps import CROP, artifact_map_reference, without_subpixel_pattern
 
 
 @pytest.mark.parametrize("size, scale", [(24, 4), (96, 4), (48, 2), (96, 8)])
@@ -90,6 +90,28 @@ def test_subpixel_bias_sees_a_grid_and_not_a_cast():
             wandering[:, 4 * row + row % 4, 4 * col + col % 4] = 0.16
     flat = mx.zeros_like(mx.array(wandering))
     assert subpixel_bias(mx.array(wandering), flat, 4).item() == pytest.approx(0, abs=1e-7)
+
+
+@pytest.mark.parametrize("window", [0, 3])
+def test_grid_blind_keeps_the_images_and_removes_the_pattern_from_the_gradient(window):
+    """Forward: the images, bit for bit. Backward, for the loss sum(images * R): R less its sub-pixel pattern per
+    window of ``window`` LR pixels (0: the whole crop; :func:`srgan_steps.without_subpixel_pattern`); so a gradient
+    made of a grid alone is stopped, and one with no fixed phase (a constant, or R less its pattern) passes."""
+    rng = np.random.default_rng(5)
+    images = rng.uniform(-1, 1, (2, CROP, CROP, 3)).astype(np.float32)
+    r = rng.normal(size=images.shape).astype(np.float32)
+    expected = without_subpixel_pattern(r, window or CROP // 4)
+    x = mx.array(images)
+    assert np.array_equal(np.array(grid_blind(x, 4, window)), images)
+
+    def grad_of(weights):
+        return np.array(mx.grad(lambda y: mx.sum(grid_blind(y, 4, window) * mx.array(weights)))(x))
+
+    np.testing.assert_allclose(grad_of(r), expected, atol=1e-5)
+    np.testing.assert_allclose(grad_of(expected), expected, atol=1e-5)
+    np.testing.assert_allclose(grad_of(r - expected), 0, atol=1e-5)
+    constant = np.full_like(r, 0.3)
+    np.testing.assert_allclose(grad_of(constant), constant, atol=1e-6)
 
 
 def test_layer_weights_parse_names_and_weights():

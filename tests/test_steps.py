@@ -15,10 +15,11 @@ from mlx.utils import tree_flatten, tree_unflatten
 from srgan_mlx.networks import kernels
 from srgan_mlx.networks.discriminator import UNetDiscriminator
 from srgan_mlx.networks.generator import Generator
-from srgan_mlx.training.losses import LowFrequencyAnchor, subpixel_bias
+from srgan_mlx.training.losses import LowFrequencyAnchor, pixel_l1, subpixel_bias
 from srgan_mlx.training.steps import DiscriminatorStep, SRGANStep, SRResNetStep
 from srgan_steps import (
     CROP, arrays, artifact_map_reference, assert_moved_by, assert_step_matches, bce, content, networks, recipe_terms, sgd,
+    without_subpixel_pattern,
 )  # fmt: skip
 
 
@@ -29,6 +30,16 @@ def one_step(batch, optimizer=lambda: optim.SGD(learning_rate=1.0), **weights):
     out = step(*batch)
     mx.eval(out, step.state)
     return generator, discriminator, {k: v.item() for k, v in out.items()}
+
+
+def joint_bce_reference(ref_d, hr, sr):
+    """D's loss and gradients, BCE on the halves of D(concat(HR, SR)) (the joint batch of the paper's loss)."""
+
+    def d_loss(hr, sr):
+        logits = ref_d(mx.concatenate([hr, sr]))
+        return bce(logits[:2], logits[2:])
+
+    return nn.value_and_grad(ref_d, d_loss)(hr, sr)
 
 
 def test_phase_weight_enters_the_generators_gradient(batch):
@@ -64,11 +75,7 @@ def test_joint_batch_step_against_its_definition(batch):
     g_value, g_grads = nn.value_and_grad(ref_g, g_loss)(lr, hr)
     sr = mx.stop_gradient(ref_g(lr))
 
-    def d_loss(hr, sr):
-        logits = ref_d(mx.concatenate([hr, sr]))
-        return bce(logits[:2], logits[2:])
-
-    d_value, d_grads = nn.value_and_grad(ref_d, d_loss)(hr, sr)
+    d_value, d_grads = joint_bce_reference(ref_d, hr, sr)
     out = step(lr, hr)
     mx.eval(out, step.state)
     assert_step_matches(out, (generator, before_g, discriminator, before_d), (g_value, g_grads, d_value, d_grads))
@@ -274,6 +281,38 @@ def test_relativistic_joint_step_against_its_definition(batch):
     out = step(lr, hr)
     mx.eval(out, step.state)
     assert_step_matches(out, (generator, before_g, discriminator, before_d), (g_value, g_grads, d_value, d_grads))
+
+
+def test_grid_blind_terms_reach_the_generator_without_their_subpixel_pattern(batch):
+    """``blind=("content", "adversarial")`` per 3 x 3 LR-pixel window: G moves by minus the generator's vector-Jacobian
+    product with the SR gradient of content + w x -log D (joint), less its sub-pixel pattern per window
+    (written here with slices), plus the pixel term's gradient whole; the values and D's update are the unblinded
+    step's."""
+    lr, hr = batch
+    generator, discriminator = networks()
+    terms = recipe_terms(adversarial_weight=0.5, pixel_weight=0.5)
+    step = SRGANStep(generator, discriminator, terms, sgd(), sgd(), joint=True, blind=("content", "adversarial"),
+                     blind_window=3)  # fmt: skip
+    before_g, before_d = arrays(generator), arrays(discriminator)
+    ref_g, ref_d = networks()
+    sr = ref_g(lr)
+
+    def blind_part(sr):
+        logits = ref_d(mx.concatenate([hr, sr]))
+        return content(sr, hr) - 0.5 * mx.mean(nn.log_sigmoid(logits[2:]))
+
+    value, blind_grad = mx.value_and_grad(blind_part)(sr)
+    pixel_value, pixel_grad = mx.value_and_grad(lambda sr: 0.5 * pixel_l1(sr, hr))(sr)
+    cotangent = mx.array(without_subpixel_pattern(np.array(blind_grad), 3)) + pixel_grad
+    _, g_grads = nn.value_and_grad(ref_g, lambda lr: mx.sum(ref_g(lr) * cotangent))(lr)
+    sr = mx.stop_gradient(sr)
+
+    d_value, d_grads = joint_bce_reference(ref_d, hr, sr)
+    out = step(lr, hr)
+    mx.eval(out, step.state)
+    references = (value + pixel_value, g_grads, d_value, d_grads)
+    assert_step_matches(out, (generator, before_g, discriminator, before_d), references)
+    assert not np.allclose(np.array(blind_grad), np.array(cotangent - pixel_grad), atol=1e-6)
 
 
 def test_relativistic_step_with_the_unet_discriminator_against_its_definition(batch):

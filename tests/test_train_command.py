@@ -54,6 +54,8 @@ def test_resume_refuses_changes_to_the_model_or_recipe(images, tmp_path):
         (["--stage", "srgan", "--vgg-layers", "conv1_2,conv1_2:2"], "VGG19 layer conv1_2 given twice"),
         (["--stage", "srgan", "--artifact-weight", "1"], "--artifact-weight needs --ema-decay"),
         (["--stage", "srgan", "--phase-window", "5"], "--phase-window 5 must divide the LR crop, 12 pixels"),
+        (["--stage", "srgan", "--grid-blind", "content,phase"],
+         "--grid-blind content,phase: unknown term 'phase'; known: content, adversarial, pixel, anchor, artifact"),
         (["--adversarial-weight", "5"], "--adversarial-weight: options of --stage srgan"),
         (["--frozen-g-norm"], "--frozen-g-norm: options of --stage srgan"),
         (["--val", "nowhere"], "nowhere: no such folder"),

@@ -103,6 +103,11 @@ class TrainConfig:
         0, "SRGAN: --phase-weight's pattern per window of N x N LR pixels (N divides --crop / --scale) instead of "
         "per crop, so a grid on part of the crop counts too. 0: the whole crop.", minimum=0, srgan=True,
     )  # fmt: skip
+    grid_blind: str = setting(
+        "", "SRGAN: generator terms (comma-separated, e.g. content,adversarial) whose gradient loses its fixed sub-pixel "
+        "pattern (per --phase-window window) before it reaches the generator, so they cannot grow a grid of period "
+        "--scale; their values are unchanged. Empty: the paper's.", srgan=True,
+    )  # fmt: skip
     artifact_weight: float = setting(
         0.0, "SRGAN: add this times LDL's artifact loss (Liang et al. 2022: L1 weighted by the local variance of the "
         "residual where it is worse than the moving average's; LDL: 1). Needs --ema-decay. 0: the paper's.",

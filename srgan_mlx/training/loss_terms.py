@@ -100,6 +100,11 @@ def needs_reference(config: TrainConfig) -> bool:
     return any(term.needs_reference and weight_of(term, config) for term in TERMS)
 
 
+def blind_terms(config: TrainConfig) -> tuple[str, ...]:
+    """The terms named by ``--grid-blind``, whose gradient a step strips of its sub-pixel pattern."""
+    return tuple(name.strip() for name in config.grid_blind.split(",") if name.strip())
+
+
 def weighted_sum(terms: list[WeightedTerm], values: dict[str, mx.array]) -> mx.array:
     """``sum(weight * value)`` over the terms with a weight, in their order (a weight of 1 multiplies nothing)."""
     total = None

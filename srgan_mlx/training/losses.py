@@ -8,6 +8,8 @@ finite for any logit.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
@@ -54,10 +56,19 @@ class LowFrequencyAnchor:
         return mx.mean(mx.abs(self.downscale((sr + 1) / 2) - lr))
 
 
+def subpixel_pattern(images: mx.array, scale: int, window: int = 0) -> mx.array:
+    """The fixed sub-pixel pattern of NHWC ``images``: per image, channel and window, the mean at each of the
+    ``scale`` x ``scale`` positions inside an LR pixel's block, less their mean; shape ``(n, rows, scale, cols,
+    scale, c)``. ``window``: the side of a window in LR pixels (it divides the image's); 0, the whole image."""
+    n, h, w, c = images.shape
+    rows, cols = (h // scale // window, w // scale // window) if window else (1, 1)
+    blocks = images.reshape(n, rows, h // scale // rows, scale, cols, w // scale // cols, scale, c)
+    phase = blocks.mean(axis=(2, 5))
+    return phase - phase.mean(axis=(2, 4), keepdims=True)
+
+
 def subpixel_bias(sr: mx.array, hr: mx.array, scale: int, window: int = 0) -> mx.array:
-    """L1 of the fixed sub-pixel pattern of ``sr - hr``: per image, channel and window, the mean difference at each
-    of the ``scale`` x ``scale`` positions inside an LR pixel's block, less their mean, on [0, 1] values. ``window``:
-    the side of a window in LR pixels (it divides the crop's); 0, the whole crop.
+    """L1 of the fixed sub-pixel pattern of ``sr - hr`` (:func:`subpixel_pattern`) on [0, 1] values.
 
     A generator whose x2 pixel shuffles give each sub-pixel position its own offset prints a grid of period
     ``scale``; the VGG and adversarial terms reward it as high-frequency energy (their gradients point along it)
@@ -66,11 +77,40 @@ def subpixel_bias(sr: mx.array, hr: mx.array, scale: int, window: int = 0) -> mx
     printed on part of the crop (a hatch on smooth skin), at the price of counting more of the texture's chance
     pattern.
     """
-    n, h, w, c = sr.shape
-    rows, cols = (h // scale // window, w // scale // window) if window else (1, 1)
-    blocks = ((sr - hr) / 2).reshape(n, rows, h // scale // rows, scale, cols, w // scale // cols, scale, c)
-    phase = blocks.mean(axis=(2, 5))  # (n, rows, scale, cols, scale, c)
-    return mx.mean(mx.abs(phase - phase.mean(axis=(2, 4), keepdims=True)))
+    return mx.mean(mx.abs(subpixel_pattern((sr - hr) / 2, scale, window)))
+
+
+def grid_blind(images: mx.array, scale: int, window: int = 0) -> mx.array:
+    """``images`` as they are, but a gradient that flows back through them loses its fixed sub-pixel pattern
+    (:func:`subpixel_pattern`, per image, channel and ``window``, tiled back over the pixels): a loss computed on
+    them can neither print nor amplify a grid of period ``scale``, whatever it rewards, while everything else in
+    its gradient (texture, colour) passes unchanged. The pattern is an orthogonal projection P, so the gradient
+    ``g`` becomes ``(I - P) g``.
+
+    Why: on SRResNet the L1 perceptual loss over LDL's VGG19 layers descends along the grid the generator already
+    has (conv3_4, conv4_4 and conv5_4 do; conv1_2 opposes it with a 250x smaller push) and the same pattern comes
+    back batch after batch, so Adam, which moves every parameter at ``lr`` whatever the gradient's size, grows it.
+    """
+    return _blind_identity(scale, window)(images)
+
+
+@lru_cache
+def _blind_identity(scale: int, window: int):
+    @mx.custom_function
+    def identity(images):
+        return images
+
+    @identity.vjp
+    def without_pattern(primals, cotangent, output):
+        n, h, w, c = cotangent.shape
+        pattern = subpixel_pattern(cotangent, scale, window)
+        rows, cols = pattern.shape[1], pattern.shape[3]
+        tiled = mx.broadcast_to(
+            pattern[:, :, None, :, :, None], (n, rows, h // scale // rows, scale, cols, w // scale // cols, scale, c)
+        )
+        return cotangent - tiled.reshape(n, h, w, c)
+
+    return identity
 
 
 DISTANCES = {

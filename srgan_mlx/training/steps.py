@@ -30,7 +30,8 @@ from mlx.utils import tree_map
 from ..networks import kernels
 from .loss_terms import Outputs, WeightedTerm, weighted_sum
 from .losses import (
-    discriminator_loss, generator_adversarial_loss, mse, relativistic_discriminator_loss, relativistic_logits,
+    discriminator_loss, generator_adversarial_loss, grid_blind, mse, relativistic_discriminator_loss,
+    relativistic_logits,
 )  # fmt: skip
 
 DISCRIMINATOR_LOSSES = {"vanilla": discriminator_loss, "relativistic": relativistic_discriminator_loss}
@@ -172,7 +173,9 @@ class SRGANStep:
     fake circularly shifted by a random offset at each use (:func:`translate`). ``average``: a generator kept as
     the moving average of this one (``average_decay``); ``reference``: a generator whose output (in its current
     mode, no gradient) terms read as ``Outputs.reference`` (LDL's artifact map reads the moving average in eval
-    mode). With the paper's terms and the defaults this is the paper's step. Returns the total ``loss``, each
+    mode). ``blind``: the terms whose gradient loses its fixed sub-pixel pattern on its way to the generator (they
+read the SR output, and D judges it for ``adversarial``, through :func:`~srgan_mlx.training.losses.grid_blind`
+per ``blind_window`` LR pixels). With the paper's terms and the defaults this is the paper's step. Returns the total ``loss``, each
     term and D's loss and mean outputs on real and fake.
     """
 
@@ -190,6 +193,8 @@ class SRGANStep:
         average: nn.Module | None = None,
         average_decay: float = 0.0,
         reference: nn.Module | None = None,
+        blind: tuple[str, ...] = (),
+        blind_window: int = 0,
     ):
         if gan not in DISCRIMINATOR_LOSSES:
             raise ValueError(f"unknown GAN loss {gan!r}; known: {', '.join(DISCRIMINATOR_LOSSES)}")
@@ -201,14 +206,17 @@ class SRGANStep:
 
         def g_loss_fn(lr, hr):
             sr = generator(lr)
+            seen = grid_blind(sr, sr.shape[1] // lr.shape[1], blind_window) if blind else sr
+            judged = seen if "adversarial" in blind else sr
             if both:
-                real, fake = _discriminate(discriminator, hr, sr, joint, d_shift)
+                real, fake = _discriminate(discriminator, hr, judged, joint, d_shift)
                 real = mx.stop_gradient(real)
             else:
-                real, fake = None, discriminator(sr)
+                real, fake = None, discriminator(judged)
             stable = None if reference is None else mx.stop_gradient(reference(lr))
             outputs = Outputs(lr, hr, sr, fake, real, stable)
-            values = {name: loss(outputs) for name, _, loss in terms}
+            blinded = outputs._replace(sr=seen)
+            values = {name: loss(blinded if name in blind else outputs) for name, _, loss in terms}
             return weighted_sum(terms, values), (values, sr)
 
         g_grad = nn.value_and_grad(generator, g_loss_fn)

@@ -20,7 +20,7 @@ from ..networks.discriminator import make_discriminator
 from ..networks.generator import Generator
 from ..quality.evaluate import list_images, pair_inputs
 from .config import TrainConfig, check_ranges
-from .loss_terms import generator_terms, needs_reference
+from .loss_terms import TERMS, blind_terms, generator_terms, needs_reference
 from .losses import layer_weights
 from .steps import DiscriminatorStep, SRGANStep, SRResNetStep
 
@@ -62,6 +62,10 @@ def check(config: TrainConfig) -> None:
     if config.phase_window and (config.crop // config.scale) % config.phase_window:
         raise UserError(f"--phase-window {config.phase_window} must divide the LR crop, {config.crop // config.scale} "
                         "pixels (--crop / --scale)")
+    blind, blindable = blind_terms(config), [t.name for t in TERMS if t.name != "phase"]
+    if set(blind) - set(blindable):
+        raise UserError(f"--grid-blind {config.grid_blind}: unknown term {sorted(set(blind) - set(blindable))[0]!r}; "
+                        f"known: {', '.join(blindable)}")
     if config.artifact_weight and not config.ema_decay:
         raise UserError("--artifact-weight needs --ema-decay: LDL's artifact map compares with the generator's moving average")
     if config.crop % config.scale:
@@ -111,7 +115,8 @@ def build(config: TrainConfig, start: int = 0) -> Parts:
         d_options = dict(gan=config.gan_loss, joint=config.d_batch == "joint", d_shift=config.d_shift)
         train_step = SRGANStep(
             generator, discriminator, generator_terms(config, vgg), opt_g, opt_d, **d_options, average=average,
-            average_decay=config.ema_decay, reference=reference,
+            average_decay=config.ema_decay, reference=reference, blind=blind_terms(config),
+            blind_window=config.phase_window,
         )  # fmt: skip
         if config.d_warmup:
             warmup_step = DiscriminatorStep(generator, discriminator, opt_d, **d_options)
