@@ -89,7 +89,8 @@ def grid_blind(images: mx.array, scale: int, window: int = 0) -> mx.array:
 
     Why: on SRResNet the L1 perceptual loss over LDL's VGG19 layers descends along the grid the generator already
     has (conv3_4, conv4_4 and conv5_4 do; conv1_2 opposes it with a 250x smaller push) and the same pattern comes
-    back batch after batch, so Adam, which moves every parameter at ``lr`` whatever the gradient's size, grows it.
+    back batch after batch, so Adam, which moves every parameter at ``lr`` whatever the gradient's size, grows it
+    (``experiments/grid_push.py``).
     """
     return _blind_identity(scale, window)(images)
 
