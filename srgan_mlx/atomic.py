@@ -34,9 +34,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise UserError(f"{target}: cannot write ({exc.strerror or exc})") from None
     os.close(fd)
     tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+    _usual_permissions(tmp_path, 0o666)  # mkstemp makes 0600
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
@@ -45,6 +43,14 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _usual_permissions(path: Path, mode: int) -> None:
+    """Give ``path`` the permissions ``open`` or ``mkdir`` would have: ``mode`` less the process's umask (the
+    temporary files and folders of :mod:`tempfile` are private to their owner)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
 
 
 def cannot_write_into(folder: str | os.PathLike) -> str | None:
@@ -83,6 +89,7 @@ def atomic_folder(target: Path) -> Iterator[Path]:
     ``target`` stays as it was."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    _usual_permissions(tmp, 0o777)  # mkdtemp makes 0700
     old = tmp.with_name(tmp.name + ".old")
     try:
         yield tmp

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
 from srgan_mlx.atomic import atomic_folder, write_text
@@ -39,3 +42,20 @@ def test_a_new_folder_and_its_parents_are_made(tmp_path):
         write_text(tmp / "config.json", "{}")
     assert (target / "config.json").read_text() == "{}"
     assert sorted(p.name for p in target.parent.iterdir()) == ["srgan"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077], ids=["umask022", "umask077"])
+def test_written_folders_and_files_have_the_permissions_mkdir_and_open_give(tmp_path, umask):
+    """Not the private 0700 / 0600 of tempfile's temporary names: a run folder others may read stays readable."""
+    previous = os.umask(umask)
+    try:
+        plain = tmp_path / "plain"
+        plain.mkdir()
+        (plain / "state.json").write_text("{}")
+        with atomic_folder(tmp_path / "atomic") as tmp:
+            write_text(tmp / "state.json", "{}")
+    finally:
+        os.umask(previous)
+    for name in ("", "state.json"):
+        assert stat.S_IMODE((tmp_path / "atomic" / name).stat().st_mode) == stat.S_IMODE((plain / name).stat().st_mode)
+    assert stat.S_IMODE((tmp_path / "atomic").stat().st_mode) == 0o777 & ~umask
