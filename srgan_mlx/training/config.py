@@ -105,8 +105,8 @@ class TrainConfig:
     )  # fmt: skip
     grid_blind: str = setting(
         "", "SRGAN: generator terms (comma-separated, e.g. content,adversarial) whose gradient loses its fixed sub-pixel "
-        "pattern (per --phase-window window) before it reaches the generator, so they cannot grow a grid of period "
-        "--scale; their values are unchanged. Empty: the paper's.", srgan=True,
+        "pattern (per --phase-window window) before it reaches the generator, so they do not push a grid of period "
+        "--scale (large updates can still print one); their values are unchanged. Empty: the paper's.", srgan=True,
     )  # fmt: skip
     artifact_weight: float = setting(
         0.0, "SRGAN: add this times LDL's artifact loss (Liang et al. 2022: L1 weighted by the local variance of the "

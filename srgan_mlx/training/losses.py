@@ -83,8 +83,9 @@ def subpixel_bias(sr: mx.array, hr: mx.array, scale: int, window: int = 0) -> mx
 def grid_blind(images: mx.array, scale: int, window: int = 0) -> mx.array:
     """``images`` as they are, but a gradient that flows back through them loses its fixed sub-pixel pattern
     (:func:`subpixel_pattern`, per image, channel and ``window``, tiled back over the pixels): a loss computed on
-    them can neither print nor amplify a grid of period ``scale``, whatever it rewards, while everything else in
-    its gradient (texture, colour) passes unchanged. The pattern is an orthogonal projection P, so the gradient
+    them does not push a grid of period ``scale``, whatever it rewards, while everything else in its gradient
+    (texture, colour) passes unchanged. The generator's update can still print one as a side effect where it is
+    large (a strong adversarial term: docs/training.md, candidate H). The pattern is an orthogonal projection P, so the gradient
     ``g`` becomes ``(I - P) g``.
 
     Why: on SRResNet the L1 perceptual loss over LDL's VGG19 layers descends along the grid the generator already
