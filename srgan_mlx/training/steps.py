@@ -174,9 +174,9 @@ class SRGANStep:
     the moving average of this one (``average_decay``); ``reference``: a generator whose output (in its current
     mode, no gradient) terms read as ``Outputs.reference`` (LDL's artifact map reads the moving average in eval
     mode). ``blind``: the terms whose gradient loses its fixed sub-pixel pattern on its way to the generator (they
-read the SR output, and D judges it for ``adversarial``, through :func:`~srgan_mlx.training.losses.grid_blind`
-per ``blind_window`` LR pixels). With the paper's terms and the defaults this is the paper's step. Returns the total ``loss``, each
-    term and D's loss and mean outputs on real and fake.
+    read the SR output, and D judges it for ``adversarial``, through :func:`~srgan_mlx.training.losses.grid_blind`
+    per ``blind_window`` LR pixels). With the paper's terms and the defaults this is the paper's step. Returns the
+    total ``loss``, each term and D's loss and mean outputs on real and fake.
     """
 
     def __init__(

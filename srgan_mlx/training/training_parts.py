@@ -62,10 +62,10 @@ def check(config: TrainConfig) -> None:
     if config.phase_window and (config.crop // config.scale) % config.phase_window:
         raise UserError(f"--phase-window {config.phase_window} must divide the LR crop, {config.crop // config.scale} "
                         "pixels (--crop / --scale)")
-    blind, blindable = blind_terms(config), [t.name for t in TERMS if t.name != "phase"]
-    if set(blind) - set(blindable):
-        raise UserError(f"--grid-blind {config.grid_blind}: unknown term {sorted(set(blind) - set(blindable))[0]!r}; "
-                        f"known: {', '.join(blindable)}")
+    blindable = [term.name for term in TERMS if term.name != "phase"]
+    unknown = [name for name in blind_terms(config) if name not in blindable]
+    if unknown:
+        raise UserError(f"--grid-blind {config.grid_blind}: unknown term {unknown[0]!r}; known: {', '.join(blindable)}")
     if config.artifact_weight and not config.ema_decay:
         raise UserError("--artifact-weight needs --ema-decay: LDL's artifact map compares with the generator's moving average")
     if config.crop % config.scale:
