@@ -3,7 +3,11 @@ step (the defaults, bit for bit), the pixel loss, the joint discriminator batch,
 sub-pixel pattern term, the moving average, the discriminator's warm-up and shift, the relativistic GAN, LDL's
 artifact term and frozen BatchNorm."""
 
+import os
+import subprocess
+import sys
 from functools import partial
+from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -13,6 +17,7 @@ import pytest
 from mlx.utils import tree_flatten, tree_unflatten
 
 from srgan_mlx.networks import kernels
+from srgan_mlx.networks.devices import conv_path
 from srgan_mlx.networks.discriminator import UNetDiscriminator
 from srgan_mlx.networks.generator import Generator
 from srgan_mlx.training.losses import LowFrequencyAnchor, pixel_l1, subpixel_bias
@@ -313,6 +318,38 @@ def test_grid_blind_terms_reach_the_generator_without_their_subpixel_pattern(bat
     references = (value + pixel_value, g_grads, d_value, d_grads)
     assert_step_matches(out, (generator, before_g, discriminator, before_d), references)
     assert not np.allclose(np.array(blind_grad), np.array(cotangent - pixel_grad), atol=1e-6)
+
+
+SHARED_PASS_SCRIPT = """
+import srgan_mlx, sys
+import mlx.core as mx
+sys.path.insert(0, sys.argv[1])
+from srgan_steps import networks, recipe_terms, sgd
+from srgan_mlx.training.steps import SRGANStep
+generator, discriminator = networks()
+step = SRGANStep(generator, discriminator, recipe_terms(adversarial_weight=0.5), sgd(), sgd(), gan="relativistic",
+                 joint=True, blind=tuple(sys.argv[2].split(",")) if sys.argv[2] else ())
+mx.random.seed(1)
+lr, hr = mx.random.uniform(shape=(3, 6, 6, 3)), mx.random.uniform(-1, 1, (3, 24, 24, 3))
+mx.eval(step(lr, hr), step.state)
+"""
+
+
+@pytest.mark.skipif(conv_path() != "onednn", reason="counts convolutions in oneDNN's log (the CPU path on Linux)")
+@pytest.mark.parametrize("blind", ["", "content,adversarial"])
+def test_a_step_runs_the_discriminator_forward_once(blind):
+    """The generator's terms and D's update judge the same joint batch with the same weights: the compiled step
+    computes that forward pass once (counted in oneDNN's log of the convolutions it executes: D's 8, on the 6
+    images of the joint batch; the generator's run on 3), the grid blind included (it once made D's update judge
+    another array, so the pass ran twice)."""
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "ONEDNN_VERBOSE": "1"}
+    done = subprocess.run([sys.executable, "-c", SHARED_PASS_SCRIPT, str(here), blind], env=env, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    executed = [line for line in done.stdout.splitlines() if line.startswith("onednn_verbose,") and ",exec," in line]
+    forward = [line for line in executed if ",forward_training," in line]
+    assert sum(",mb3_" in line for line in forward) > 0  # the log is what is read: the generator's are there
+    assert sum(",mb6_" in line for line in forward) == 8
 
 
 def test_relativistic_step_with_the_unet_discriminator_against_its_definition(batch):

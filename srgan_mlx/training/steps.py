@@ -217,7 +217,7 @@ class SRGANStep:
             outputs = Outputs(lr, hr, sr, fake, real, stable)
             blinded = outputs._replace(sr=seen)
             values = {name: loss(blinded if name in blind else outputs) for name, _, loss in terms}
-            return weighted_sum(terms, values), (values, sr)
+            return weighted_sum(terms, values), (values, judged)
 
         g_grad = nn.value_and_grad(generator, g_loss_fn)
         d_update = _discriminator_update(discriminator, opt_d, joint, d_shift, gan)
@@ -225,9 +225,9 @@ class SRGANStep:
         @partial(mx.compile, inputs=self.state, outputs=self.state)
         def step(lr, hr):
             with kernels.unfused():
-                (g_total, (values, sr)), grads = g_grad(lr, hr)
+                (g_total, (values, judged)), grads = g_grad(lr, hr)
                 opt_g.update(generator, _average(grads))
-                d_terms = d_update(hr, sr)
+                d_terms = d_update(hr, judged)  # the array D judged above: compile shares D's forward pass
             _sync_batch_statistics(generator)
             if average is not None:
                 _update_average(average, generator, average_decay)
