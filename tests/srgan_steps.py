@@ -69,6 +69,30 @@ def without_subpixel_pattern(gradient, window, scale=4):
     return out
 
 
+def without_growing_pattern(gradient, grid_of, window, scale=4):
+    """``gradient`` (NHWC numpy) less, in each window of ``window`` LR pixels and each image and channel, the part of
+    its sub-pixel pattern along the pattern of ``grid_of`` (SR - HR) where descent would lengthen the latter:
+    ``min(<p, q>, 0) / |q|^2 q`` (patterns written with strided slices); the part removed, per window, too."""
+    out = gradient.copy()
+    side = window * scale
+    positions = [(i, j) for i in range(scale) for j in range(scale)]
+    removed = []
+    for top in range(0, gradient.shape[1], side):
+        for left in range(0, gradient.shape[2], side):
+            def pattern(a):
+                part = a[:, top : top + side, left : left + side]
+                means = np.stack([part[:, i::scale, j::scale].mean(axis=(1, 2)) for i, j in positions])
+                return means - means.mean(axis=0)  # (positions, n, c)
+
+            p, q = pattern(gradient), pattern(grid_of)
+            along = np.minimum((p * q).sum(axis=0), 0)
+            growth = along / np.maximum((q * q).sum(axis=0), 1e-30) * q
+            removed.append(growth)
+            for (i, j), part in zip(positions, growth):
+                out[:, top + i : top + side : scale, left + j : left + side : scale] -= part[:, None, None, :]
+    return out, removed
+
+
 def artifact_map_reference(sr, hr, reference, window=7):
     """LDL's map from its description, with explicit windows: per pixel the unbiased variance of the channel-summed
     |HR - SR| (on [0, 1]) over its mirrored 7 x 7 neighbourhood, times the crop's unbiased variance of it ** 0.2,

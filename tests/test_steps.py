@@ -24,7 +24,7 @@ from srgan_mlx.training.losses import LowFrequencyAnchor, pixel_l1, subpixel_bia
 from srgan_mlx.training.steps import DiscriminatorStep, SRGANStep, SRResNetStep
 from srgan_steps import (
     CROP, arrays, artifact_map_reference, assert_moved_by, assert_step_matches, bce, content, networks, recipe_terms, sgd,
-    without_subpixel_pattern,
+    without_growing_pattern, without_subpixel_pattern,
 )  # fmt: skip
 
 
@@ -288,16 +288,17 @@ def test_relativistic_joint_step_against_its_definition(batch):
     assert_step_matches(out, (generator, before_g, discriminator, before_d), (g_value, g_grads, d_value, d_grads))
 
 
-def test_grid_blind_terms_reach_the_generator_without_their_subpixel_pattern(batch):
+@pytest.mark.parametrize("mode", ["pattern", "growth"])
+def test_grid_blind_terms_reach_the_generator_without_their_subpixel_pattern(batch, mode):
     """``blind=("content", "adversarial")`` per 3 x 3 LR-pixel window: G moves by minus the generator's vector-Jacobian
-    product with the SR gradient of content + w x -log D (joint), less its sub-pixel pattern per window
-    (written here with slices), plus the pixel term's gradient whole; the values and D's update are the unblinded
-    step's."""
+    product with the SR gradient of content + w x -log D (joint), less its sub-pixel pattern per window (``pattern``)
+    or less the part of it that lengthens the pattern SR - HR has there (``growth``), both written with slices,
+    plus the pixel term's gradient whole; the values and D's update are the unblinded step's."""
     lr, hr = batch
     generator, discriminator = networks()
     terms = recipe_terms(adversarial_weight=0.5, pixel_weight=0.5)
     step = SRGANStep(generator, discriminator, terms, sgd(), sgd(), joint=True, blind=("content", "adversarial"),
-                     blind_window=3)  # fmt: skip
+                     blind_window=3, blind_mode=mode)  # fmt: skip
     before_g, before_d = arrays(generator), arrays(discriminator)
     ref_g, ref_d = networks()
     sr = ref_g(lr)
@@ -308,7 +309,13 @@ def test_grid_blind_terms_reach_the_generator_without_their_subpixel_pattern(bat
 
     value, blind_grad = mx.value_and_grad(blind_part)(sr)
     pixel_value, pixel_grad = mx.value_and_grad(lambda sr: 0.5 * pixel_l1(sr, hr))(sr)
-    cotangent = mx.array(without_subpixel_pattern(np.array(blind_grad), 3)) + pixel_grad
+    if mode == "pattern":
+        blinded = without_subpixel_pattern(np.array(blind_grad), 3)
+    else:
+        blinded, removed = without_growing_pattern(np.array(blind_grad), np.array(sr - hr), 3)
+        kept = np.all(np.stack(removed) == 0, axis=1)  # per window, image and channel
+        assert kept.any() and (~kept).any()  # both cases are met
+    cotangent = mx.array(blinded) + pixel_grad
     _, g_grads = nn.value_and_grad(ref_g, lambda lr: mx.sum(ref_g(lr) * cotangent))(lr)
     sr = mx.stop_gradient(sr)
 

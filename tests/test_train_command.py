@@ -56,6 +56,8 @@ def test_resume_refuses_changes_to_the_model_or_recipe(images, tmp_path):
         (["--stage", "srgan", "--phase-window", "5"], "--phase-window 5 must divide the LR crop, 12 pixels"),
         (["--stage", "srgan", "--grid-blind", "content,phase"],
          "--grid-blind content,phase: unknown term 'phase'; known: content, adversarial, pixel, anchor, artifact"),
+        (["--stage", "srgan", "--grid-blind-mode", "growth"],
+         "--grid-blind-mode growth needs --grid-blind TERMS: it says what those terms' gradient loses"),
         (["--adversarial-weight", "5"], "--adversarial-weight: options of --stage srgan"),
         (["--frozen-g-norm"], "--frozen-g-norm: options of --stage srgan"),
         (["--val", "nowhere"], "nowhere: no such folder"),

@@ -23,6 +23,7 @@ D_BATCHES = ("separate", "joint")
 GAN_LOSSES = ("vanilla", "relativistic")
 DISCRIMINATORS = ("paper", "unet")
 VGG_DISTANCES = ("mse", "l1")
+BLIND_MODES = ("pattern", "growth")
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -107,6 +108,11 @@ class TrainConfig:
         "", "SRGAN: generator terms (comma-separated, e.g. content,adversarial) whose gradient loses its fixed sub-pixel "
         "pattern (per --phase-window window) before it reaches the generator, so they do not push a grid of period "
         "--scale (large updates can still print one); their values are unchanged. Empty: the paper's.", srgan=True,
+    )  # fmt: skip
+    grid_blind_mode: str = setting(
+        "pattern", "SRGAN: what --grid-blind removes: pattern (the whole sub-pixel pattern of the terms' gradient) or "
+        "growth (only its part along the pattern SR - HR already has in that window, where it would grow it: the "
+        "terms can still pull a grid down).", choices=BLIND_MODES, srgan=True,
     )  # fmt: skip
     artifact_weight: float = setting(
         0.0, "SRGAN: add this times LDL's artifact loss (Liang et al. 2022: L1 weighted by the local variance of the "

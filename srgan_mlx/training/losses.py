@@ -80,7 +80,7 @@ def subpixel_bias(sr: mx.array, hr: mx.array, scale: int, window: int = 0) -> mx
     return mx.mean(mx.abs(subpixel_pattern((sr - hr) / 2, scale, window)))
 
 
-def grid_blind(images: mx.array, scale: int, window: int = 0) -> mx.array:
+def grid_blind(images: mx.array, scale: int, window: int = 0, target: mx.array | None = None) -> mx.array:
     """``images`` as they are, but a gradient that flows back through them loses its fixed sub-pixel pattern
     (:func:`subpixel_pattern`, per image, channel and ``window``, tiled back over the pixels): a loss computed on
     them does not push a grid of period ``scale``, whatever it rewards, while everything else in its gradient
@@ -88,12 +88,29 @@ def grid_blind(images: mx.array, scale: int, window: int = 0) -> mx.array:
     large (a strong adversarial term: docs/training.md, candidate H). The pattern is an orthogonal projection P, so the gradient
     ``g`` becomes ``(I - P) g``.
 
+    With ``target`` (the HR batch; no gradient reaches it), only the part that would grow the grid the images
+    already have is removed: per image, channel and window, with ``p`` the gradient's pattern and ``q`` that of
+    ``images - target``, the component of ``p`` along ``q`` where descent (``-p``) lengthens ``q``, that is
+    ``min(<p, q>, 0) / |q|^2 q``; where descent shortens ``q`` the gradient passes whole. So a term may pull a
+    grid down (an adversarial term whose D has learnt that a grid is fake, a perceptual term against a grid it
+    does not reward) but not push one up, to first order.
+
     Why: on SRResNet the L1 perceptual loss over LDL's VGG19 layers descends along the grid the generator already
     has (conv3_4, conv4_4 and conv5_4 do; conv1_2 opposes it with a 250x smaller push) and the same pattern comes
     back batch after batch, so Adam, which moves every parameter at ``lr`` whatever the gradient's size, grows it
-    (``experiments/grid_push.py``).
+    (``experiments/grid_push.py``); later in training the same terms point against the grid (docs/training.md).
     """
-    return _blind_identity(scale, window)(images)
+    if target is None:
+        return _blind_identity(scale, window)(images)
+    return _growth_blind_identity(scale, window)(images, mx.stop_gradient(target))
+
+
+def _tiled(pattern: mx.array, shape: tuple[int, ...]) -> mx.array:
+    """A :func:`subpixel_pattern`-shaped array repeated over the pixels of NHWC ``shape``."""
+    n, h, w, c = shape
+    rows, scale, cols = pattern.shape[1:4]
+    blocks = (n, rows, h // scale // rows, scale, cols, w // scale // cols, scale, c)
+    return mx.broadcast_to(pattern[:, :, None, :, :, None], blocks).reshape(shape)
 
 
 @lru_cache
@@ -104,13 +121,26 @@ def _blind_identity(scale: int, window: int):
 
     @identity.vjp
     def without_pattern(primals, cotangent, output):
-        n, h, w, c = cotangent.shape
+        return cotangent - _tiled(subpixel_pattern(cotangent, scale, window), cotangent.shape)
+
+    return identity
+
+
+@lru_cache
+def _growth_blind_identity(scale: int, window: int):
+    @mx.custom_function
+    def identity(images, target):
+        return images
+
+    @identity.vjp
+    def without_growth(primals, cotangent, output):
+        images, target = primals
         pattern = subpixel_pattern(cotangent, scale, window)
-        rows, cols = pattern.shape[1], pattern.shape[3]
-        tiled = mx.broadcast_to(
-            pattern[:, :, None, :, :, None], (n, rows, h // scale // rows, scale, cols, w // scale // cols, scale, c)
-        )
-        return cotangent - tiled.reshape(n, h, w, c)
+        grid = subpixel_pattern(images - target, scale, window)
+        along = mx.minimum((pattern * grid).sum(axis=(2, 4), keepdims=True), 0)
+        length = (grid * grid).sum(axis=(2, 4), keepdims=True)
+        growth = mx.where(length > 0, along / mx.maximum(length, 1e-30), 0) * grid
+        return cotangent - _tiled(growth, cotangent.shape), mx.zeros_like(target)
 
     return identity
 

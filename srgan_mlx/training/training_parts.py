@@ -66,6 +66,9 @@ def check(config: TrainConfig) -> None:
     unknown = [name for name in blind_terms(config) if name not in blindable]
     if unknown:
         raise UserError(f"--grid-blind {config.grid_blind}: unknown term {unknown[0]!r}; known: {', '.join(blindable)}")
+    if config.grid_blind_mode != "pattern" and not blind_terms(config):
+        raise UserError(f"--grid-blind-mode {config.grid_blind_mode} needs --grid-blind TERMS: it says what those terms' "
+                        "gradient loses")
     if config.artifact_weight and not config.ema_decay:
         raise UserError("--artifact-weight needs --ema-decay: LDL's artifact map compares with the generator's moving average")
     if config.crop % config.scale:
@@ -116,7 +119,7 @@ def build(config: TrainConfig, start: int = 0) -> Parts:
         train_step = SRGANStep(
             generator, discriminator, generator_terms(config, vgg), opt_g, opt_d, **d_options, average=average,
             average_decay=config.ema_decay, reference=reference, blind=blind_terms(config),
-            blind_window=config.phase_window,
+            blind_window=config.phase_window, blind_mode=config.grid_blind_mode,
         )  # fmt: skip
         if config.d_warmup:
             warmup_step = DiscriminatorStep(generator, discriminator, opt_d, **d_options)
