@@ -32,6 +32,14 @@ def pattern(images: mx.array, scale: int) -> np.ndarray:
     return np.array(subpixel_pattern(images, scale).mean(axis=(0, 1, 3)))
 
 
+def summary(pushes: list[np.ndarray], grid: np.ndarray) -> str:
+    """The average push's norm, its consistency over the batches and its cosine with ``grid``, in one line."""
+    mean = np.mean(pushes, axis=0)
+    consistency = np.linalg.norm(mean) / np.mean([np.linalg.norm(p) for p in pushes])
+    cos = (mean * grid).sum() / (np.linalg.norm(mean) * np.linalg.norm(grid))
+    return f"push {np.linalg.norm(mean):.2e}  consistency {consistency:.2f}  cos with the grid {cos:+.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("generator", help="a shipped model's name, a weights file or a checkpoint's generator")
@@ -63,10 +71,7 @@ def main() -> None:
             with kernels.unfused():
                 gradient = mx.grad(lambda s: loss(s, hr))(sr)
             pushes.append(-pattern(gradient, scale))
-        mean = np.mean(pushes, axis=0)
-        consistency = np.linalg.norm(mean) / np.mean([np.linalg.norm(p) for p in pushes])
-        cos = (mean * grid).sum() / (np.linalg.norm(mean) * np.linalg.norm(grid))
-        print(f"{name:8s} push {np.linalg.norm(mean):.2e}  consistency {consistency:.2f}  cos with the grid {cos:+.2f}")
+        print(f"{name:8s} {summary(pushes, grid)}")
 
 
 if __name__ == "__main__":
