@@ -71,25 +71,26 @@ def without_subpixel_pattern(gradient, window, scale=4):
 
 def without_growing_pattern(gradient, grid_of, window, scale=4):
     """``gradient`` (NHWC numpy) less, in each window of ``window`` LR pixels and each image and channel, the part of
-    its sub-pixel pattern along the pattern of ``grid_of`` (SR - HR) where descent would lengthen the latter:
-    ``min(<p, q>, 0) / |q|^2 q`` (patterns written with strided slices); the part removed, per window, too."""
-    out = gradient.copy()
+    its sub-pixel pattern ``p`` along ``q``, the pattern of ``grid_of`` (SR - HR) averaged over the images and
+    windows, where descent would lengthen ``q``: ``min(<p, q>, 0) / |q|^2 q`` (patterns written with strided
+    slices); and the part removed, per window."""
     side = window * scale
     positions = [(i, j) for i in range(scale) for j in range(scale)]
-    removed = []
-    for top in range(0, gradient.shape[1], side):
-        for left in range(0, gradient.shape[2], side):
-            def pattern(a):
-                part = a[:, top : top + side, left : left + side]
-                means = np.stack([part[:, i::scale, j::scale].mean(axis=(1, 2)) for i, j in positions])
-                return means - means.mean(axis=0)  # (positions, n, c)
+    corners = [(top, left) for top in range(0, gradient.shape[1], side) for left in range(0, gradient.shape[2], side)]
 
-            p, q = pattern(gradient), pattern(grid_of)
-            along = np.minimum((p * q).sum(axis=0), 0)
-            growth = along / np.maximum((q * q).sum(axis=0), 1e-30) * q
-            removed.append(growth)
-            for (i, j), part in zip(positions, growth):
-                out[:, top + i : top + side : scale, left + j : left + side : scale] -= part[:, None, None, :]
+    def pattern(a, top, left):
+        part = a[:, top : top + side, left : left + side]
+        means = np.stack([part[:, i::scale, j::scale].mean(axis=(1, 2)) for i, j in positions])
+        return means - means.mean(axis=0)  # (positions, n, c)
+
+    q = np.mean([pattern(grid_of, top, left).mean(axis=1) for top, left in corners], axis=0)[:, None]  # (positions, 1, c)
+    out, removed = gradient.copy(), []
+    for top, left in corners:
+        p = pattern(gradient, top, left)
+        growth = np.minimum((p * q).sum(axis=0), 0) / np.maximum((q * q).sum(axis=0), 1e-30) * q
+        removed.append(growth)
+        for (i, j), part in zip(positions, growth):
+            out[:, top + i : top + side : scale, left + j : left + side : scale] -= part[:, None, None, :]
     return out, removed
 
 

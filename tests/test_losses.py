@@ -117,9 +117,9 @@ def test_grid_blind_keeps_the_images_and_removes_the_pattern_from_the_gradient(w
 @pytest.mark.parametrize("window", [0, 3])
 def test_grid_blind_growth_removes_only_the_push_that_grows_the_grid_there(window):
     """With the HR batch as ``target``: the images unchanged; the gradient of sum(images * R) is R less, per window,
-    image and channel, the part of its pattern along the pattern of images - HR where descent lengthens it
-    (:func:`srgan_steps.without_growing_pattern`); windows where descent shortens it keep R whole; so descent never
-    lengthens a window's grid to first order; HR gets no gradient."""
+    image and channel, the part of its pattern along the batch's mean pattern of images - HR where descent
+    lengthens it (:func:`srgan_steps.without_growing_pattern`); windows where descent shortens it keep R whole; so
+    no window's descent lengthens the grid to first order; HR gets no gradient."""
     rng = np.random.default_rng(6)
     hr = rng.uniform(-1, 1, (2, CROP, CROP, 3)).astype(np.float32)
     grid = np.tile(rng.normal(size=(2, 1, 4, 1, 4, 3)), (1, CROP // 4, 1, CROP // 4, 1, 1)).reshape(hr.shape)
@@ -135,7 +135,7 @@ def test_grid_blind_growth_removes_only_the_push_that_grows_the_grid_there(windo
     kept = np.all(removed == 0, axis=1)
     assert kept.any() and (~kept).any()  # both cases are met
     _, left = without_growing_pattern(np.array(got), images - hr, window or CROP // 4)
-    np.testing.assert_allclose(np.stack(left), 0, atol=1e-6)  # what remains lengthens no window's grid
+    np.testing.assert_allclose(np.stack(left), 0, atol=1e-6)  # what remains lengthens the grid in no window
 
 
 def test_layer_weights_parse_names_and_weights():

@@ -111,8 +111,8 @@ class TrainConfig:
     )  # fmt: skip
     grid_blind_mode: str = setting(
         "pattern", "SRGAN: what --grid-blind removes: pattern (the whole sub-pixel pattern of the terms' gradient) or "
-        "growth (only its part along the pattern SR - HR already has in that window, where it would grow it: the "
-        "terms can still pull a grid down).", choices=BLIND_MODES, srgan=True,
+        "growth (only its part along the grid the batch prints, the mean pattern of SR - HR, where it would "
+        "lengthen it: the terms can still pull the grid down).", choices=BLIND_MODES, srgan=True,
     )  # fmt: skip
     artifact_weight: float = setting(
         0.0, "SRGAN: add this times LDL's artifact loss (Liang et al. 2022: L1 weighted by the local variance of the "

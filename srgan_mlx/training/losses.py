@@ -89,11 +89,12 @@ def grid_blind(images: mx.array, scale: int, window: int = 0, target: mx.array |
     ``g`` becomes ``(I - P) g``.
 
     With ``target`` (the HR batch; no gradient reaches it), only the part that would grow the grid the images
-    already have is removed: per image, channel and window, with ``p`` the gradient's pattern and ``q`` that of
-    ``images - target``, the component of ``p`` along ``q`` where descent (``-p``) lengthens ``q``, that is
-    ``min(<p, q>, 0) / |q|^2 q``; where descent shortens ``q`` the gradient passes whole. So a term may pull a
-    grid down (an adversarial term whose D has learnt that a grid is fake, a perceptual term against a grid it
-    does not reward) but not push one up, to first order.
+    print is removed: with ``q`` the batch's mean pattern of ``images - target`` per channel (over every image and
+    window: the grid a generator prints everywhere, where the target's chance patterns average out) and ``p`` the
+    gradient's pattern in one window of one image, the component of ``p`` along ``q`` where descent (``-p``)
+    lengthens ``q``, ``min(<p, q>, 0) / |q|^2 q``; where descent shortens ``q`` the gradient passes whole. So a
+    term may pull the grid down (an adversarial term whose D has learnt that a grid is fake, a perceptual term
+    that no longer rewards it) but not push it up, to first order.
 
     Why: on SRResNet the L1 perceptual loss over LDL's VGG19 layers descends along the grid the generator already
     has (conv3_4, conv4_4 and conv5_4 do; conv1_2 opposes it with a 250x smaller push) and the same pattern comes
@@ -136,7 +137,7 @@ def _growth_blind_identity(scale: int, window: int):
     def without_growth(primals, cotangent, output):
         images, target = primals
         pattern = subpixel_pattern(cotangent, scale, window)
-        grid = subpixel_pattern(images - target, scale, window)
+        grid = subpixel_pattern(images - target, scale, window).mean(axis=(0, 1, 3), keepdims=True)
         along = mx.minimum((pattern * grid).sum(axis=(2, 4), keepdims=True), 0)
         length = (grid * grid).sum(axis=(2, 4), keepdims=True)
         growth = mx.where(length > 0, along / mx.maximum(length, 1e-30), 0) * grid
