@@ -69,11 +69,11 @@ def without_subpixel_pattern(gradient, window, scale=4):
     return out
 
 
-def without_growing_pattern(gradient, grid_of, window, scale=4, each_window=False):
+def without_growing_pattern(gradient, grid_of, window, scale=4):
     """``gradient`` (NHWC numpy) less, in each window of ``window`` LR pixels and each image and channel, the part of
     its sub-pixel pattern ``p`` along ``q``, the pattern of ``grid_of`` (SR - HR) averaged over the images and
-    windows (``each_window``: that window's and image's own), where descent would lengthen ``q``: ``min(<p, q>,
-    0) / |q|^2 q`` (patterns written with strided slices); and the part removed, per window."""
+    windows, where descent would lengthen ``q``: ``min(<p, q>, 0) / |q|^2 q`` (patterns written with strided
+    slices); and the part removed, per window."""
     side = window * scale
     positions = [(i, j) for i in range(scale) for j in range(scale)]
     corners = [(top, left) for top in range(0, gradient.shape[1], side) for left in range(0, gradient.shape[2], side)]
@@ -87,8 +87,6 @@ def without_growing_pattern(gradient, grid_of, window, scale=4, each_window=Fals
     out, removed = gradient.copy(), []
     for top, left in corners:
         p = pattern(gradient, top, left)
-        if each_window:
-            q = pattern(grid_of, top, left)
         growth = np.minimum((p * q).sum(axis=0), 0) / np.maximum((q * q).sum(axis=0), 1e-30) * q
         removed.append(growth)
         for (i, j), part in zip(positions, growth):

@@ -288,13 +288,12 @@ def test_relativistic_joint_step_against_its_definition(batch):
     assert_step_matches(out, (generator, before_g, discriminator, before_d), (g_value, g_grads, d_value, d_grads))
 
 
-@pytest.mark.parametrize("mode", ["pattern", "growth", "window-growth"])
+@pytest.mark.parametrize("mode", ["pattern", "growth"])
 def test_grid_blind_terms_reach_the_generator_without_their_subpixel_pattern(batch, mode):
     """``blind=("content", "adversarial")`` per 3 x 3 LR-pixel window: G moves by minus the generator's vector-Jacobian
     product with the SR gradient of content + w x -log D (joint), less its sub-pixel pattern per window (``pattern``)
-    or less the part of it that lengthens the batch's (``growth``) or that window's (``window-growth``) pattern of
-    SR - HR, written with slices, plus the pixel term's gradient whole; the values and D's update are the
-    unblinded step's."""
+    or less the part of it that lengthens the pattern SR - HR has there (``growth``), both written with slices,
+    plus the pixel term's gradient whole; the values and D's update are the unblinded step's."""
     lr, hr = batch
     generator, discriminator = networks()
     terms = recipe_terms(adversarial_weight=0.5, pixel_weight=0.5)
@@ -313,8 +312,7 @@ def test_grid_blind_terms_reach_the_generator_without_their_subpixel_pattern(bat
     if mode == "pattern":
         blinded = without_subpixel_pattern(np.array(blind_grad), 3)
     else:
-        each = mode == "window-growth"
-        blinded, removed = without_growing_pattern(np.array(blind_grad), np.array(sr - hr), 3, each_window=each)
+        blinded, removed = without_growing_pattern(np.array(blind_grad), np.array(sr - hr), 3)
         kept = np.all(np.stack(removed) == 0, axis=1)  # per window, image and channel
         assert kept.any() and (~kept).any()  # both cases are met
     cotangent = mx.array(blinded) + pixel_grad

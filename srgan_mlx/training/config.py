@@ -23,7 +23,7 @@ D_BATCHES = ("separate", "joint")
 GAN_LOSSES = ("vanilla", "relativistic")
 DISCRIMINATORS = ("paper", "unet")
 VGG_DISTANCES = ("mse", "l1")
-BLIND_MODES = ("pattern", "growth", "window-growth")
+BLIND_MODES = ("pattern", "growth")
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -112,8 +112,7 @@ class TrainConfig:
     grid_blind_mode: str = setting(
         "pattern", "SRGAN: what --grid-blind removes: pattern (the whole sub-pixel pattern of the terms' gradient) or "
         "growth (only its part along the grid the batch prints, the mean pattern of SR - HR, where it would "
-        "lengthen it: the terms can still pull the grid down) or window-growth (the same against each window's own "
-        "pattern of SR - HR).", choices=BLIND_MODES, srgan=True,
+        "lengthen it: the terms can still pull the grid down).", choices=BLIND_MODES, srgan=True,
     )  # fmt: skip
     artifact_weight: float = setting(
         0.0, "SRGAN: add this times LDL's artifact loss (Liang et al. 2022: L1 weighted by the local variance of the "

@@ -80,9 +80,7 @@ def subpixel_bias(sr: mx.array, hr: mx.array, scale: int, window: int = 0) -> mx
     return mx.mean(mx.abs(subpixel_pattern((sr - hr) / 2, scale, window)))
 
 
-def grid_blind(
-    images: mx.array, scale: int, window: int = 0, target: mx.array | None = None, each_window: bool = False
-) -> mx.array:
+def grid_blind(images: mx.array, scale: int, window: int = 0, target: mx.array | None = None) -> mx.array:
     """``images`` as they are, but a gradient that flows back through them loses its fixed sub-pixel pattern
     (:func:`subpixel_pattern`, per image, channel and ``window``, tiled back over the pixels): a loss computed on
     them does not push a grid of period ``scale``, whatever it rewards, while everything else in its gradient
@@ -96,9 +94,7 @@ def grid_blind(
     gradient's pattern in one window of one image, the component of ``p`` along ``q`` where descent (``-p``)
     lengthens ``q``, ``min(<p, q>, 0) / |q|^2 q``; where descent shortens ``q`` the gradient passes whole. So a
     term may pull the grid down (an adversarial term whose D has learnt that a grid is fake, a perceptual term
-    that no longer rewards it) but not push it up, to first order. ``each_window``: ``q`` is each window's own
-    pattern of ``images - target`` instead (the mode's first form, which screening candidate L ran: there the
-    target's chance pattern decides about a push along the generator's grid, so part of such pushes pass).
+    that no longer rewards it) but not push it up, to first order.
 
     Why: on SRResNet the L1 perceptual loss over LDL's VGG19 layers descends along the grid the generator already
     has (conv3_4, conv4_4 and conv5_4 do; conv1_2 opposes it with a 250x smaller push) and the same pattern comes
@@ -107,7 +103,7 @@ def grid_blind(
     """
     if target is None:
         return _blind_identity(scale, window)(images)
-    return _growth_blind_identity(scale, window, each_window)(images, mx.stop_gradient(target))
+    return _growth_blind_identity(scale, window)(images, mx.stop_gradient(target))
 
 
 def _tiled(pattern: mx.array, shape: tuple[int, ...]) -> mx.array:
@@ -132,7 +128,7 @@ def _blind_identity(scale: int, window: int):
 
 
 @lru_cache
-def _growth_blind_identity(scale: int, window: int, each_window: bool):
+def _growth_blind_identity(scale: int, window: int):
     @mx.custom_function
     def identity(images, target):
         return images
@@ -141,9 +137,7 @@ def _growth_blind_identity(scale: int, window: int, each_window: bool):
     def without_growth(primals, cotangent, output):
         images, target = primals
         pattern = subpixel_pattern(cotangent, scale, window)
-        grid = subpixel_pattern(images - target, scale, window)
-        if not each_window:
-            grid = grid.mean(axis=(0, 1, 3), keepdims=True)
+        grid = subpixel_pattern(images - target, scale, window).mean(axis=(0, 1, 3), keepdims=True)
         along = mx.minimum((pattern * grid).sum(axis=(2, 4), keepdims=True), 0)
         length = (grid * grid).sum(axis=(2, 4), keepdims=True)
         growth = mx.where(length > 0, along / mx.maximum(length, 1e-30), 0) * grid

@@ -175,8 +175,8 @@ class SRGANStep:
     mode, no gradient) terms read as ``Outputs.reference`` (LDL's artifact map reads the moving average in eval
     mode). ``blind``: the terms whose gradient loses its fixed sub-pixel pattern on its way to the generator (they
     read the SR output, and D judges it for ``adversarial``, through :func:`~srgan_mlx.training.losses.grid_blind`
-    per ``blind_window`` LR pixels; ``blind_mode`` ``growth`` or ``window-growth``: only the part that would grow
-    the batch's or the window's pattern of SR - HR). With the paper's terms and the defaults this is the paper's step. Returns the
+    per ``blind_window`` LR pixels; ``blind_mode`` ``growth``: only the part that would grow the pattern SR - HR
+    has). With the paper's terms and the defaults this is the paper's step. Returns the
     total ``loss``, each term and D's loss and mean outputs on real and fake.
     """
 
@@ -208,9 +208,8 @@ class SRGANStep:
 
         def g_loss_fn(lr, hr):
             sr = generator(lr)
-            target = None if blind_mode == "pattern" else hr
-            each = blind_mode == "window-growth"
-            seen = grid_blind(sr, sr.shape[1] // lr.shape[1], blind_window, target, each) if blind else sr
+            target = hr if blind_mode == "growth" else None
+            seen = grid_blind(sr, sr.shape[1] // lr.shape[1], blind_window, target) if blind else sr
             judged = seen if "adversarial" in blind else sr
             if both:
                 real, fake = _discriminate(discriminator, hr, judged, joint, d_shift)
