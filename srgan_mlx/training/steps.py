@@ -175,9 +175,9 @@ class SRGANStep:
     mode, no gradient) terms read as ``Outputs.reference`` (LDL's artifact map reads the moving average in eval
     mode). ``blind``: the terms whose gradient loses its fixed sub-pixel pattern on its way to the generator (they
     read the SR output, and D judges it for ``adversarial``, through :func:`~srgan_mlx.training.losses.grid_blind`
-    per ``blind_window`` LR pixels; ``blind_mode`` ``growth``: only the part that would grow the pattern SR - HR
-    has). With the paper's terms and the defaults this is the paper's step. Returns the
-    total ``loss``, each term and D's loss and mean outputs on real and fake.
+    per ``blind_window`` LR pixels; ``blind_mode`` ``growth``: only the part that would lengthen the grid the batch
+    prints, the mean pattern of SR - HR). With the paper's terms and the defaults this is the paper's step.
+    Returns the total ``loss``, each term and D's loss and mean outputs on real and fake.
     """
 
     def __init__(
