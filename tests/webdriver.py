@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from http.client import HTTPConnection
 from pathlib import Path
@@ -36,12 +38,18 @@ def free_port() -> int:
 
 
 class Browser:
-    """One headless Chromium session; ``downloads`` is where it saves downloaded files."""
+    """One headless Chromium session; ``downloads`` is where it saves downloaded files. Chromium and its driver get
+    a temp dir of their own, removed by :meth:`quit`: Chromium removes its ``scoped_dir`` folders as it exits,
+    sometimes after the session has ended, so in the tests' temp dir they could outlive the test. It is a short
+    path under /tmp: with a folder under pytest's ``tmp_path`` Chromium did not start (likely the 107-byte limit
+    on the paths of the Unix sockets it puts there)."""
 
     def __init__(self, browser: str, driver: str, profile: Path, downloads: Path):
         self.port = free_port()
+        self.scratch = Path(tempfile.mkdtemp(prefix="chromium-", dir="/tmp"))
+        env = {**os.environ, "TMPDIR": str(self.scratch)}
         self.process = subprocess.Popen([driver, f"--port={self.port}"], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)  # fmt: skip
+                                        stderr=subprocess.DEVNULL, env=env)  # fmt: skip
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -51,6 +59,7 @@ class Browser:
                 pass
             if time.monotonic() > deadline:
                 self.process.kill()
+                shutil.rmtree(self.scratch, ignore_errors=True)
                 raise RuntimeError("chromedriver did not start")
             time.sleep(0.1)
         options = {
@@ -119,3 +128,4 @@ class Browser:
         finally:
             self.process.terminate()
             self.process.wait(timeout=10)
+            shutil.rmtree(self.scratch, ignore_errors=True)
