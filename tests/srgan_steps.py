@@ -53,19 +53,31 @@ def assert_moved_by(after, before, grads, scale_of=None):
         np.testing.assert_allclose(after[key] - before[key], -grad, atol=2e-4 * scale, err_msg=key)
 
 
+def _windows(array, window, scale):
+    """Per window of ``window`` LR pixels: its slice of ``array`` (NHWC numpy) and its sub-pixel pattern, the mean
+    at each of the ``scale`` x ``scale`` positions (strided slices) minus the mean of those, shape
+    ``(positions, n, c)``."""
+    side = window * scale
+    for top in range(0, array.shape[1], side):
+        for left in range(0, array.shape[2], side):
+            part = array[:, top : top + side, left : left + side]
+            means = np.stack([part[:, i::scale, j::scale].mean(axis=(1, 2)) for i in range(scale) for j in range(scale)])
+            yield (slice(top, top + side), slice(left, left + side)), means - means.mean(axis=0)
+
+
+def _subtract(out, where, pattern, scale):
+    """``out``'s window ``where`` less ``pattern`` (positions, n, c) at each sub-pixel position, in place."""
+    part = out[:, where[0], where[1]]
+    for k, values in enumerate(pattern):
+        part[:, k // scale :: scale, k % scale :: scale] -= values[:, None, None, :]
+
+
 def without_subpixel_pattern(gradient, window, scale=4):
     """``gradient`` (NHWC numpy) less, in each window of ``window`` LR pixels, the mean at each of the ``scale`` x
     ``scale`` sub-pixel positions minus the mean of those (written with strided slices of each window)."""
     out = gradient.copy()
-    side = window * scale
-    positions = [(i, j) for i in range(scale) for j in range(scale)]
-    for top in range(0, gradient.shape[1], side):
-        for left in range(0, gradient.shape[2], side):
-            part = gradient[:, top : top + side, left : left + side]
-            means = np.stack([part[:, i::scale, j::scale].mean(axis=(1, 2)) for i, j in positions])
-            means -= means.mean(axis=0)
-            for (i, j), mean in zip(positions, means):
-                out[:, top + i : top + side : scale, left + j : left + side : scale] -= mean[:, None, None, :]
+    for where, pattern in _windows(gradient, window, scale):
+        _subtract(out, where, pattern, scale)
     return out
 
 
@@ -74,23 +86,12 @@ def without_growing_pattern(gradient, grid_of, window, scale=4):
     its sub-pixel pattern ``p`` along ``q``, the pattern of ``grid_of`` (SR - HR) averaged over the images and
     windows, where descent would lengthen ``q``: ``min(<p, q>, 0) / |q|^2 q`` (patterns written with strided
     slices); and the part removed, per window."""
-    side = window * scale
-    positions = [(i, j) for i in range(scale) for j in range(scale)]
-    corners = [(top, left) for top in range(0, gradient.shape[1], side) for left in range(0, gradient.shape[2], side)]
-
-    def pattern(a, top, left):
-        part = a[:, top : top + side, left : left + side]
-        means = np.stack([part[:, i::scale, j::scale].mean(axis=(1, 2)) for i, j in positions])
-        return means - means.mean(axis=0)  # (positions, n, c)
-
-    q = np.mean([pattern(grid_of, top, left).mean(axis=1) for top, left in corners], axis=0)[:, None]  # (positions, 1, c)
+    q = np.mean([pattern.mean(axis=1) for _, pattern in _windows(grid_of, window, scale)], axis=0)[:, None]
     out, removed = gradient.copy(), []
-    for top, left in corners:
-        p = pattern(gradient, top, left)
+    for where, p in _windows(gradient, window, scale):
         growth = np.minimum((p * q).sum(axis=0), 0) / np.maximum((q * q).sum(axis=0), 1e-30) * q
         removed.append(growth)
-        for (i, j), part in zip(positions, growth):
-            out[:, top + i : top + side : scale, left + j : left + side : scale] -= part[:, None, None, :]
+        _subtract(out, where, growth, scale)
     return out, removed
 
 

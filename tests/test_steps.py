@@ -292,8 +292,9 @@ def test_relativistic_joint_step_against_its_definition(batch):
 def test_grid_blind_terms_reach_the_generator_without_their_subpixel_pattern(batch, mode):
     """``blind=("content", "adversarial")`` per 3 x 3 LR-pixel window: G moves by minus the generator's vector-Jacobian
     product with the SR gradient of content + w x -log D (joint), less its sub-pixel pattern per window (``pattern``)
-    or less the part of it that lengthens the pattern SR - HR has there (``growth``), both written with slices,
-    plus the pixel term's gradient whole; the values and D's update are the unblinded step's."""
+    or less the part of it that lengthens the grid the batch prints, the mean pattern of SR - HR (``growth``),
+    both written with slices, plus the pixel term's gradient whole; the values and D's update are the unblinded
+    step's."""
     lr, hr = batch
     generator, discriminator = networks()
     terms = recipe_terms(adversarial_weight=0.5, pixel_weight=0.5)
