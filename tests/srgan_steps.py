@@ -61,7 +61,8 @@ def _windows(array, window, scale):
     for top in range(0, array.shape[1], side):
         for left in range(0, array.shape[2], side):
             part = array[:, top : top + side, left : left + side]
-            means = np.stack([part[:, i::scale, j::scale].mean(axis=(1, 2)) for i in range(scale) for j in range(scale)])
+            positions = [(i, j) for i in range(scale) for j in range(scale)]
+            means = np.stack([part[:, i::scale, j::scale].mean(axis=(1, 2)) for i, j in positions])
             yield (slice(top, top + side), slice(left, left + side)), means - means.mean(axis=0)
 
 

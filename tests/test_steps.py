@@ -23,8 +23,8 @@ from srgan_mlx.networks.generator import Generator
 from srgan_mlx.training.losses import LowFrequencyAnchor, pixel_l1, subpixel_bias
 from srgan_mlx.training.steps import DiscriminatorStep, SRGANStep, SRResNetStep
 from srgan_steps import (
-    CROP, arrays, artifact_map_reference, assert_moved_by, assert_step_matches, bce, content, networks, recipe_terms, sgd,
-    without_growing_pattern, without_subpixel_pattern,
+    CROP, arrays, artifact_map_reference, assert_moved_by, assert_step_matches, bce, content, networks, recipe_terms,
+    sgd, without_growing_pattern, without_subpixel_pattern,
 )  # fmt: skip
 
 
