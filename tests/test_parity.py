@@ -206,7 +206,12 @@ def test_discriminator_gradients_match_torch():
     tx = ref.nchw(x).requires_grad_(True)
     torch_d(tx).sum().backward()
     assert_close(x_grad, ref.nhwc(tx.grad))
-    torch_grads = {n: p.grad for n, p in torch_d.named_parameters()}
+    assert_paper_discriminator_grads(grads, torch_d)
+
+
+def assert_paper_discriminator_grads(grads, torch_d):
+    """MLX's parameter gradients of a 32-pixel paper discriminator against torch's (NHWC, NHWC flatten order)."""
+    torch_grads = {n.replace("weight_orig", "weight"): p.grad for n, p in torch_d.named_parameters()}
     for name, grad in tree_flatten(grads):
         expected = torch_grads[name].numpy()
         if expected.ndim == 4:
@@ -214,6 +219,37 @@ def test_discriminator_gradients_match_torch():
         if name == "fc1.weight":
             expected = expected.reshape(-1, 512, 2, 2).transpose(0, 2, 3, 1).reshape(expected.shape[0], -1)
         assert_close(grad, expected)
+
+
+def paper_sn_pair(seed: int):
+    torch_d = ref.randomize(ref.Discriminator(32, spectral_norm=True), seed=seed).train()
+    d = Discriminator(32, spectral_norm=True)
+    ref.copy_to_mlx(torch_d, d)
+    d.train()
+    return torch_d, d
+
+
+def test_paper_discriminator_with_spectral_norm_matches_torch():
+    """``paper-sn``: over three training-mode calls the logits and the kept vectors ``u`` of both dense layers agree
+    with torch's ``spectral_norm``; then, afresh, the gradients with respect to the input and every parameter (never
+    ``u``), the first dense layer's weight in NHWC order."""
+    torch_d, d = paper_sn_pair(12)
+    for call in range(3):
+        x = mx.random.uniform(-1, 1, shape=(3, 32, 32, 3), key=mx.random.key(40 + call))
+        assert_close(d(x), torch_d(ref.nchw(x)).detach().numpy())
+        kept = ref.to_mlx_arrays(torch_d)
+        assert_close(d.fc1.u, np.array(kept["fc1.u"]), tol=1e-5)
+        assert_close(d.fc2.u, np.array(kept["fc2.u"]), tol=1e-5)
+    torch_d, d = paper_sn_pair(13)
+    x = mx.random.uniform(-1, 1, shape=(2, 32, 32, 3), key=mx.random.key(13))
+    _, grads = nn.value_and_grad(d, lambda x: d(x).sum())(x)
+    assert not any(name.endswith(".u") for name, _ in tree_flatten(grads))
+    torch_d, d = paper_sn_pair(13)
+    x_grad = mx.grad(lambda x: d(x).sum())(x)
+    tx = ref.nchw(x).requires_grad_(True)
+    torch_d(tx).sum().backward()
+    assert_close(x_grad, ref.nhwc(tx.grad))
+    assert_paper_discriminator_grads(grads, torch_d)
 
 
 def unet_pair(seed: int, channels: int = 8):

@@ -76,11 +76,11 @@ def test_srgan_resume_is_exact_across_the_learning_rate_switch(images, vgg_file,
         assert_same_arrays(checkpoint_arrays(resumed, 6), expected)
 
 
-@pytest.mark.parametrize("discriminator", ["paper", "unet"])
+@pytest.mark.parametrize("discriminator", ["paper", "paper-sn", "unet"])
 def test_srgan_recipe_resumes_exactly_in_and_after_the_warmup(images, vgg_file, tmp_path, discriminator):
     """With every recipe option on, a run stopped during the discriminator's warm-up or after it ends, resumed,
     with the arrays of a run never stopped: generator, its moving average, discriminator (the U-Net's kept
-    power-iteration vectors too), both optimizers."""
+    power-iteration vectors too, and paper-sn's), both optimizers."""
     gan = dict(RECIPE, vgg=str(vgg_file), discriminator=discriminator)
     straight = train(config(images, tmp_path / "straight", checkpoint_every=2, keep=5, **gan))
     expected = checkpoint_arrays(straight, 6)
@@ -88,7 +88,7 @@ def test_srgan_recipe_resumes_exactly_in_and_after_the_warmup(images, vgg_file, 
         "generator.safetensors", "generator_ema.safetensors", "discriminator.safetensors",
         "optimizer_g.safetensors", "optimizer_d.safetensors",
     }  # fmt: skip
-    assert any(key.endswith(".u") for key in expected) == (discriminator == "unet")
+    assert any(key.endswith(".u") for key in expected) == (discriminator != "paper")
     for stop, latest in ((3, 2), (5, 4)):
         trainer = Trainer(config(images, tmp_path / f"stop{stop}", checkpoint_every=2, **gan))
         trainer.start()

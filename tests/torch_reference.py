@@ -63,7 +63,9 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, input_size=96):
+    """The paper's; with ``spectral_norm``, its dense layers wrapped in ``torch.nn.utils.spectral_norm``."""
+
+    def __init__(self, input_size=96, spectral_norm=False):
         super().__init__()
         widths = (64, 64, 128, 128, 256, 256, 512, 512)
         self.convs = nn.ModuleList()
@@ -78,8 +80,9 @@ class Discriminator(nn.Module):
         for _ in range(4):
             side = math.ceil(side / 2)
         self.side = side
-        self.fc1 = nn.Linear(side * side * 512, 1024)
-        self.fc2 = nn.Linear(1024, 1)
+        wrap = nn.utils.spectral_norm if spectral_norm else (lambda layer: layer)
+        self.fc1 = wrap(nn.Linear(side * side * 512, 1024))
+        self.fc2 = wrap(nn.Linear(1024, 1))
 
     def forward(self, x):
         act = nn.functional.leaky_relu

@@ -1,5 +1,6 @@
-"""The discriminators: the SRGAN paper's (Ledig et al. 2017, Figure 4), one logit per image, and Real-ESRGAN's
-U-Net with spectral normalisation (:class:`UNetDiscriminator`), one logit per pixel.
+"""The discriminators: the SRGAN paper's (Ledig et al. 2017, Figure 4), one logit per image, optionally with its
+dense layers spectrally normalised, and Real-ESRGAN's U-Net with spectral normalisation
+(:class:`UNetDiscriminator`), one logit per pixel.
 
 The paper's. Input: RGB in [-1, 1] (the generator's range), NHWC, ``input_size`` pixels square
 (any size; the paper's 96 gives 6x6x512 features before the dense layers).
@@ -7,6 +8,12 @@ Output: one logit per image (no sigmoid; the losses work on logits so they never
 overflow). Eight 3x3 convs (64, 64, 128, 128, 256, 256, 512, 512 channels,
 strides 1, 2, 1, 2, ...), LeakyReLU 0.2, BatchNorm on all but the first, then
 Dense 1024, LeakyReLU, Dense 1. The features are flattened in NHWC order.
+
+``spectral_norm`` (``--discriminator paper-sn``): both dense layers are spectrally normalised
+(:class:`SpectralNormLinear`); the convolutions are not, BatchNorm fixes their scale. Without it Adam grows the
+first dense layer's largest singular value without bound (measured in an SRGAN fine-tune at learning rate 1e-4:
+6.9 at step 100, 31.6 at step 300, docs/training.md), and with it the logits' spread and the generator's
+adversarial gradient.
 """
 
 from __future__ import annotations
@@ -18,17 +25,18 @@ import numpy as np
 import mlx.nn as nn
 
 from .kernels import apply_activation, batch_norm
-from .layers import Conv2d, SpectralNormConv2d
+from .layers import Conv2d, SpectralNormConv2d, SpectralNormLinear
 
 WIDTHS = (64, 64, 128, 128, 256, 256, 512, 512)
 SLOPE = 0.2  # LeakyReLU
 
 
 class Discriminator(nn.Module):
-    def __init__(self, input_size: int = 96, base_channels: int = 64):
+    def __init__(self, input_size: int = 96, base_channels: int = 64, spectral_norm: bool = False):
         super().__init__()
         self.input_size = input_size
         self.base_channels = base_channels
+        self.spectral_norm = spectral_norm
         widths = [w * base_channels // 64 for w in WIDTHS]
         self.convs = []
         self.norms = []
@@ -42,11 +50,13 @@ class Discriminator(nn.Module):
         for _ in range(4):  # four stride-2 convs, padding 1: ceil(side / 2) each
             side = (side + 1) // 2
         features = side * side * in_ch
-        self.fc1 = nn.Linear(features, 1024)
-        self.fc2 = nn.Linear(1024, 1)
+        dense = SpectralNormLinear if spectral_norm else nn.Linear
+        self.fc1 = dense(features, 1024)
+        self.fc2 = dense(1024, 1)
 
     def config(self) -> dict:
-        return {"input_size": self.input_size, "base_channels": self.base_channels}
+        return {"input_size": self.input_size, "base_channels": self.base_channels,
+                **({"spectral_norm": True} if self.spectral_norm else {})}
 
     def __call__(self, x: mx.array) -> mx.array:
         if x.shape[1] != self.input_size or x.shape[2] != self.input_size:
@@ -120,9 +130,10 @@ def bilinear_matrix(n: int) -> mx.array:
 
 
 def make_discriminator(name: str, input_size: int) -> nn.Module:
-    """The discriminator ``--discriminator name`` chooses (``paper`` or ``unet``) for ``input_size``-pixel crops."""
-    if name == "paper":
-        return Discriminator(input_size)
+    """The discriminator ``--discriminator name`` chooses (``paper``, ``paper-sn`` or ``unet``) for
+    ``input_size``-pixel crops."""
+    if name in ("paper", "paper-sn"):
+        return Discriminator(input_size, spectral_norm=name == "paper-sn")
     if name == "unet":
         return UNetDiscriminator()
-    raise ValueError(f"unknown discriminator {name!r}: paper or unet")
+    raise ValueError(f"unknown discriminator {name!r}: paper, paper-sn or unet")

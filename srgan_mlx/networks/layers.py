@@ -1,4 +1,5 @@
-"""The convolution every network uses, whose implementation depends on the device."""
+"""The convolution every network uses, whose implementation depends on the device, and the spectrally normalised
+layers of the discriminators."""
 
 from __future__ import annotations
 
@@ -74,24 +75,23 @@ class Conv2d(nn.Conv2d):
         return mx.conv2d(x, weight, self.stride, self.padding, self.dilation, self.groups)
 
 
-class SpectralNormConv2d(Conv2d):
-    """A :class:`Conv2d` (no bias by default) whose weight is divided by its largest singular value, as a matrix of
-    one row per output channel (spectral normalisation, Miyato et al. 2018).
+class SpectralNorm:
+    """Spectral normalisation (Miyato et al. 2018) for a layer with a ``weight`` of one row per output: the weight
+    it computes with is divided by its largest singular value, as a matrix of one row per output.
 
     The singular value comes from one power iteration per call, started from the vector ``u`` (one value per
-    output channel) that the layer keeps: ``v = W^T u / |W^T u|``, ``u' = W v / |W v|``, ``sigma = u' . W v``,
-    with ``u`` and ``v`` constants for the gradient, as ``torch.nn.utils.spectral_norm`` computes it. In training
-    mode each call keeps ``u'`` for the next (``u`` is frozen: saved with the weights and in checkpoints, never
-    trained); in eval mode ``u`` is read and not changed. The order of a row's entries (NHWC weights here) does not
-    change ``u`` or ``sigma``.
+    output) that the layer keeps: ``v = W^T u / |W^T u|``, ``u' = W v / |W v|``, ``sigma = u' . W v``, with ``u``
+    and ``v`` constants for the gradient, as ``torch.nn.utils.spectral_norm`` computes it. In training mode each
+    call keeps ``u'`` for the next (``u`` is frozen: saved with the weights and in checkpoints, never trained); in
+    eval mode ``u`` is read and not changed. The order of a row's entries (NHWC weights here) does not change ``u``
+    or ``sigma``.
     """
 
     EPS = 1e-12  # torch's normalize
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 bias: bool = False):  # fmt: skip
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
-        self.u = _normalize(mx.random.normal((out_channels,)))
+    def keep_u(self) -> None:
+        """Start ``u`` at a random unit vector, frozen."""
+        self.u = _normalize(mx.random.normal((self.weight.shape[0],)))
         self.freeze(keys=["u"], recurse=False)
 
     def unfreeze(self, *args, **kwargs):
@@ -100,15 +100,39 @@ class SpectralNormConv2d(Conv2d):
         self.freeze(keys=["u"], recurse=False)
         return self
 
-    def __call__(self, x: mx.array) -> mx.array:
+    def normalized_weight(self) -> mx.array:
+        """The weight divided by its largest singular value, moving ``u`` on in training mode."""
         matrix = self.weight.reshape(self.weight.shape[0], -1)
         v = _normalize(mx.stop_gradient(matrix).T @ self.u)
         u = _normalize(mx.stop_gradient(matrix) @ v)
         sigma = u @ (matrix @ v)
         if self.training:
             self.u = u
-        return self.convolve(x, self.weight / sigma)
+        return self.weight / sigma
+
+
+class SpectralNormConv2d(SpectralNorm, Conv2d):
+    """A :class:`Conv2d` (no bias by default), spectrally normalised (:class:`SpectralNorm`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 bias: bool = False):  # fmt: skip
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+        self.keep_u()
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return self.convolve(x, self.normalized_weight())
+
+
+class SpectralNormLinear(SpectralNorm, nn.Linear):
+    """An ``nn.Linear`` (with bias), spectrally normalised (:class:`SpectralNorm`)."""
+
+    def __init__(self, input_dims: int, output_dims: int):
+        super().__init__(input_dims, output_dims)
+        self.keep_u()
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return mx.addmm(self.bias, x, self.normalized_weight().T)
 
 
 def _normalize(vector: mx.array) -> mx.array:
-    return vector / mx.maximum(mx.linalg.norm(vector), SpectralNormConv2d.EPS)
+    return vector / mx.maximum(mx.linalg.norm(vector), SpectralNorm.EPS)

@@ -21,7 +21,7 @@ from ..errors import UserError
 STAGES = ("srresnet", "srgan")
 D_BATCHES = ("separate", "joint")
 GAN_LOSSES = ("vanilla", "relativistic")
-DISCRIMINATORS = ("paper", "unet")
+DISCRIMINATORS = ("paper", "paper-sn", "unet")
 VGG_DISTANCES = ("mse", "l1")
 BLIND_MODES = ("pattern", "growth")
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -85,7 +85,8 @@ class TrainConfig:
         choices=GAN_LOSSES, srgan=True,
     )  # fmt: skip
     discriminator: str = setting(
-        "paper", "SRGAN: paper (the paper's discriminator, one judgement per image) or unet (Real-ESRGAN's U-Net with "
+        "paper", "SRGAN: paper (the paper's discriminator, one judgement per image), paper-sn (the same with its two "
+        "dense layers spectrally normalised, which bounds its logits' scale) or unet (Real-ESRGAN's U-Net with "
         "spectral normalisation, one judgement per pixel).", choices=DISCRIMINATORS, srgan=True,
     )  # fmt: skip
     pixel_weight: float = setting(
