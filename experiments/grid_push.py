@@ -32,6 +32,15 @@ def pattern(images: mx.array, scale: int) -> np.ndarray:
     return np.array(subpixel_pattern(images, scale).mean(axis=(0, 1, 3)))
 
 
+def training_batches(folder: str, batch_size: int, crop: int, scale: int, count: int) -> list[tuple[mx.array, mx.array]]:
+    """``count`` (LR, HR) batches of training crops from ``folder``, the same ones on every call (sampler seed 7)."""
+    data = DataSet.scan([folder], crop)
+    loader = BatchLoader(data, BatchSampler(len(data.files), batch_size, 7), crop, scale, workers=1)
+    batches = [tuple(mx.array(a) for a in loader.next()) for _ in range(count)]
+    loader.close()
+    return batches
+
+
 def summary(pushes: list[np.ndarray], grid: np.ndarray) -> str:
     """The average push's norm, its consistency over the batches and its cosine with ``grid``, in one line."""
     mean = np.mean(pushes, axis=0)
@@ -55,10 +64,7 @@ def main() -> None:
     generator = load_generator(args.generator).eval()
     scale = generator.scale
     vgg = load_vgg(args.vgg)
-    data = DataSet.scan([args.data], args.crop)
-    loader = BatchLoader(data, BatchSampler(len(data.files), args.batch_size, 7), args.crop, scale, workers=1)
-    batches = [tuple(mx.array(a) for a in loader.next()) for _ in range(args.batches)]
-    loader.close()
+    batches = training_batches(args.data, args.batch_size, args.crop, scale, args.batches)
     with kernels.unfused():
         outputs = [generator(lr) for lr, _ in batches]
     grid = np.mean([pattern(sr - hr, scale) for sr, (_, hr) in zip(outputs, batches)], axis=0)

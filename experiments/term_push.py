@@ -19,13 +19,12 @@ from pathlib import Path
 import this_checkout  # noqa: F401  (first: this checkout's srgan_mlx, its BLAS before mlx)
 import mlx.core as mx
 import numpy as np
-from grid_push import pattern, summary
+from grid_push import pattern, summary, training_batches
 
 from srgan_mlx.files.model_io import load_vgg
 from srgan_mlx.networks import kernels
 from srgan_mlx.training import checkpoint
 from srgan_mlx.training.config import TrainConfig
-from srgan_mlx.training.data import BatchLoader, BatchSampler, DataSet
 from srgan_mlx.training.loss_terms import Outputs, generator_terms
 from srgan_mlx.training.steps import _discriminate
 from srgan_mlx.training.training_parts import build
@@ -47,10 +46,7 @@ def main() -> None:
     generator, discriminator, average = parts.generator, parts.discriminator, parts.average
     terms = [term for term in generator_terms(config, load_vgg(config.vgg)) if term.weight]
     joint, scale = config.d_batch == "joint", config.scale
-    data = DataSet.scan([args.data], config.crop)
-    loader = BatchLoader(data, BatchSampler(len(data.files), config.batch_size, 7), config.crop, scale, workers=1)
-    batches = [tuple(mx.array(a) for a in loader.next()) for _ in range(args.batches)]
-    loader.close()
+    batches = training_batches(args.data, config.batch_size, config.crop, scale, args.batches)
 
     grids, pushes = [], {term.name: [] for term in terms}
     for lr, hr in batches:
