@@ -46,8 +46,10 @@ def test_every_command_module_is_listed():
 
 
 def test_a_command_imports_its_own_module_alone(tmp_path):
+    """Getting one command imports its module and no other command's (the shared options may come with it)."""
     probe = ("import sys; from srgan_mlx.cli import main; loaded = lambda: sorted(m for m in sys.modules if "
-             "m.startswith('srgan_mlx.commands.')); print(loaded()); main.get_command(None, 'export'); print(loaded())")
+             "m.startswith('srgan_mlx.commands.') and m != 'srgan_mlx.commands.options'); print(loaded()); "
+             "main.get_command(None, 'export'); print(loaded())")
     lines = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
                            check=True).stdout.splitlines()  # fmt: skip
     assert lines == ["[]", "['srgan_mlx.commands.export']"]

@@ -42,6 +42,26 @@ def test_export_float16_keeps_config_and_values(tmp_path):
         assert np.allclose(np.array(a), np.array(b), rtol=1e-3, atol=1e-4), k
 
 
+def test_export_with_realism_writes_the_blend_the_dial_runs(tmp_path):
+    """``export --realism R --fidelity-model F`` writes the network ``upscale --realism R`` runs: each array
+    ``(1 - R) F + R SOURCE``; the dial's options are refused where they mean nothing, in one line."""
+    fidelity = Generator(num_blocks=2, channels=16)  # the same shape as tiny's, other random weights
+    save_module(tmp_path / "f.safetensors", fidelity, "generator", fidelity.config())
+    realistic, path = tiny(tmp_path)
+    out = tmp_path / "blend.safetensors"
+    run = CliRunner().invoke
+    result = run(main, ["export", str(path), "-o", str(out), "--realism", "0.75", "--fidelity-model",
+                        str(tmp_path / "f.safetensors")])  # fmt: skip
+    assert result.exit_code == 0 and "(realism 0.75)" in result.output, result.output
+    ours, theirs = dict(tree_flatten(fidelity.parameters())), dict(tree_flatten(realistic.parameters()))
+    for name, value in tree_flatten(load_generator(out).parameters()):
+        assert np.allclose(np.array(value), 0.25 * np.array(ours[name]) + 0.75 * np.array(theirs[name]), atol=1e-6)
+    lone = run(main, ["export", str(path), "-o", str(out), "--fidelity-model", str(tmp_path / "f.safetensors")])
+    assert lone.exit_code == 2 and "give --realism too" in lone.output
+    record = run(main, ["export", str(path), "--record", str(tmp_path / "rec"), "--realism", "0.5"])
+    assert record.exit_code == 2 and "a record keeps the run's own networks" in record.output
+
+
 def test_errors_are_one_line(tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(UserError, match="not a readable safetensors file"):

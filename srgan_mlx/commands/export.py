@@ -1,6 +1,10 @@
-"""``srgan-mlx export``: a training run's generator as one standalone weights file, or the run's record."""
+"""``srgan-mlx export``: a training run's generator as one standalone weights file (or its blend with the fidelity
+model, as ``--realism`` runs it), or the run's record."""
 
 import click
+
+from ..defaults import FIDELITY_MODEL
+from .options import realism_options
 
 
 @click.command("export")
@@ -12,10 +16,15 @@ import click
               help="Instead, write the record of the run (or checkpoint) SOURCE into this folder: its generator and "
               "moving average in float16, config and metrics, small enough to commit; `srgan-mlx train --resume "
               "FOLDER` carries the run on from it on any machine.")  # fmt: skip
-def command(source, output, float16, note, record):
+@realism_options("SOURCE")
+def command(source, output, float16, note, record, realism, fidelity_model):
     """Export the generator of SOURCE (run folder, checkpoint or weights file) for `upscale --model`."""
     if bool(output) == bool(record):
         raise click.UsageError("give one of -o FILE (the generator's weights) and --record FOLDER (the run's record)")
+    if fidelity_model and realism is None:
+        raise click.UsageError("--fidelity-model is one end of the --realism dial: give --realism too")
+    if record and realism is not None:
+        raise click.UsageError("--realism blends a generator for -o FILE; a record keeps the run's own networks")
     if record:
         from pathlib import Path
 
@@ -24,7 +33,12 @@ def command(source, output, float16, note, record):
 
         click.echo(f"wrote the record of {source} to {write_record(find_checkpoint(source), Path(record))}")
         return
-    from ..files.model_io import export_generator
+    from ..files.model_io import export_generator, load_generator, save_network
+    from ..upscaling.interpolation import interpolate
 
     extra = {"note": note} if note else {}
-    click.echo(f"wrote {export_generator(source, output, float16, **extra)}")
+    if realism is None:
+        click.echo(f"wrote {export_generator(source, output, float16, **extra)}")
+        return
+    blended = interpolate(load_generator(fidelity_model or FIDELITY_MODEL), load_generator(source), realism)
+    click.echo(f"wrote {save_network(output, blended, float16, **extra)} (realism {realism:g})")

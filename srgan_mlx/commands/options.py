@@ -61,22 +61,30 @@ def report_model(line: str) -> None:
     click.echo(f"srgan-mlx: {line}", err=True)
 
 
+def realism_options(realistic: str):
+    """``--realism`` and ``--fidelity-model``, the dial's value and its 0 end; ``realistic`` names its 1 end in the help."""
+
+    def add(command):
+        command = click.option(
+            "--fidelity-model", metavar="NAME|PATH",
+            help=f"With --realism: the generator at realism 0 [{FIDELITY_MODEL}].",
+        )(command)
+        return click.option(
+            "--realism", type=Realism(), metavar="R",
+            help=f"Blend --fidelity-model (0, {FIDELITY_MODEL}) and {realistic} (1) weight by weight (network "
+            "interpolation): a dial from fidelity (PSNR) to realistic texture.",
+        )(command)
+
+    return add
+
+
 def generator_options(command):
     """``--realism``, ``--fidelity-model`` and ``--half``, which :func:`load_generator_from` reads with ``--model``."""
     command = click.option(
         "--half", is_flag=True,
         help="Compute in float16: for GPUs, slower on the CPU (srresnet Set5 PSNR +0.001 dB, measured on the CPU).",
     )(command)
-    command = click.option(
-        "--fidelity-model", metavar="NAME|PATH",
-        help=f"With --realism: the generator at realism 0 [{FIDELITY_MODEL}].",
-    )(command)
-    return click.option(
-        "--realism", type=Realism(), metavar="R",
-        help=f"Blend --fidelity-model (0, {FIDELITY_MODEL}) and --model (1: an SRGAN run or weights you give; "
-        f"{REALISTIC_MODEL} once it ships) weight by weight (network interpolation): a dial from fidelity (PSNR) to "
-        "realistic texture.",
-    )(command)
+    return realism_options(f"--model [{REALISTIC_MODEL}]")(command)
 
 
 def load_generator_from(
