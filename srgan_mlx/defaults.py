@@ -10,11 +10,11 @@ from __future__ import annotations
 
 # --- models -------------------------------------------------------------------------------------------------------
 MODEL_NAMES = {"srresnet": "srresnet_x4.safetensors", "srgan": "srgan_x4.safetensors"}
-"""The names ``--model`` knows, with the file each stands for in ``srgan_mlx/weights/``; a release ships the files of
-those that are trained (docs/models.md: srgan_x4 is not yet), ``model_io.shipped_names()`` says which this
-installation has."""
+"""The names ``--model`` knows, with the file each stands for in ``srgan_mlx/weights/``; ``model_io.shipped_names()``
+says which this installation has (both, from this release on)."""
 DEFAULT_MODEL = "srresnet"
-"""The model ``upscale``, ``evaluate`` and ``Upscaler()`` run when none is named."""
+"""The model ``upscale``, ``evaluate`` and ``Upscaler()`` run when none is named: the faithful one, which invents
+nothing (docs/models.md says why it is not srgan)."""
 FIDELITY_MODEL = "srresnet"
 """The realism dial's fidelity end (realism 0)."""
 REALISTIC_MODEL = "srgan"

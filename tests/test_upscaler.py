@@ -133,7 +133,7 @@ def test_models_by_name_path_or_generator(tiny_generator, model, tmp_path):
     assert model_label(checkpoint / "generator_ema.safetensors") == "step_00000100"
     assert model_label(tmp_path / "runs" / "mine") == "mine"
     assert Upscaler(tiny_generator(2), label="blend").label == "blend"
-    with pytest.raises(UserError, match=r"unknown model 'srresnett'; shipped models: srresnet \(or give"):
+    with pytest.raises(UserError, match=r"unknown model 'srresnett'; shipped models: srresnet, srgan \(or give"):
         Upscaler("srresnett")
     with pytest.raises(UserError, match="nope/g.safetensors: no such file or folder"):
         Upscaler(str(tmp_path / "nope" / "g.safetensors"))

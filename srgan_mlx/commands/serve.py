@@ -15,8 +15,8 @@ from .options import MODEL_HELP, Size, device_option, report_model
 @click.option("--port", type=click.IntRange(0, 65535), default=defaults.PORT, show_default=True, help="Port (0: any free one).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default web browser.")
 @click.option("--model", "models", multiple=True, metavar="NAME|PATH",
-              help=f"A model to offer (repeatable; the first is the default): {MODEL_HELP} [the shipped models; "
-              f"{REALISTIC_MODEL} first once it ships].")
+              help=f"A model to offer (repeatable; the first is the default): {MODEL_HELP} [the shipped models, "
+              f"{REALISTIC_MODEL} first].")
 @click.option("--fidelity-model", metavar="NAME|PATH",
               help=f"The realism dial's fidelity end, blended with a model of the same shape [{FIDELITY_MODEL}].")
 @click.option("--max-memory", type=Size(),
