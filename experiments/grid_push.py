@@ -32,7 +32,7 @@ def pattern(images: mx.array, scale: int) -> np.ndarray:
     return np.array(subpixel_pattern(images, scale).mean(axis=(0, 1, 3)))
 
 
-def training_batches(folder: str, batch_size: int, crop: int, scale: int, count: int) -> list[tuple[mx.array, mx.array]]:
+def training_batches(folder: str, batch_size: int, crop: int, scale: int, count: int) -> list[tuple[mx.array, ...]]:
     """``count`` (LR, HR) batches of training crops from ``folder``, the same ones on every call (sampler seed 7)."""
     data = DataSet.scan([folder], crop)
     loader = BatchLoader(data, BatchSampler(len(data.files), batch_size, 7), crop, scale, workers=1)

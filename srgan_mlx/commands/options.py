@@ -62,7 +62,8 @@ def report_model(line: str) -> None:
 
 
 def realism_options(realistic: str):
-    """``--realism`` and ``--fidelity-model``, the dial's value and its 0 end; ``realistic`` names its 1 end in the help."""
+    """``--realism`` and ``--fidelity-model``: the dial's value and its 0 end (``realistic`` names its 1 end in the
+    help)."""
 
     def add(command):
         command = click.option(
