@@ -3,8 +3,7 @@ model, as ``--realism`` runs it), or the run's record."""
 
 import click
 
-from ..defaults import FIDELITY_MODEL
-from .options import realism_options
+from .options import load_generator_from, realism_options
 
 
 @click.command("export")
@@ -21,11 +20,10 @@ def command(source, output, float16, note, record, realism, fidelity_model):
     """Export the generator of SOURCE (run folder, checkpoint or weights file) for `upscale --model`."""
     if bool(output) == bool(record):
         raise click.UsageError("give one of -o FILE (the generator's weights) and --record FOLDER (the run's record)")
-    if fidelity_model and realism is None:
-        raise click.UsageError("--fidelity-model is one end of the --realism dial: give --realism too")
     if record and realism is not None:
         raise click.UsageError("--realism blends a generator for -o FILE; a record keeps the run's own networks")
-    if record:
+    dial = realism is not None or fidelity_model  # load_generator_from refuses --fidelity-model alone, in one line
+    if record and not dial:
         from pathlib import Path
 
         from ..training.checkpoint import write_record
@@ -33,12 +31,11 @@ def command(source, output, float16, note, record, realism, fidelity_model):
 
         click.echo(f"wrote the record of {source} to {write_record(find_checkpoint(source), Path(record))}")
         return
-    from ..files.model_io import export_generator, load_generator, save_network
-    from ..upscaling.interpolation import interpolate
+    from ..files.model_io import export_generator, save_network
 
     extra = {"note": note} if note else {}
-    if realism is None:
+    if not dial:
         click.echo(f"wrote {export_generator(source, output, float16, **extra)}")
         return
-    blended = interpolate(load_generator(fidelity_model or FIDELITY_MODEL), load_generator(source), realism)
-    click.echo(f"wrote {save_network(output, blended, float16, **extra)} (realism {realism:g})")
+    blended, label = load_generator_from(source, realism, fidelity_model, False, source)
+    click.echo(f"wrote {save_network(output, blended, float16, **extra)} ({label})")
