@@ -76,6 +76,19 @@ def test_srgan_resume_is_exact_across_the_learning_rate_switch(images, vgg_file,
         assert_same_arrays(checkpoint_arrays(resumed, 6), expected)
 
 
+@pytest.mark.parametrize("lr_final, said", [
+    (1e-4, "--steps 4: the learning rate drops to 0.0001 at step 2 (was 1)"),
+    (1e-3, "--steps 4: the learning rate stays at 0.001 to the end"),
+])  # fmt: skip
+def test_srgan_resume_with_more_steps_says_where_the_rate_drops(images, vgg_file, tmp_path, capsys, lr_final, said):
+    """Extending a run moves the half-way switch; a constant rate is not reported as a drop."""
+    gan = dict(stage="srgan", vgg=str(vgg_file), vgg_layers="relu2_2", steps=2, lr=1e-3, lr_final=lr_final)
+    run = train(config(images, tmp_path / "run", checkpoint_every=2, **gan))
+    capsys.readouterr()
+    resume(str(run), steps=4)
+    assert [line for line in capsys.readouterr().out.splitlines() if "learning rate" in line] == [said]
+
+
 @pytest.mark.parametrize("discriminator", ["paper", "paper-sn", "unet"])
 def test_srgan_recipe_resumes_exactly_in_and_after_the_warmup(images, vgg_file, tmp_path, discriminator):
     """With every recipe option on, a run stopped during the discriminator's warm-up or after it ends, resumed,

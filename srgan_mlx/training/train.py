@@ -340,10 +340,12 @@ def resumed(path: str | Path, **changes) -> Trainer:
     trainer.restore(found, state)
     before = TrainConfig.from_dict(saved)
     if config.stage == "srgan" and config.total_steps() != before.total_steps():
-        trainer.log(
-            f"{option('steps')} {config.total_steps()}: the learning rate drops to {config.lr_final:g} at step "
-            f"{config.total_steps() // 2} (was {before.total_steps() // 2})"
-        )
+        schedule = (
+            f"the learning rate drops to {config.lr_final:g} at step {config.total_steps() // 2} "
+            f"(was {before.total_steps() // 2})" if config.lr_final != config.lr
+            else f"the learning rate stays at {config.lr:g} to the end"
+        )  # fmt: skip
+        trainer.log(f"{option('steps')} {config.total_steps()}: {schedule}")
     return trainer
 
 
