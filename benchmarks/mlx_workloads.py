@@ -31,6 +31,7 @@ from mlx.utils import tree_flatten  # noqa: E402
 from srgan_mlx.networks.discriminator import Discriminator  # noqa: E402
 from srgan_mlx.networks.generator import Generator  # noqa: E402
 from srgan_mlx.networks.kernels import Adam  # noqa: E402
+from srgan_mlx.networks.layers import multiply_in_bfloat16  # noqa: E402
 from srgan_mlx.networks.vgg import LAYER_NAMES, VGG19Features  # noqa: E402
 from srgan_mlx.training.losses import PerceptualLoss  # noqa: E402
 from srgan_mlx.training.steps import SRGANStep, SRResNetStep, paper_terms  # noqa: E402
@@ -86,7 +87,7 @@ def _srgan(spec, batch: int, bf16: bool = False) -> Workload:
     G, D = Generator(scale=spec.scale), Discriminator(input_size=spec.hr_size)
     vgg = VGG19Features()
     if bf16:
-        vgg.multiply_in_bfloat16()
+        multiply_in_bfloat16(vgg)
     content = PerceptualLoss(vgg, spec.vgg_layer)
     step_fn = SRGANStep(G, D, paper_terms(content, ADVERSARIAL_WEIGHT), Adam(learning_rate), Adam(learning_rate))
     lr, hr = (mx.array(a) for a in random_batch(spec, batch))

@@ -30,7 +30,7 @@ is done (``mx.eval``; ``torch.cuda.synchronize()``). The reference is the faster
 variant, and the ratio compares it with the faster MLX variant. Defaults there: 5 warm-up
 steps, 20 repetitions. TensorFlow stays the CPU reference. ``mlx-bf16`` and ``tf-bf16`` (CPU, b_srgan, on
 request with ``--frameworks``) run the paper's SRGAN step with the frozen VGG19 multiplying in bfloat16
-(``--vgg-bf16``; Keras' ``mixed_bfloat16`` policy on the VGG19 alone): worth it where the processor has
+(``--bf16 vgg``; Keras' ``mixed_bfloat16`` policy on the VGG19 alone): worth it where the processor has
 AVX512-BF16 or AMX.
 
 Output: a markdown table on stdout, ``<out>/latest.json`` and ``<out>/latest.png`` (CPU) or

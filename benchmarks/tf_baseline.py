@@ -246,7 +246,7 @@ BUILDERS = {"a": _seed_step, "b_srresnet": _paper_srresnet, "b_srgan": _paper_sr
 
 def build(spec: Spec, batch: int, bf16: bool = False) -> Workload:
     """``bf16``: the paper's SRGAN step with VGG19 under the ``mixed_bfloat16`` policy (what srgan-mlx's
-    ``--vgg-bf16`` does on its side)."""
+    ``--bf16 vgg`` does on its side)."""
     if bf16:
         if spec.name != "b_srgan":
             raise ValueError("the bfloat16 VGG19 is measured in the paper's SRGAN step (b_srgan)")

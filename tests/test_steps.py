@@ -288,6 +288,26 @@ def test_relativistic_joint_step_against_its_definition(batch):
     assert_step_matches(out, (generator, before_g, discriminator, before_d), (g_value, g_grads, d_value, d_grads))
 
 
+def test_gradients_are_what_the_step_applies(batch):
+    """``SRGANStep.gradients``: with plain SGD a step moves each network by minus the gradients it reports for the
+    same batch, and reporting them moves nothing (the RaGAN joint recipe, grid blind on: the most the step does)."""
+    lr, hr = batch
+    moved, reported = networks(), networks()
+    options = dict(gan="relativistic", joint=True, blind=("content", "adversarial"), blind_window=3,
+                   blind_mode="growth")  # fmt: skip
+    terms = recipe_terms(adversarial_weight=0.5, gan_loss="relativistic")
+    step = SRGANStep(*moved, terms, sgd(), sgd(), **options)
+    before = [arrays(network) for network in moved]
+    probe = SRGANStep(*reported, terms, sgd(), sgd(), **options)
+    grads = probe.gradients(lr, hr)
+    for network, was in zip(reported, before):
+        trainable = dict(tree_flatten(network.trainable_parameters()))
+        assert trainable and all(np.array_equal(value, was[key]) for key, value in trainable.items())
+    mx.eval(step(lr, hr), step.state)
+    for network, was, name in zip(moved, before, ("generator", "discriminator")):
+        assert_moved_by(arrays(network), was, grads[name])
+
+
 @pytest.mark.parametrize("mode", ["pattern", "growth"])
 def test_grid_blind_terms_reach_the_generator_without_their_subpixel_pattern(batch, mode):
     """``blind=("content", "adversarial")`` per 3 x 3 LR-pixel window: G moves by minus the generator's vector-Jacobian

@@ -75,6 +75,15 @@ class Conv2d(nn.Conv2d):
         return mx.conv2d(x, weight, self.stride, self.padding, self.dilation, self.groups)
 
 
+def multiply_in_bfloat16(network: nn.Module) -> nn.Module:
+    """``network`` with every :class:`Conv2d` in it multiplying in bfloat16 on the oneDNN path where the processor
+    has bfloat16 kernels (inputs rounded to 8 significant bits, sums and outputs float32); float32 elsewhere."""
+    for module in network.modules():
+        if isinstance(module, Conv2d):
+            module.bf16 = True
+    return network
+
+
 class SpectralNorm:
     """Spectral normalisation (Miyato et al. 2018) for a layer with a ``weight`` of one row per output: the weight
     it computes with is divided by its largest singular value, as a matrix of one row per output.

@@ -82,14 +82,6 @@ class VGG19Features(nn.Module):
         """Constructor arguments, saved beside the weights."""
         return {"input_convention": self.input_convention}
 
-    def multiply_in_bfloat16(self) -> "VGG19Features":
-        """Every convolution multiplies in bfloat16 on the oneDNN path where the processor has bfloat16 kernels
-        (inputs rounded to 8 significant bits, sums and outputs float32; :class:`srgan_mlx.networks.layers.Conv2d`)."""
-        for module in self.children().values():
-            if isinstance(module, Conv2d):
-                module.bf16 = True
-        return self
-
     def prepare(self, x: mx.array) -> mx.array:
         """RGB in [0, 1] -> the input the weights expect (their input convention)."""
         if self._bgr:

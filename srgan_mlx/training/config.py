@@ -24,6 +24,8 @@ GAN_LOSSES = ("vanilla", "relativistic")
 DISCRIMINATORS = ("paper", "paper-sn", "unet")
 VGG_DISTANCES = ("mse", "l1")
 BLIND_MODES = ("pattern", "growth")
+BF16_NETWORKS = ("vgg", "discriminator", "generator")
+"""The networks ``--bf16`` may name."""
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -154,9 +156,10 @@ class TrainConfig:
         1 / 12.75, "SRGAN: factor on the VGG feature maps (the paper's 1/12.75; ~1/57.6 puts the original VGG19's "
         "on torchvision's scale, for ESRGAN's and LDL's weights).", minimum=0.0, srgan=True,
     )  # fmt: skip
-    vgg_bf16: bool = setting(
-        False, "SRGAN: the frozen VGG19 multiplies in bfloat16 (sums in float32) where oneDNN has bfloat16 kernels "
-        "(AVX512-BF16, AMX); float32 elsewhere.", srgan=True,
+    bf16: str = setting(
+        "", "SRGAN: networks whose convolutions multiply in bfloat16, comma-separated: vgg, discriminator, generator "
+        "(sums in float32; where oneDNN has bfloat16 kernels, AVX512-BF16 or AMX, and float32 elsewhere). A resumed "
+        "run may change it. Empty: all in float32.", srgan=True, operational=True,
     )  # fmt: skip
     seed: int = setting(0, "Random seed (weights, crops).")
     workers: int = setting(2, "Data-loading threads.", minimum=1, operational=True)
@@ -176,6 +179,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
+        if values.get("vgg_bf16") and "bf16" not in values:  # configs saved before --bf16 had --vgg-bf16
+            values = {**values, "bf16": "vgg"}
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
@@ -184,6 +189,15 @@ OPERATIONAL = tuple(name for name, f in FIELDS.items() if f.metadata["operationa
 """The fields a resumed run takes from the command line (``--device`` too, which is not a field): how long and
 how it runs, not what it learns. Every other field is the run's model or recipe."""
 PATH_FIELDS = tuple(name for name, f in FIELDS.items() if f.metadata["path"])
+
+
+def bf16_networks(config: "TrainConfig") -> tuple[str, ...]:
+    """The networks named by ``--bf16``, checked against :data:`BF16_NETWORKS` (a :class:`UserError` otherwise)."""
+    names = tuple(name.strip() for name in config.bf16.split(",") if name.strip())
+    unknown = [name for name in names if name not in BF16_NETWORKS]
+    if unknown:
+        raise UserError(f"--bf16 {config.bf16}: unknown network {unknown[0]!r}; known: {', '.join(BF16_NETWORKS)}")
+    return names
 
 
 def option(name: str) -> str:

@@ -104,7 +104,8 @@ def _probabilities(real: mx.array, fake: mx.array, gan: str) -> tuple[mx.array, 
 def _discriminator_update(discriminator: nn.Module, optimizer: optim.Optimizer, joint: bool, shift: int = 0,
                           gan: str = "vanilla"):  # fmt: skip
     """``update(hr, sr)``: one Adam step of D on its ``gan`` loss (:data:`DISCRIMINATOR_LOSSES`: real 1, fake 0);
-    returns D's loss and mean outputs. ``sr`` is treated as a constant."""
+    returns D's loss and mean outputs. ``sr`` is treated as a constant. Also returned: the loss-and-gradient function
+    the update applies (``loss_and_grad(hr, sr)``)."""
     d_loss = DISCRIMINATOR_LOSSES[gan]
     joint = joint and _batch_dependent(discriminator)
 
@@ -120,7 +121,7 @@ def _discriminator_update(discriminator: nn.Module, optimizer: optim.Optimizer, 
         _sync_batch_statistics(discriminator)
         return {"d_loss": loss, "d_real": real, "d_fake": fake}
 
-    return update
+    return update, loss_and_grad
 
 
 class SRResNetStep:
@@ -223,7 +224,7 @@ class SRGANStep:
             return weighted_sum(terms, values), (values, judged)
 
         g_grad = nn.value_and_grad(generator, g_loss_fn)
-        d_update = _discriminator_update(discriminator, opt_d, joint, d_shift, gan)
+        d_update, d_grad = _discriminator_update(discriminator, opt_d, joint, d_shift, gan)
 
         @partial(mx.compile, inputs=self.state, outputs=self.state)
         def step(lr, hr):
@@ -236,10 +237,22 @@ class SRGANStep:
                 _update_average(average, generator, average_decay)
             return {"loss": g_total, **values, **d_terms}
 
+        def gradients(lr, hr):
+            with kernels.unfused():
+                (_, (_, judged)), g_grads = g_grad(lr, hr)
+                _, d_grads = d_grad(hr, mx.stop_gradient(judged))
+            return {"generator": g_grads, "discriminator": d_grads}
+
         self._step = step
+        self._gradients = gradients
 
     def __call__(self, lr: mx.array, hr: mx.array) -> dict[str, mx.array]:
         return self._step(lr, hr)
+
+    def gradients(self, lr: mx.array, hr: mx.array) -> dict[str, dict]:
+        """The gradients the step would hand each optimizer (``generator``, ``discriminator``: each network's
+        parameters' gradient of its loss, before the update), with nothing updated; not compiled (measurements)."""
+        return self._gradients(lr, hr)
 
 
 def paper_terms(content: Callable[[mx.array, mx.array], mx.array], adversarial_weight: float = 1e-3) -> list[WeightedTerm]:
@@ -259,7 +272,7 @@ class DiscriminatorStep:
     def __init__(self, generator: nn.Module, discriminator: nn.Module, opt_d: optim.Optimizer, *, gan: str = "vanilla",
                  joint: bool = False, d_shift: int = 0):  # fmt: skip
         self.state = [generator.state, discriminator.state, opt_d.state, mx.random.state]
-        d_update = _discriminator_update(discriminator, opt_d, joint, d_shift, gan)
+        d_update, _ = _discriminator_update(discriminator, opt_d, joint, d_shift, gan)
 
         @partial(mx.compile, inputs=self.state, outputs=self.state)
         def step(lr, hr):

@@ -18,8 +18,9 @@ from ..files.run_folder import AVERAGE
 from ..networks import kernels
 from ..networks.discriminator import make_discriminator
 from ..networks.generator import Generator
+from ..networks.layers import multiply_in_bfloat16
 from ..quality.evaluate import list_images, pair_inputs
-from .config import TrainConfig, check_ranges
+from .config import TrainConfig, bf16_networks, check_ranges
 from .loss_terms import TERMS, blind_terms, generator_terms, needs_reference
 from .losses import layer_weights
 from .steps import DiscriminatorStep, SRGANStep, SRResNetStep
@@ -55,6 +56,7 @@ def adam(config: TrainConfig, network: str = "g", start: int = 0) -> optim.Adam:
 def check(config: TrainConfig) -> None:
     """Refuse configurations that cannot train, in one line, before any work (the validation images too)."""
     check_ranges(config)
+    bf16_networks(config)
     try:
         layer_weights(config.vgg_layers)
     except ValueError as exc:
@@ -87,6 +89,7 @@ class Parts:
     train_step: object
     average: Generator | None = None  # the generator's moving average, which validation and export use
     discriminator: nn.Module | None = None  # networks.discriminator's paper or U-Net discriminator
+    vgg: nn.Module | None = None  # the frozen VGG19 of the SRGAN stage's perceptual loss
     warmup_step: DiscriminatorStep | None = None
     modules: dict[str, nn.Module] = field(default_factory=dict)
     optimizers: dict[str, optim.Optimizer] = field(default_factory=dict)
@@ -102,11 +105,9 @@ def build(config: TrainConfig, start: int = 0) -> Parts:
     if config.ema_decay:
         average = Generator(config.scale, config.num_blocks, config.channels)
         modules[AVERAGE] = average
-    discriminator = warmup_step = None
+    discriminator = warmup_step = vgg = None
     if config.stage == "srgan":
         vgg = load_vgg(config.vgg)
-        if config.vgg_bf16:
-            vgg.multiply_in_bfloat16()
         if config.frozen_g_norm:
             generator.freeze_norm()
         reference = None
@@ -123,8 +124,11 @@ def build(config: TrainConfig, start: int = 0) -> Parts:
         )  # fmt: skip
         if config.d_warmup:
             warmup_step = DiscriminatorStep(generator, discriminator, opt_d, **d_options)
+        networks = {"vgg": vgg, "discriminator": discriminator, "generator": generator}
+        for name in bf16_networks(config):  # (set before the steps are first traced)
+            multiply_in_bfloat16(networks[name])
     else:
         train_step = SRResNetStep(generator, opt_g, average, config.ema_decay)
     for key, optimizer in optimizers.items():
         optimizer.init(modules[OPTIMIZES[key]].trainable_parameters())
-    return Parts(generator, train_step, average, discriminator, warmup_step, modules, optimizers)
+    return Parts(generator, train_step, average, discriminator, vgg, warmup_step, modules, optimizers)
