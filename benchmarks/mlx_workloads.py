@@ -86,8 +86,9 @@ def _srgan(spec, batch: int, bf16: bool = False) -> Workload:
     learning_rate = 1e-3 if spec.name == "a" else 1e-4
     G, D = Generator(scale=spec.scale), Discriminator(input_size=spec.hr_size)
     vgg = VGG19Features()
-    if bf16:
+    if bf16:  # --bf16 vgg,discriminator
         multiply_in_bfloat16(vgg)
+        multiply_in_bfloat16(D)
     content = PerceptualLoss(vgg, spec.vgg_layer)
     step_fn = SRGANStep(G, D, paper_terms(content, ADVERSARIAL_WEIGHT), Adam(learning_rate), Adam(learning_rate))
     lr, hr = (mx.array(a) for a in random_batch(spec, batch))
@@ -143,7 +144,7 @@ BUILDERS = {"a": _srgan, "b_srresnet": _srresnet, "b_srgan": _srgan}
 
 
 def build(spec: Spec, batch: int, half: bool = False, bf16: bool = False) -> Workload:
-    """``half``: inference in float16; ``bf16``: the SRGAN steps' VGG19 multiplying in bfloat16."""
+    """``half``: inference in float16; ``bf16``: the SRGAN steps' VGG19 and discriminator multiplying in bfloat16."""
     if spec.kind == "inference":
         return _inference(spec, batch, half)
     if spec.kind == "rrdbnet":

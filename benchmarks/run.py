@@ -29,9 +29,9 @@ autocast and channels_last, what a PyTorch user would try); every step ends when
 is done (``mx.eval``; ``torch.cuda.synchronize()``). The reference is the faster PyTorch
 variant, and the ratio compares it with the faster MLX variant. Defaults there: 5 warm-up
 steps, 20 repetitions. TensorFlow stays the CPU reference. ``mlx-bf16`` and ``tf-bf16`` (CPU, b_srgan, on
-request with ``--frameworks``) run the paper's SRGAN step with the frozen VGG19 multiplying in bfloat16
-(``--bf16 vgg``; Keras' ``mixed_bfloat16`` policy on the VGG19 alone): worth it where the processor has
-AVX512-BF16 or AMX.
+request with ``--frameworks``) run the paper's SRGAN step with the frozen VGG19 and the discriminator multiplying
+in bfloat16 (``--bf16 vgg,discriminator``; Keras' ``mixed_bfloat16`` policy on those two networks, the generator
+in float32 on both sides): worth it where the processor has AVX512-BF16 or AMX.
 
 Output: a markdown table on stdout, ``<out>/latest.json`` and ``<out>/latest.png`` (CPU) or
 ``<out>/gpu.json`` and ``<out>/gpu.png`` (GPU).
@@ -82,10 +82,10 @@ FRAMEWORKS = {
     "torch": Framework("torch_baseline", "PyTorch", "torch", kinds=ALL_KINDS),
     "torch-bf16": Framework("torch_baseline", "PyTorch bf16 autocast, channels_last", "torch", (("bf16", True),),
                             ("gpu",), ALL_KINDS),
-    # the SRGAN steps with the frozen VGG19 multiplying in bfloat16 on both sides (CPUs with AVX512-BF16 or AMX)
-    "mlx-bf16": Framework("mlx_workloads", "srgan-mlx (MLX), VGG19 in bfloat16", "mlx", (("bf16", True),), ("cpu",),
+    # the SRGAN steps with VGG19 and D multiplying in bfloat16 on both sides (CPUs with AVX512-BF16 or AMX)
+    "mlx-bf16": Framework("mlx_workloads", "srgan-mlx (MLX), VGG19 and D in bfloat16", "mlx", (("bf16", True),), ("cpu",),
                           ("b_srgan",)),
-    "tf-bf16": Framework("tf_baseline", "TensorFlow/Keras, VGG19 mixed_bfloat16", "tensorflow", (("bf16", True),),
+    "tf-bf16": Framework("tf_baseline", "TensorFlow/Keras, VGG19 and D mixed_bfloat16", "tensorflow", (("bf16", True),),
                          ("cpu",), ("b_srgan",)),
 }
 LABELS = {name: framework.label for name, framework in FRAMEWORKS.items()}
@@ -342,7 +342,7 @@ def markdown(results: dict, meta: dict) -> str:
                     f"| {e['images_per_s']:.2f} | {_gib(e.get('peak_rss_bytes'))} | {ratio} |"
                 )
             first = False
-    other = "the faster PyTorch variant" if meta["device"] == "gpu" else "TF"
+    other = "the faster PyTorch variant" if meta["device"] == "gpu" else "the faster TF variant"
     lines += ["", f"{title} = median time of {other} / that of the faster MLX variant "
               "(images/s ratio; above 1: srgan-mlx is faster).", ""]
     lines += ["Parameters (total incl. BatchNorm statistics / trainable):", "",
@@ -361,8 +361,9 @@ def markdown(results: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
-COLORS = {"mlx": (230, 120, 30), "mlx-half": (245, 175, 90), "tf": (40, 110, 200), "torch": (200, 50, 60),
-          "torch-bf16": (230, 120, 130)}
+COLORS = {"mlx": (230, 120, 30), "mlx-half": (245, 175, 90), "mlx-bf16": (245, 175, 90), "tf": (40, 110, 200),
+          "tf-bf16": (120, 170, 230), "torch": (200, 50, 60), "torch-bf16": (230, 120, 130)}
+"""A bar colour for every framework of :data:`FRAMEWORKS` (a variant in a lighter shade of its framework's)."""
 
 
 def chart(results: dict, meta: dict, path: Path) -> None:

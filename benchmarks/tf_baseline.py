@@ -90,8 +90,17 @@ def generator(lr_size: int | None, *, seed_variant: bool, blocks: int = 16, chan
     return keras.Model(inp, out, name="seed_generator" if seed_variant else "generator")
 
 
-def discriminator(size: int, *, seed_variant: bool) -> keras.Model:
-    """8 conv3x3 (64..512, strides 1,2,...), LeakyReLU 0.2, BN on all but the first, Dense 1024, Dense 1."""
+def discriminator(size: int, *, seed_variant: bool, bf16: bool = False) -> keras.Model:
+    """8 conv3x3 (64..512, strides 1,2,...), LeakyReLU 0.2, BN on all but the first, Dense 1024, Dense 1.
+    ``bf16``: built under Keras' ``mixed_bfloat16`` policy, its logits cast back to float32."""
+    if bf16:
+        policy = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            model = discriminator(size, seed_variant=seed_variant)
+        finally:
+            keras.mixed_precision.set_global_policy(policy)
+        return keras.Model(model.input, keras.ops.cast(model.output, "float32"), name=model.name)
     momentum, eps = (0.8, 1e-3) if seed_variant else (0.9, 1e-5)
     inp = keras.Input((size, size, 3))
     x = inp
@@ -189,7 +198,7 @@ def _paper_srresnet(spec, batch: int) -> Workload:
 
 def _paper_srgan(spec, batch: int, bf16: bool = False) -> Workload:
     G = generator(None, seed_variant=False)
-    D = discriminator(spec.hr_size, seed_variant=False)
+    D = discriminator(spec.hr_size, seed_variant=False, bf16=bf16)
     vgg = vgg19_features(spec.hr_size, spec.vgg_layer, bf16)
     opt_g, opt_d = keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4)
     opt_g.build(G.trainable_variables)
@@ -245,10 +254,10 @@ BUILDERS = {"a": _seed_step, "b_srresnet": _paper_srresnet, "b_srgan": _paper_sr
 
 
 def build(spec: Spec, batch: int, bf16: bool = False) -> Workload:
-    """``bf16``: the paper's SRGAN step with VGG19 under the ``mixed_bfloat16`` policy (what srgan-mlx's
-    ``--bf16 vgg`` does on its side)."""
+    """``bf16``: the paper's SRGAN step with VGG19 and the discriminator under the ``mixed_bfloat16`` policy (what
+    srgan-mlx's ``--bf16 vgg,discriminator`` does on its side)."""
     if bf16:
         if spec.name != "b_srgan":
-            raise ValueError("the bfloat16 VGG19 is measured in the paper's SRGAN step (b_srgan)")
+            raise ValueError("the bfloat16 VGG19 and discriminator are measured in the paper's SRGAN step (b_srgan)")
         return _paper_srgan(spec, batch, bf16=True)
     return BUILDERS[spec.name](spec, batch)
