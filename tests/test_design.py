@@ -152,7 +152,8 @@ def test_no_module_imports_itself_through_others():
 
 
 SUITES = {"docs": "the docs' commands run", "design": "this map", "parity": "the networks against torch.nn references",
-          "parity_peers": "PyTorch generators' layouts against their torch.nn models"}
+          "parity_peers": "PyTorch generators' layouts against their torch.nn models",
+          "benchmark_report": "benchmarks/run.py's table and chart"}
 """The test modules that test no one module."""
 
 
