@@ -28,6 +28,7 @@ import numpy as np
 from mlx.utils import tree_flatten
 from srgan_mlx.atomic import write_text
 from srgan_mlx.files.run_folder import find_checkpoint
+from srgan_mlx.heap import keep_freed_memory
 from srgan_mlx.native import onednn
 from srgan_mlx.native.loader import extension
 from srgan_mlx.training import checkpoint
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="timed steps of each setting")
     parser.add_argument("--out", type=Path, default=this_checkout.RESULTS)
     args = parser.parse_args()
+    keep_freed_memory()  # as `srgan-mlx train` runs (without it the kernel's page faults add ~1 s a step here)
 
     found = find_checkpoint(args.run)
     state = checkpoint.read_state(found)
