@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import platform
 import statistics
 import time
@@ -86,7 +87,7 @@ def main() -> None:
     parser.add_argument("--vgg", required=True, help="VGG19 weights (the run's recipe reads them)")
     parser.add_argument("--data", required=True, help="training images")
     parser.add_argument("--batches", type=int, default=4, help="batches the gradients are compared on")
-    parser.add_argument("--rounds", type=int, default=7, help="timed steps of each setting")
+    parser.add_argument("--rounds", type=int, default=7, help="timed steps of each setting (0: gradients only)")
     parser.add_argument("--out", type=Path, default=this_checkout.RESULTS)
     args = parser.parse_args()
     keep_freed_memory()  # as `srgan-mlx train` runs (without it the kernel's page faults add ~1 s a step here)
@@ -115,7 +116,7 @@ def main() -> None:
     }  # fmt: skip
 
     times = {shown(bf16): [] for bf16 in SETTINGS}
-    for round_ in range(args.rounds + 1):
+    for round_ in range(args.rounds + 1 if args.rounds else 0):
         for bf16 in SETTINGS:
             lr, hr = batches[round_ % len(batches)]
             step = parts[bf16].train_step
@@ -123,7 +124,7 @@ def main() -> None:
             mx.eval(step(lr, hr), step.state)
             if round_:
                 times[shown(bf16)].append(time.perf_counter() - started)
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    medians = {name: statistics.median(values) if values else math.nan for name, values in times.items()}
 
     lines = [line for line in extension().implementations().splitlines() if " bf16:" in line]
     result = {
