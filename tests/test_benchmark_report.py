@@ -18,8 +18,8 @@ def timed(times: list[float]) -> dict:
 @pytest.mark.parametrize("device", ["cpu", "gpu"])
 def test_every_framework_is_reported_and_drawn(device, tmp_path):
     frameworks = [name for name, f in run.FRAMEWORKS.items() if device in f.devices]
-    results = {"b_srgan": {"title": "SRGAN step", "batch": 16,
-                           "frameworks": {fw: timed([3.0 - 0.1 * i, 3.1 - 0.1 * i]) for i, fw in enumerate(frameworks)}}}  # fmt: skip
+    runs = {fw: timed([3.0 - 0.1 * i, 3.1 - 0.1 * i]) for i, fw in enumerate(frameworks)}
+    results = {"b_srgan": {"title": "SRGAN step", "batch": 16, "frameworks": runs}}
     results["b_srgan"].update(run.ratios(results["b_srgan"]["frameworks"]))
     meta = {"device": device, "quick": False, "frameworks": frameworks, "finished": "now", "loadavg_start": [0],
             "loadavg_end": [0], "warmup": 1, "mlx_blas": "",

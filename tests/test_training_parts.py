@@ -2,6 +2,7 @@
 discriminator switch to ``lr_final`` at the same run step (D counting the warm-up, G not), and --bf16 reaches the
 convolutions of the networks it names, and only those."""
 
+import json
 
 import mlx.core as mx
 import numpy as np
@@ -55,7 +56,6 @@ def test_generator_and_discriminator_switch_learning_rate_at_the_same_run_step()
     assert carried(mx.array(0, mx.uint64)).item() == pytest.approx(1e-4)
 
 
-
 def convolution_flags(network) -> set[bool]:
     return {module.bf16 for module in network.modules() if isinstance(module, Conv2d)}
 
@@ -96,3 +96,4 @@ def test_a_resumed_run_may_change_bf16(images, vgg_file, tmp_path):
     run.run()
     resumed = resume(str(tmp_path / "run"), steps=2, bf16="vgg,discriminator")
     assert (resumed / "checkpoints" / "latest").read_text().strip() == "step_00000002"
+    assert json.loads((resumed / "config.json").read_text())["bf16"] == "vgg,discriminator"
