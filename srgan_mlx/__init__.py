@@ -2,7 +2,8 @@
 
 Importing the package loads oneDNN and a fast BLAS for MLX's Linux CPU backend
 before MLX itself (see :mod:`srgan_mlx.native.libraries`), so import ``srgan_mlx`` before
-``mlx``; it also sets ``OMP_WAIT_POLICY=PASSIVE`` unless set (see README, "Threads and memory"). It
+``mlx``; it also sets ``OMP_WAIT_POLICY=PASSIVE`` and
+``GOMP_SPINCOUNT=10000`` unless set (see docs/install.md, "Threads and memory"). It
 imports no MLX: ``srgan_mlx.Upscaler`` (the Python API, see :mod:`srgan_mlx.upscaling.upscaler`) loads it on first use.
 """
 

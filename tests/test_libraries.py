@@ -39,6 +39,21 @@ def test_missing_library_warns_in_one_line_and_still_works():
     assert is_reference_blas(result.stdout.strip())
 
 
+@linux_only
+@pytest.mark.parametrize("given", [{}, {"GOMP_SPINCOUNT": "7", "OMP_WAIT_POLICY": "ACTIVE"}])
+def test_openmp_runtime_reads_the_wait_settings_and_a_users_own_are_kept(given):
+    """libgomp itself reports (OMP_DISPLAY_ENV) the settings that importing srgan_mlx makes before it loads."""
+    env = {key: value for key, value in os.environ.items() if key not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    result = subprocess.run(
+        [sys.executable, "-c", "import srgan_mlx"], capture_output=True, text=True,
+        env={**env, **given, "OMP_DISPLAY_ENV": "VERBOSE"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    expected = {"GOMP_SPINCOUNT": "10000", "OMP_WAIT_POLICY": "PASSIVE", **given}
+    for name, value in expected.items():
+        assert f"{name} = '{value}'" in result.stderr, result.stderr
+
+
 def test_info_command_reports_blas():
     result = subprocess.run([sys.executable, "-m", "srgan_mlx", "info"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

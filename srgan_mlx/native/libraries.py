@@ -3,8 +3,9 @@ Linux CPU backend.
 
 **oneDNN.** ``libdnnl`` (PyPI ``onednn-cpu-gomp``) is loaded globally (``RTLD_GLOBAL``) before the
 extension, which is built without an RPATH into pip's temporary build environment. Loading it sets
-``OMP_WAIT_POLICY=PASSIVE`` unless set: idle OpenMP workers sleep instead of spinning, so they do not
-take a core from MLX's stream thread between multi-threaded kernels.
+``OMP_WAIT_POLICY=PASSIVE`` and ``GOMP_SPINCOUNT=10000`` unless set: an idle OpenMP worker spins for
+~10^4 pauses (a fraction of a millisecond), which bridges the gap to the next multi-threaded kernel, then
+sleeps, so it does not hold a core that MLX's stream thread needs through longer single-threaded stretches.
 
 **BLAS.**
 The ``mlx[cpu]`` wheel for Linux links the reference (netlib) BLAS that it
@@ -66,9 +67,13 @@ def load_onednn() -> str | None:
     if not sys.platform.startswith("linux") or platform.machine() != "x86_64":
         _onednn_error = f"Linux x86_64 only (this is {sys.platform} {platform.machine()})"
         return None
-    # libgomp reads this when libdnnl loads it: idle OpenMP workers sleep instead of spinning, so they do
-    # not take a core from MLX's stream thread between convolutions (SRResNet step 2-2.5x faster on 2 cores)
+    # libgomp reads these when libdnnl loads it. Idle OpenMP workers sleep instead of spinning without end, so
+    # they do not take a core from MLX's stream thread between convolutions (SRResNet step 2-2.5x faster on 2
+    # cores); but a worker put to sleep after every kernel is woken thousands of times a second, and the two
+    # cores idle ~30% of a U-Net SRGAN step: a short spin first (GOMP_SPINCOUNT overrides PASSIVE's zero) took
+    # that step from 3.72 to 2.70 s on the AMX Xeon (docs/performance.md, "OpenMP workers")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     candidates = prefix_libraries(ONEDNN_LIBRARY)
     if not candidates:
         _onednn_error = f"{ONEDNN_LIBRARY} not found (pip install onednn-cpu-gomp==2023.2.0)"
