@@ -41,6 +41,21 @@ SETTINGS = ("", "vgg", "vgg,discriminator", "vgg,discriminator,generator")
 """The ``--bf16`` settings measured; the first, float32, is the reference."""
 
 
+def load_run(run: str, vgg: str, data: str, batches: int):
+    """An SRGAN run's latest full checkpoint, its state, its config reading ``vgg`` and ``data``, and its first
+    ``batches`` training batches (as ``mx.array`` pairs: LR, HR)."""
+    found = find_checkpoint(run)
+    state = checkpoint.read_state(found)
+    config = TrainConfig.from_dict({**state["config"], "vgg": vgg, "data": [data], "val": None})
+    if config.stage != "srgan":
+        raise SystemExit(f"{found}: an SRResNet-stage run has no VGG19 or discriminator to multiply in bfloat16")
+    images = DataSet.scan(config.data, config.crop)
+    loader = BatchLoader(images, BatchSampler(len(images.files), config.batch_size, 1), config.crop, config.scale)
+    pairs = [tuple(map(mx.array, loader.next())) for _ in range(batches)]
+    loader.close()
+    return found, state, config, pairs
+
+
 def parts_for(config: TrainConfig, bf16: str, found: Path):
     """The run's parts with ``--bf16 bf16``, holding the checkpoint's weights and optimizer states."""
     parts = build(dataclasses.replace(config, bf16=bf16))
@@ -92,15 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     keep_freed_memory()  # as `srgan-mlx train` runs (without it the kernel's page faults add ~1 s a step here)
 
-    found = find_checkpoint(args.run)
-    state = checkpoint.read_state(found)
-    config = TrainConfig.from_dict({**state["config"], "vgg": args.vgg, "data": [args.data], "val": None})
-    if config.stage != "srgan":
-        raise SystemExit(f"{found}: an SRResNet-stage run has no VGG19 or discriminator to multiply in bfloat16")
-    data = DataSet.scan(config.data, config.crop)
-    loader = BatchLoader(data, BatchSampler(len(data.files), config.batch_size, 1), config.crop, config.scale)
-    batches = [tuple(map(mx.array, loader.next())) for _ in range(args.batches)]
-    loader.close()
+    found, state, config, batches = load_run(args.run, args.vgg, args.data, args.batches)
     parts = {bf16: parts_for(config, bf16, found) for bf16 in SETTINGS}
 
     sums = {bf16: {} for bf16 in SETTINGS}
