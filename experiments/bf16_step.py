@@ -48,12 +48,19 @@ def load_run(run: str, vgg: str, data: str, batches: int):
     state = checkpoint.read_state(found)
     config = TrainConfig.from_dict({**state["config"], "vgg": vgg, "data": [data], "val": None})
     if config.stage != "srgan":
-        raise SystemExit(f"{found}: an SRResNet-stage run has no VGG19 or discriminator to multiply in bfloat16")
+        raise SystemExit(f"{found}: an SRResNet-stage run; these experiments measure the SRGAN step")
     images = DataSet.scan(config.data, config.crop)
     loader = BatchLoader(images, BatchSampler(len(images.files), config.batch_size, 1), config.crop, config.scale)
     pairs = [tuple(map(mx.array, loader.next())) for _ in range(batches)]
     loader.close()
     return found, state, config, pairs
+
+
+def step_seconds(step, lr: mx.array, hr: mx.array) -> float:
+    """Seconds one training ``step`` takes on a batch, its updates evaluated."""
+    started = time.perf_counter()
+    mx.eval(step(lr, hr), step.state)
+    return time.perf_counter() - started
 
 
 def parts_for(config: TrainConfig, bf16: str, found: Path):
@@ -125,12 +132,9 @@ def main() -> None:
     times = {shown(bf16): [] for bf16 in SETTINGS}
     for round_ in range(args.rounds + 1 if args.rounds else 0):
         for bf16 in SETTINGS:
-            lr, hr = batches[round_ % len(batches)]
-            step = parts[bf16].train_step
-            started = time.perf_counter()
-            mx.eval(step(lr, hr), step.state)
+            seconds = step_seconds(parts[bf16].train_step, *batches[round_ % len(batches)])
             if round_:
-                times[shown(bf16)].append(time.perf_counter() - started)
+                times[shown(bf16)].append(seconds)
     medians = {name: statistics.median(values) if values else math.nan for name, values in times.items()}
 
     lines = [line for line in extension().implementations().splitlines() if " bf16:" in line]

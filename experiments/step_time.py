@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import this_checkout  # noqa: F401  (first: this checkout's srgan_mlx, its BLAS before mlx)
-import mlx.core as mx
-from bf16_step import load_run, parts_for
+from bf16_step import load_run, parts_for, step_seconds
 from srgan_mlx.heap import keep_freed_memory
 
 
@@ -35,13 +33,7 @@ def main() -> None:
     found, state, config, batches = load_run(args.run, args.vgg, args.data, 4)
     bf16 = config.bf16 if args.bf16 is None else args.bf16
     step = parts_for(config, bf16, found).train_step
-    times = []
-    for round_ in range(args.rounds + 2):
-        lr, hr = batches[round_ % len(batches)]
-        started = time.perf_counter()
-        mx.eval(step(lr, hr), step.state)
-        if round_ >= 2:
-            times.append(time.perf_counter() - started)
+    times = [step_seconds(step, *batches[round_ % len(batches)]) for round_ in range(args.rounds + 2)][2:]
     settings = " ".join(f"{name}={os.environ.get(name, '(unset)')}" for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"))
     print(f"{found} (step {state['step']}), --bf16 {bf16 or '(float32)'}, {settings}: "
           f"median {statistics.median(times):.3f} s ({' '.join(f'{t:.2f}' for t in times)})")

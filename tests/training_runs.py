@@ -70,7 +70,8 @@ def stop_at(trainer, at_step, real_step, lr, hr):
 
 
 RECIPE = dict(stage="srgan", vgg_layers="conv1_2:0.1,relu2_2", vgg_distance="l1", vgg_rescale=0.1,
-              bf16="vgg,discriminator,generator", steps=6, d_batch="joint", d_warmup=3, anchor_weight=1.0, d_shift=8, phase_weight=2.0, phase_window=3,
+              bf16="vgg,discriminator,generator", steps=6, d_batch="joint", d_warmup=3, anchor_weight=1.0, d_shift=8,
+              phase_weight=2.0, phase_window=3,
               pixel_weight=0.5, grid_blind="content,adversarial", grid_blind_mode="growth",
               artifact_weight=1.0, gan_loss="relativistic", adversarial_weight=5e-3, frozen_g_norm=True,
               d_lr_scale=0.5, beta2=0.99, adam_bias_correction=True, ema_decay=0.9, lr=1e-3,

@@ -71,7 +71,7 @@ def load_onednn() -> str | None:
     # they do not take a core from MLX's stream thread between convolutions (SRResNet step 2-2.5x faster on 2
     # cores); but a worker put to sleep after every kernel is woken thousands of times a second, and the two
     # cores idle ~30% of a U-Net SRGAN step: a short spin first (GOMP_SPINCOUNT overrides PASSIVE's zero) took
-    # that step from 3.72 to 2.70 s on the AMX Xeon (docs/performance.md, "OpenMP workers")
+    # that step from 3.97 / 3.93 to 2.89 / 2.82 s on the AMX Xeon (docs/performance.md, "OpenMP workers")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     candidates = prefix_libraries(ONEDNN_LIBRARY)
