@@ -8,6 +8,7 @@ import shutil
 import mlx.core as mx
 import numpy as np
 import pytest
+from PIL import Image
 from click.testing import CliRunner
 from mlx.utils import tree_flatten
 
@@ -59,6 +60,42 @@ def test_pruning_keeps_latest_best_and_the_newest(images, tmp_path, monkeypatch,
     newest = {f"step_{step:08d}" for step in range(7 - keep, 7)}
     assert {p.name for p in root.glob("step_*")} == {"step_00000001", "step_00000006"} | newest
     assert model_io.load_generator(run).config() == {"scale": 4, "num_blocks": 2, "channels": 16}  # best loads
+
+
+def test_a_perceptual_run_keeps_its_lowest_niqe_not_its_highest_psnr(images, vgg_file, tmp_path, monkeypatch):
+    """The SRGAN stage names the best by validation NIQE (PSNR falling all along, NIQE lowest at step 3): step 3 is
+    kept and loads; the state holds both bests; ``--best-by psnr`` on resume counts from the stored best PSNR."""
+    psnr, niqe, asked = iter([30.0, 29.0, 28.0, 27.0, 26.0, 25.0, 31.0]), iter([7.0, 6.0, 5.0, 6.0, 7.0, 8.0]), []
+    bias = {"bias_r": 0.0, "bias_g": 0.0, "bias_b": 0.0}
+
+    def measured(*args, with_niqe=False, **kw):
+        asked.append(with_niqe)
+        return {"mean": {"psnr": next(psnr), "ssim": 0.5, **bias, **({"niqe": next(niqe)} if with_niqe else {})}}
+
+    monkeypatch.setattr(train_module, "evaluate", measured)
+    (tmp_path / "val").mkdir()
+    Image.new("RGB", (104, 104), "gray").save(tmp_path / "val" / "big.png")  # 96 + 2 x 4 border: NIQE's least
+    run = train(config(images, tmp_path / "run", stage="srgan", vgg=str(vgg_file), steps=6, checkpoint_every=1,
+                       val=str(tmp_path / "val"), val_every=1, keep=1))  # fmt: skip
+    root = RunFolder(run).checkpoints
+    assert asked == [True] * 6
+    assert (root / "best").read_text().strip() == "step_00000003"
+    assert {p.name for p in root.glob("step_*")} == {"step_00000003", "step_00000006"}
+    state = checkpoint.read_state(root / "step_00000006")
+    assert (state["best_psnr"], state["best_niqe"]) == (30.0, 5.0)
+    assert [json.loads(line).get("val_niqe") for line in (run / "metrics.jsonl").read_text().splitlines()
+            if "val_psnr" in line] == [7.0, 6.0, 5.0, 6.0, 7.0, 8.0]  # fmt: skip
+    resume(str(run), steps=7, best_by="psnr")  # 31 dB beats the stored 30: the best moves to step 7
+    assert asked[-1] is False and (root / "best").read_text().strip() == "step_00000007"
+
+
+def test_validation_images_too_small_for_niqe_are_refused_before_the_first_step(images, val_images, vgg_file, tmp_path):
+    run, gan = tmp_path / "run", dict(stage="srgan", vgg=str(vgg_file))
+    with pytest.raises(UserError, match=r"a\.png: too small \(48x48 after modcrop\).*NIQE.*--best-by niqe, the srgan "
+                       r"stage's default\): choose larger --val images or --best-by psnr$"):
+        train(config(images, run, **gan, steps=2, val=str(val_images)))
+    assert not (run / "checkpoints").exists()
+    assert train(config(images, run, **gan, steps=1, val=str(val_images), best_by="psnr")) == run
 
 
 def test_saving_a_step_again_replaces_it_whole_and_leftovers_are_pruned(images, tmp_path):

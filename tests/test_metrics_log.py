@@ -29,7 +29,7 @@ def test_resume_keeps_each_step_once(tmp_path):
     assert log.resume(6) == 5  # steps 7-10 and the torn line
     lines = log.file.read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4, 5, 6, 5]
-    assert log.chart.best == (5, 30.0) and log.chart.steps == (1, 6)
+    assert log.chart.best == {"psnr": (5, 30.0)} and log.chart.steps == (1, 6)
     log.append(row(7))
     assert json.loads(log.file.read_text().splitlines()[-1])["step"] == 7
 
@@ -110,5 +110,5 @@ def test_metrics_history_stays_out_of_checkpoints_and_the_chart_is_drawn_per_che
     assert (run / "metrics.png").is_file()
     states = [(run / "checkpoints" / f"step_{s:08d}" / "state.json").read_text() for s in (4, 12)]
     for text in states:
-        assert set(json.loads(text)) == {"config", "began_at", "sampler", "best_psnr", "unlogged", "step"}
+        assert set(json.loads(text)) == {"config", "began_at", "sampler", "best_psnr", "best_niqe", "unlogged", "step"}
     assert abs(len(states[1]) - len(states[0])) < 100  # three times the history, the same size

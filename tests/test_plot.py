@@ -5,7 +5,7 @@ import pytest
 from PIL import Image, ImageColor
 
 from srgan_mlx.training.plot import (
-    COLORS, FRAME, PSNR_COLOR, Chart, Downsampled, bucket_means, linear_ticks, log_ticks, step_label,
+    COLORS, FRAME, NIQE_COLOR, PSNR_COLOR, Chart, Downsampled, bucket_means, linear_ticks, log_ticks, step_label,
 )  # fmt: skip
 
 
@@ -78,6 +78,21 @@ def test_downsampled_curve_is_bounded_and_averages_equal_runs(count):
     size = curve.size
     groups = [slice(i, min(i + size, count)) for i in range(0, count, size)]
     assert points == [(x[g].mean(), y[g].mean()) for g in groups]
+
+
+def test_validation_niqe_gets_a_panel_of_its_own_below_psnr_only_where_measured(tmp_path):
+    history = [{"step": s, "loss": 1.0 / s} for s in range(1, 9)]
+    plot_history([*history, {"step": 4, "val_psnr": 27.0}, {"step": 8, "val_psnr": 26.8}], tmp_path / "psnr.png")
+    validations = [{"step": 4, "val_psnr": 27.0, "val_niqe": 5.6}, {"step": 8, "val_psnr": 26.8, "val_niqe": 5.4}]
+    plot_history([*history, *validations], tmp_path / "niqe.png")
+    psnr_only, both = (np.asarray(Image.open(tmp_path / f).convert("RGB")) for f in ("psnr.png", "niqe.png"))
+    assert not len(_pixels_of(psnr_only, NIQE_COLOR)) and both.shape[0] > psnr_only.shape[0]
+    psnr, niqe = _pixels_of(both, PSNR_COLOR), _pixels_of(both, NIQE_COLOR)
+    assert psnr[:, 0].max() < niqe[:, 0].min()  # NIQE's panel below PSNR's
+    chart = Chart()
+    for row in [*history, *validations]:
+        chart.add(row)
+    assert chart.best == {"psnr": (4, 27.0), "niqe": (8, 5.4)}  # PSNR's highest, NIQE's lowest
 
 
 def test_every_loss_of_an_srgan_run_is_drawn_and_its_legend_wraps(tmp_path):

@@ -36,7 +36,7 @@ def test_resume_refuses_changes_to_the_model_or_recipe(images, tmp_path):
     assert result.exit_code == 1
     assert_one_line(result.stderr, "drop --lr 0.01, ", "--num-blocks 4", "--pixel-weight 0.01", f"--out {tmp_path}",
                     "the run has --lr 0.0001, ", "--num-blocks 2", "--pixel-weight 0.0", f"--out {run})",
-                    "--steps, --bf16, --workers, --log-every, --val-every, --checkpoint-every, --keep, --device")  # fmt: skip
+                    "--steps, --bf16, --workers, --log-every, --val-every, --checkpoint-every, --keep, --best-by, --device")  # fmt: skip
     assert (run / "checkpoints" / "latest").read_text() == before and not (tmp_path / "elsewhere").exists()
     assert cli_train("--resume", run, "--preset", "tiny").exit_code == 2
     assert cli_train("--resume", run, "--overwrite").exit_code == 2

@@ -38,6 +38,15 @@ NIQE_PROTOCOL = (
 SuperResolve = Callable[[np.ndarray], np.ndarray]
 BIAS_KEYS = ("bias_r", "bias_g", "bias_b")
 """Row keys of the colour bias, mean SR - HR per RGB channel (:func:`srgan_mlx.quality.metrics.colour_bias`)."""
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "niqe": False}
+"""Which way each quality measure improves."""
+
+
+def improves(measure: str, value: float, best: float | None) -> bool:
+    """Whether ``value`` of ``measure`` beats ``best`` (None: nothing measured yet)."""
+    if best is None:
+        return True
+    return value > best if HIGHER_IS_BETTER[measure] else value < best
 
 
 class Images(NamedTuple):

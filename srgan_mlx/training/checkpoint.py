@@ -2,7 +2,7 @@
 
 A checkpoint holds each network's weights and each optimizer's state (written by
 :func:`srgan_mlx.networks.weights_io.write_weights`) and ``state.json``: the config, the step, the
-data sampler's state, the best validation PSNR and the steps not yet averaged into a
+data sampler's state, the best validation PSNR (and NIQE) and the steps not yet averaged into a
 ``metrics.jsonl`` line. The metrics history itself stays in ``metrics.jsonl``, so a
 checkpoint's size does not grow with the run. MLX's random key is derived from the step
 (see train.py). Where each file goes is :mod:`srgan_mlx.files.run_folder`'s business.
@@ -85,7 +85,7 @@ def write_record(checkpoint: Path, folder: Path) -> Path:
     """Write the record of a run at ``checkpoint`` into ``folder`` (replaced as a whole, atomically): what carries the
     run to a machine that has nothing of it, small enough to commit. Its generator and moving average in float16,
     ``config.json``, the run's ``metrics.jsonl`` up to the checkpoint's step, and ``state.json`` (step, data
-    position, best PSNR) marked ``"record": true``; no discriminator and no optimizer states (about 30x smaller).
+    position, best validation values) marked ``"record": true``; no discriminator and no optimizer states (about 30x smaller).
     ``srgan-mlx train --resume FOLDER`` continues from it (:meth:`srgan_mlx.training.train.Trainer.carry_on`)."""
     state = read_state(checkpoint)
     run = run_of(checkpoint)

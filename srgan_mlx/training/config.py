@@ -24,6 +24,7 @@ GAN_LOSSES = ("vanilla", "relativistic")
 DISCRIMINATORS = ("paper", "paper-sn", "unet")
 VGG_DISTANCES = ("mse", "l1")
 BLIND_MODES = ("pattern", "growth")
+BEST_MEASURES = ("psnr", "niqe")
 BF16_NETWORKS = ("vgg", "discriminator", "generator")
 """The networks ``--bf16`` may name."""
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -167,11 +168,22 @@ class TrainConfig:
     val_every: int = setting(1000, "Steps between validations.", minimum=1, operational=True)
     checkpoint_every: int = setting(1000, "Steps between checkpoints.", minimum=1, operational=True)
     keep: int = setting(3, "Checkpoints kept besides the best.", minimum=0, operational=True)
+    best_by: str | None = setting(
+        None, "The validation measure that names the best checkpoint (kept through pruning): psnr (highest) or niqe "
+        "(lowest, of the SR outputs; a perceptual run's PSNR only falls as texture grows) [psnr srresnet, niqe srgan].",
+        choices=BEST_MEASURES, operational=True,
+    )  # fmt: skip
 
     def total_steps(self) -> int:
         if self.steps is not None:
             return self.steps
         return 1_000_000 if self.stage == "srresnet" else 200_000
+
+    def best_measure(self) -> str:
+        """``best_by``, or the stage's default: PSNR for SRResNet, NIQE for SRGAN."""
+        if self.best_by is not None:
+            return self.best_by
+        return "psnr" if self.stage == "srresnet" else "niqe"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,9 +1,10 @@
-"""``metrics.png``: training losses and validation PSNR against step, drawn with Pillow (no matplotlib).
+"""``metrics.png``: training losses and validation PSNR (and NIQE) against step, drawn with Pillow (no matplotlib).
 
-Two panels over the same step axis: the losses on a log scale, validation
-PSNR in dB on a linear one. Both axes carry tick labels and grid lines; each
-panel's legend sits in a row above its plot box, never over a curve, and gives
-the last value (PSNR: the best). :class:`Chart` takes the metrics rows one at a
+Panels over the same step axis: the losses on a log scale, validation PSNR in
+dB on a linear one, and validation NIQE where the run measures it (``--best-by
+niqe``). The axes carry tick labels and grid lines; each panel's legend sits in
+a row above its plot box, never over a curve, and gives the last value (a
+validation measure: its best and where). :class:`Chart` takes the metrics rows one at a
 time and keeps each curve in bounded memory (:class:`Downsampled`), and a curve
 with more points than the plot is wide is averaged per pixel column, so drawing
 costs the same at any length of the run and noise does not hide the trend.
@@ -17,13 +18,16 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from ..atomic import atomic_path
+from ..quality.evaluate import HIGHER_IS_BETTER, improves
 from .loss_terms import TERMS
 
 LOSS_KEYS = ("loss", *(term.name for term in TERMS), "d_loss")
 """The curves of the loss panel: the generator's total, its terms (:data:`srgan_mlx.training.loss_terms.TERMS`), D's loss."""
 COLORS = ("#1f77b4", *(term.color for term in TERMS), "#9467bd")
 """The colour of each of :data:`LOSS_KEYS`."""
-PSNR_COLOR = "#ff7f0e"
+PSNR_COLOR, NIQE_COLOR = "#ff7f0e", "#17becf"
+VALIDATION = {"psnr": ("validation PSNR (dB)", " dB", PSNR_COLOR), "niqe": ("validation NIQE (lower: more natural)", "", NIQE_COLOR)}
+"""The validation panels: per measure (``val_<measure>`` in metrics.jsonl), its title, unit and colour."""
 WIDTH = 900
 PLOT_H = 250
 LEFT, RIGHT = 72, 24
@@ -191,15 +195,16 @@ class Downsampled:
 
 
 class Chart:
-    """What ``metrics.png`` shows, fed one metrics row at a time: each loss (as log10) and the validation
-    PSNR as a :class:`Downsampled` curve, each loss's last value, the best PSNR and the step range."""
+    """What ``metrics.png`` shows, fed one metrics row at a time: each loss (as log10) and each validation measure
+    of :data:`VALIDATION` as a :class:`Downsampled` curve, each loss's last value, each measure's best (step,
+    value) and the step range."""
 
     def __init__(self, limit: int = SERIES_LIMIT):
         self.limit = limit
         self.losses: dict[str, Downsampled] = {}
         self.last: dict[str, float] = {}
-        self.psnr = Downsampled(limit)
-        self.best: tuple[float, float] | None = None  # (step, PSNR)
+        self.validation = {measure: Downsampled(limit) for measure in VALIDATION}
+        self.best: dict[str, tuple[float, float]] = {}  # measure -> (step, value)
         self.steps: tuple[float, float] | None = None  # first and last step seen
 
     def add(self, row: dict) -> None:
@@ -212,27 +217,32 @@ class Chart:
             if value is not None and value > 0 and math.isfinite(value):
                 self.losses.setdefault(key, Downsampled(self.limit)).add(step, math.log10(value))
                 self.last[key] = value
-        psnr = row.get("val_psnr")
-        if psnr is not None and math.isfinite(psnr):
-            self.psnr.add(step, psnr)
-            if self.best is None or psnr > self.best[1]:
-                self.best = (step, psnr)
+        for measure, curve in self.validation.items():
+            value = row.get(f"val_{measure}")
+            if value is not None and math.isfinite(value):
+                curve.add(step, value)
+                if improves(measure, value, self.best[measure][1] if measure in self.best else None):
+                    self.best[measure] = (step, value)
 
     def draw(self, path: Path) -> None:
-        """Training losses (log scale) and validation PSNR against step, written atomically as a PNG."""
+        """Training losses (log scale) and validation measures against step, written atomically as a PNG."""
         first, last = self.steps or (0, 0)
         first = min(first, 0)  # steps count from the run's start
         xrange = (first, last) if last > first else (first - 1, last + 1)
         x_ticks = [t for t in linear_ticks(*xrange, 8) if t == round(t)]  # steps are whole numbers
         font = ImageFont.load_default(FONT_SIZE)
         bottom = FONT_SIZE + 30  # step labels and the axis caption
-        image = Image.new("RGB", (WIDTH, 12 + panel_height(2) + panel_height(1) + 2 * bottom), "white")
+        measures = ["psnr", *(m for m in VALIDATION if m != "psnr" and m in self.best)]
+        height = 12 + panel_height(2) + len(measures) * panel_height(1) + (1 + len(measures)) * bottom
+        image = Image.new("RGB", (WIDTH, height), "white")
         draw = ImageDraw.Draw(image)
         top = 12
         title = "training losses, log scale (legend: last logged value)"
         self._loss_panel(Panel(draw, font, top, title, xrange, legend_rows=2), x_ticks)  # up to 7 losses
         top += panel_height(2) + bottom
-        self._psnr_panel(Panel(draw, font, top, "validation PSNR (dB)", xrange), x_ticks)
+        for measure in measures:
+            self._validation_panel(Panel(draw, font, top, VALIDATION[measure][0], xrange), measure, x_ticks)
+            top += panel_height(1) + bottom
         caption = "step"
         width = draw.textlength(caption, font=font)
         draw.text(((LEFT + WIDTH - RIGHT - width) / 2, image.height - FONT_SIZE - 8), caption, fill=TEXT, font=font)
@@ -255,15 +265,17 @@ class Chart:
         for name in names:
             panel.legend(f"{name} {value_label(self.last[name])}", colors[name])
 
-    def _psnr_panel(self, panel: Panel, x_ticks: list[float]) -> None:
-        if self.best is None:
+    def _validation_panel(self, panel: Panel, measure: str, x_ticks: list[float]) -> None:
+        if measure not in self.best:
             panel.empty("no validation yet")
             return
+        _, unit, color = VALIDATION[measure]
         columns = panel.box[2] - panel.box[0]
-        psnr = bucket_means(self.psnr.points(), panel.x0, panel.x1, columns)
-        lo, hi = _padded(min(y for _, y in psnr), max(y for _, y in psnr), 0.1)
+        curve = bucket_means(self.validation[measure].points(), panel.x0, panel.x1, columns)
+        lo, hi = _padded(min(y for _, y in curve), max(y for _, y in curve), 0.1)
         panel.axes(lo, hi, [(t, f"{t:g}") for t in linear_ticks(lo, hi, 5)], x_ticks)
-        panel.curve(psnr, PSNR_COLOR, dots=len(psnr) <= 50)
-        best_step, best = self.best
-        panel.legend(f"validation PSNR, best {best:.2f} dB at step {step_label(best_step)}", PSNR_COLOR)
+        panel.curve(curve, color, dots=len(curve) <= 50)
+        best_step, best = self.best[measure]
+        way = "highest" if HIGHER_IS_BETTER[measure] else "lowest"
+        panel.legend(f"validation {measure.upper()}, {way} {best:.2f}{unit} at step {step_label(best_step)}", color)
 

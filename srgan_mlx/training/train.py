@@ -33,11 +33,11 @@ from ..files.panels import labelled_row
 from ..files.run_folder import AVERAGE, GENERATOR, METRICS_FILE, RunFolder, find_checkpoint, run_of
 from ..interrupts import Interrupted, first_ctrl_c_asks
 from ..progress import progress
-from ..quality.evaluate import BIAS_KEYS, Images, evaluate
+from ..quality.evaluate import BIAS_KEYS, Images, evaluate, improves, list_images, pair_inputs
 from ..quality.imresize import imresize
 from ..upscaling.inference import super_resolve
 from . import checkpoint
-from .config import PATH_FIELDS, TrainConfig, anchored, option, resumed_config
+from .config import BEST_MEASURES, PATH_FIELDS, TrainConfig, anchored, option, resumed_config
 from .data import BatchLoader, BatchSampler, DataSet
 from .metrics_log import MetricsLog
 from .training_parts import OPTIMIZES, build, check
@@ -45,6 +45,11 @@ from .training_parts import OPTIMIZES, build, check
 
 class TrainingError(UserError):
     """Training cannot go on (for example a NaN loss); the last good checkpoint stays."""
+
+
+def best_values(state: dict) -> dict[str, float | None]:
+    """The best validation value of each measure a checkpoint's ``state.json`` holds (None where never measured)."""
+    return {measure: state.get(f"best_{measure}") for measure in BEST_MEASURES}
 
 
 @dataclass
@@ -92,8 +97,23 @@ class Trainer:
         self.sampler = BatchSampler(len(self.data.files), config.batch_size, config.seed, self.world, self.rank)
         self.loader = BatchLoader(self.data, self.sampler, config.crop, config.scale, config.workers)
         self.step = 0
-        self.best_psnr = -math.inf
+        self.best = best_values({})
         self.window = Window()
+        if config.val:
+            self._check_validation_images()
+
+    def _check_validation_images(self) -> None:
+        """``--val``'s images read and large enough for the validation's measures, before any step is spent."""
+        niqe = self.config.best_measure() == "niqe"
+        try:
+            pair_inputs(list_images(Path(self.config.val)), self.config.scale, None, with_niqe=niqe)
+        except UserError as exc:
+            if not niqe:
+                raise
+            raise UserError(
+                f"{exc}; validation measures NIQE to name the best checkpoint ({option('best_by')} niqe, the srgan "
+                f"stage's default): choose larger {option('val')} images or {option('best_by')} psnr"
+            ) from None
 
     def log(self, message: str) -> None:
         if self.main:
@@ -143,7 +163,7 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         self.loader.close()  # it had drawn nothing yet; the new one starts from the restored sampler
         self.loader = BatchLoader(self.data, self.sampler, self.config.crop, self.config.scale, self.config.workers)
-        self.best_psnr = state.get("best_psnr") or -math.inf
+        self.best = best_values(state)
         self.window = Window(**state.get("unlogged", {}))
         if self.main:
             dropped = self.metrics.resume(self.step)
@@ -153,7 +173,7 @@ class Trainer:
 
     def carry_on(self, record: Path, state: dict) -> None:
         """Continue a run from its record (:func:`srgan_mlx.training.checkpoint.write_record`) in a run folder that holds no
-        run: the generator and its moving average from the record, the step, data position, best PSNR and metrics
+        run: the generator and its moving average from the record, the step, data position, best values and metrics
         history; the discriminator and both optimizers start afresh at this step (the record has none), so the
         discriminator trains alone again for ``d_warmup`` steps and the schedules count from here."""
         if self.folder.holds_run():
@@ -163,7 +183,7 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         self.loader.close()
         self.loader = BatchLoader(self.data, self.sampler, self.config.crop, self.config.scale, self.config.workers)
-        self.best_psnr = state.get("best_psnr") or -math.inf
+        self.best = best_values(state)
         self.window = Window(**state.get("unlogged", {}))
         if self.main:
             history = record / METRICS_FILE
@@ -266,8 +286,9 @@ class Trainer:
             self.metrics.append(row)
 
     def validate(self) -> bool:
-        """PSNR/SSIM/colour bias on ``--val`` (standard protocol), bicubic | SR | HR images, of the generator's moving
-        average where the run keeps one, else of the generator; True if a new best."""
+        """PSNR/SSIM/colour bias (and NIQE where it names the best) on ``--val`` (standard protocol), bicubic | SR | HR
+        images, of the generator's moving average where the run keeps one, else of the generator; True if a new best
+        by ``--best-by``."""
         if not self.main:
             return False
         folder = self.folder.validation(self.step)
@@ -278,26 +299,28 @@ class Trainer:
             picture = labelled_row([bicubic, images.sr, images.hr], ["bicubic", label, "HR"])
             write_image(folder / f"{row['name']}.png", picture)
 
+        measure = self.config.best_measure()
         generator = self.average if self.average is not None else self.generator
         training = generator.training  # (a moving average read as a reference stays in eval mode)
         generator.eval()
         try:
             result = evaluate(
                 self.config.val, self.config.scale, upscaler=lambda lr: super_resolve(generator, lr),
-                on_image=save_images,
+                on_image=save_images, with_niqe=measure == "niqe",
             )  # fmt: skip
         finally:
             generator.train(training)
         mean = result["mean"]
-        self.metrics.append(
-            {"step": self.step, "val_psnr": mean["psnr"], "val_ssim": mean["ssim"], **{f"val_{k}": mean[k] for k in BIAS_KEYS}}
-        )
-        best = mean["psnr"] > self.best_psnr
-        self.best_psnr = max(self.best_psnr, mean["psnr"])
+        self.metrics.append({"step": self.step, **{f"val_{k}": v for k, v in mean.items()}})
+        best = improves(measure, mean[measure], self.best[measure])
+        for key, value in self.best.items():
+            if key in mean and improves(key, mean[key], value):
+                self.best[key] = mean[key]
         bias = " ".join(f"{k[-1].upper()} {mean[k]:+.2f}" for k in BIAS_KEYS)
+        niqe = f", NIQE {mean['niqe']:.2f}" if "niqe" in mean else ""
         self.log(
-            f"step {self.step}: validation PSNR {mean['psnr']:.2f} dB, SSIM {mean['ssim']:.4f}, "
-            f"colour SR-HR {bias} levels{' (best)' if best else ''}"
+            f"step {self.step}: validation PSNR {mean['psnr']:.2f} dB, SSIM {mean['ssim']:.4f}{niqe}, "
+            f"colour SR-HR {bias} levels{f' (best {measure.upper()})' if best else ''}"
         )
         return best
 
@@ -308,7 +331,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "began_at": self.began_at,
             "sampler": self.loader.consumed_state,
-            "best_psnr": self.best_psnr if math.isfinite(self.best_psnr) else None,
+            **{f"best_{measure}": value for measure, value in self.best.items()},
             "unlogged": dataclasses.asdict(self.window),
         }
         checkpoint.save_checkpoint(self.folder, self.step, self.modules, self.optimizers, state, best)
