@@ -156,6 +156,43 @@ def test_a_record_carries_the_run_on_where_nothing_else_of_it_exists(images, vgg
     assert_same_arrays(checkpoint_arrays(resume(str(again)), 10), at10)
 
 
+def test_a_record_keeps_the_best_generator_and_so_does_the_run_carried_on_from_it(images, vgg_file, tmp_path,
+                                                                                   monkeypatch):
+    """The best checkpoint (step 2 of 4, by NIQE) goes into the record: its moving average in float16, and its step.
+    Carried on, the new run holds it as its best (pruning keeps it, ``--model RUN`` loads it), its own record
+    carries it again unchanged, and resuming from it alone is refused in one line."""
+    niqe = iter([6.0, 5.0, 7.0, 8.0, 9.0, 9.5])
+    bias = {"bias_r": 0.0, "bias_g": 0.0, "bias_b": 0.0}
+    monkeypatch.setattr(train_module, "evaluate",
+                        lambda *a, **kw: {"mean": {"psnr": 30.0, "ssim": 0.5, "niqe": next(niqe), **bias}})
+    (tmp_path / "val").mkdir()
+    Image.new("RGB", (104, 104), "gray").save(tmp_path / "val" / "big.png")
+    every = dict(checkpoint_every=1, val_every=1, keep=1)
+    run = train(config(images, tmp_path / "run", stage="srgan", vgg=str(vgg_file), ema_decay=0.9, steps=4,
+                       val=str(tmp_path / "val"), **every))  # fmt: skip
+    assert (run / "checkpoints" / "best").read_text().strip() == "step_00000002"
+    record = checkpoint.write_record(run / "checkpoints" / "step_00000004", tmp_path / "record")
+    assert checkpoint.read_state(record)["best_step"] == 2
+    best = mx.load(str(record / "best_generator.safetensors"))
+    expected = mx.load(str(run / "checkpoints" / "step_00000002" / "generator_ema.safetensors"))
+    assert best.keys() == expected.keys()
+    assert all(v.dtype == mx.float16 and np.array_equal(np.array(v), np.array(expected[k].astype(mx.float16)))
+               for k, v in best.items())  # fmt: skip
+    shutil.rmtree(run)
+
+    carried = train_module.resumed(str(record), steps=6, out=str(tmp_path / "carried"), **every).run()
+    root = RunFolder(carried).checkpoints
+    assert (root / "best").read_text().strip() == "step_00000002"
+    assert sorted(p.name for p in (root / "step_00000002").iterdir()) == ["generator_ema.safetensors", "state.json"]
+    loaded = dict(tree_flatten(model_io.load_generator(carried).parameters()))
+    assert all(np.array_equal(np.array(loaded[k]), np.array(v.astype(mx.float32))) for k, v in best.items())
+    again = checkpoint.write_record(root / "step_00000006", tmp_path / "again")
+    assert checkpoint.read_state(again)["best_step"] == 2
+    assert (again / "best_generator.safetensors").read_bytes() == (record / "best_generator.safetensors").read_bytes()
+    with pytest.raises(UserError, match="step_00000002: only the best generator, carried from a record, not a "):
+        resume(str(root / "step_00000002"))
+
+
 def test_a_record_refuses_an_occupied_folder_and_a_changed_recipe(images, vgg_file, tmp_path):
     run = train(config(images, tmp_path / "run", checkpoint_every=2, **dict(RECIPE, vgg=str(vgg_file), d_warmup=1, steps=2)))
     checkpoint.write_record(run / "checkpoints" / "step_00000002", tmp_path / "record")

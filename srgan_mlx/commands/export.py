@@ -13,8 +13,8 @@ from .options import load_generator_from, realism_options
 @click.option("--note", default=None, help="Free text stored in the file's metadata (e.g. how it was trained).")
 @click.option("--record", type=click.Path(file_okay=False), default=None,
               help="Instead, write the record of the run (or checkpoint) SOURCE into this folder: its generator and "
-              "moving average in float16, config and metrics, small enough to commit; `srgan-mlx train --resume "
-              "FOLDER` carries the run on from it on any machine.")  # fmt: skip
+              "moving average in float16, config, metrics and the best checkpoint's generator, small enough to "
+              "commit; `srgan-mlx train --resume FOLDER` carries the run on from it on any machine.")  # fmt: skip
 @realism_options("SOURCE")
 def command(source, output, float16, note, record, realism, fidelity_model):
     """Export the generator of SOURCE (run folder, checkpoint or weights file) for `upscale --model`."""

@@ -35,6 +35,8 @@ RUN_ENTRIES = (CONFIG_FILE, METRICS_FILE, CHART_FILE, CHECKPOINTS, VALIDATION)
 """What a run writes into its folder, and all that ``--overwrite`` removes."""
 
 STATE_FILE = "state.json"
+RECORD_BEST = "best_generator.safetensors"
+"""In a run's record: the generator the run's best checkpoint was validated with (its moving average where kept)."""
 GENERATOR = "generator"
 AVERAGE = "generator_ema"
 """The moving average of the generator (``--ema-decay``): what a checkpoint's generator means when it has one."""

@@ -23,8 +23,8 @@ from ..atomic import atomic_folder, write_text
 from ..errors import UserError
 from ..networks.weights_io import load_into, read_weights, save_module, write_weights
 from ..files.run_folder import (
-    AVERAGE, CONFIG_FILE, GENERATOR, METRICS_FILE, RunFolder, network_kind, optimizer_file, run_of, state_file,
-    weights_file,
+    AVERAGE, CONFIG_FILE, GENERATOR, METRICS_FILE, RECORD_BEST, RunFolder, checkpoint_generator, is_checkpoint,
+    network_kind, optimizer_file, run_of, state_file, weights_file,
 )  # fmt: skip
 
 
@@ -81,26 +81,59 @@ def load_optimizer(checkpoint: Path, key: str, optimizer: optim.Optimizer, param
     optimizer.init(parameters)
 
 
+def _write_half(source: Path, target: Path) -> None:
+    """A generator's weights file rewritten in float16."""
+    arrays, config = read_weights(source, GENERATOR)
+    write_weights(target, {k: v.astype(mx.float16) for k, v in arrays.items()}, GENERATOR, config)
+
+
 def write_record(checkpoint: Path, folder: Path) -> Path:
     """Write the record of a run at ``checkpoint`` into ``folder`` (replaced as a whole, atomically): what carries the
     run to a machine that has nothing of it, small enough to commit. Its generator and moving average in float16,
-    ``config.json``, the run's ``metrics.jsonl`` up to the checkpoint's step, and ``state.json`` (step, data
-    position, best validation values) marked ``"record": true``; no discriminator and no optimizer states (about 30x smaller).
-    ``srgan-mlx train --resume FOLDER`` continues from it (:meth:`srgan_mlx.training.train.Trainer.carry_on`)."""
+    ``config.json``, the run's ``metrics.jsonl`` up to the checkpoint's step, ``state.json`` (step, data position,
+    best validation values) marked ``"record": true``, and, where the run's best checkpoint is at or before this
+    step, the generator it was validated with in float16 (:data:`RECORD_BEST`; its step is ``best_step``); no
+    discriminator and no optimizer states (about 30x smaller). ``srgan-mlx train --resume FOLDER`` continues from
+    it (:meth:`srgan_mlx.training.train.Trainer.carry_on`)."""
     state = read_state(checkpoint)
     run = run_of(checkpoint)
+    best = run.pointed("best") if run else None
+    best_step = read_state(best)["step"] if best is not None and is_checkpoint(best) else None
+    if best_step is not None and best_step > state["step"]:
+        best_step = None  # a record of an older checkpoint holds nothing from after it
     with atomic_folder(folder) as tmp:
         for key in (GENERATOR, AVERAGE):
             if weights_file(checkpoint, key).is_file():
-                arrays, config = read_weights(weights_file(checkpoint, key), GENERATOR)
-                half = {k: v.astype(mx.float16) for k, v in arrays.items()}
-                write_weights(weights_file(tmp, key), half, GENERATOR, config)
+                _write_half(weights_file(checkpoint, key), weights_file(tmp, key))
+        if best_step is not None:
+            _write_half(checkpoint_generator(best), tmp / RECORD_BEST)
         history = run.metrics.read_text().splitlines(keepends=True) if run and run.metrics.is_file() else []
         kept = [line for line in history if json.loads(line).get("step", 0) <= state["step"]]
         write_text(tmp / METRICS_FILE, "".join(kept))
         write_text(tmp / CONFIG_FILE, json.dumps(state["config"], indent=1))
-        write_text(state_file(tmp), json.dumps({**state, "record": True}, indent=1))
+        write_text(state_file(tmp), json.dumps({**state, "record": True, "best_step": best_step}, indent=1))
     return folder
+
+
+def carry_best(record: Path, state: dict, run: RunFolder, has_average: bool) -> Path | None:
+    """Put a record's best generator (:data:`RECORD_BEST`) into ``run`` as a generator-only checkpoint at its step,
+    named by ``best`` (so pruning keeps it, ``--init RUN`` and ``upscale --model RUN`` load it, and the run's next
+    record carries it again); None where the record has none. Its ``state.json`` says ``"best_only": true``: there is
+    no run to continue from it (:func:`is_best_only`)."""
+    source, step = record / RECORD_BEST, state.get("best_step")
+    if step is None or not source.is_file():
+        return None
+    final = run.checkpoint(step)
+    with atomic_folder(final) as tmp:
+        shutil.copyfile(source, weights_file(tmp, AVERAGE if has_average else GENERATOR))
+        write_text(state_file(tmp), json.dumps({"config": state["config"], "step": step, "best_only": True}, indent=1))
+    run.point("best", final)
+    return final
+
+
+def is_best_only(state: dict) -> bool:
+    """Whether a ``state.json`` is that of a best generator carried from a record (:func:`carry_best`)."""
+    return bool(state.get("best_only"))
 
 
 def is_record(state: dict) -> bool:

@@ -174,8 +174,9 @@ class Trainer:
     def carry_on(self, record: Path, state: dict) -> None:
         """Continue a run from its record (:func:`srgan_mlx.training.checkpoint.write_record`) in a run folder that holds no
         run: the generator and its moving average from the record, the step, data position, best values and metrics
-        history; the discriminator and both optimizers start afresh at this step (the record has none), so the
-        discriminator trains alone again for ``d_warmup`` steps and the schedules count from here."""
+        history, and its best generator (:func:`srgan_mlx.training.checkpoint.carry_best`); the discriminator and both
+        optimizers start afresh at this step (the record has none), so the discriminator trains alone again for
+        ``d_warmup`` steps and the schedules count from here."""
         if self.folder.holds_run():
             raise UserError(f"{self.folder} already holds a run; carry the record {record} on into an empty --out")
         checkpoint.load_modules(record, {k: m for k, m in self.modules.items() if k in (GENERATOR, AVERAGE)})
@@ -189,12 +190,14 @@ class Trainer:
             history = record / METRICS_FILE
             if history.is_file():
                 write_text(self.folder.metrics, history.read_text())
+            best = checkpoint.carry_best(record, state, self.folder, self.average is not None)
             self.metrics.resume(self.step)
             self._write_config()
             warmup = f"; the discriminator trains alone until step {self.warmup_end}" if self.warmup_end > self.step else ""
+            kept = f"; its best generator (step {state['best_step']}) is {best}" if best else ""
             self.log(
                 f"carrying on the run recorded in {record} at step {self.step} into {self.folder}: generator and "
-                f"moving average from the record, discriminator and optimizers new{warmup}"
+                f"moving average from the record, discriminator and optimizers new{warmup}{kept}"
             )
 
     def run(self) -> Path:
@@ -351,6 +354,11 @@ def resumed(path: str | Path, **changes) -> Trainer:
     (:meth:`Trainer.carry_on`), whose paths (``--out``, ``--data``, ``--val``, ``--vgg``) may change too."""
     found = find_checkpoint(path)
     state = checkpoint.read_state(found)
+    if checkpoint.is_best_only(state):
+        raise UserError(
+            f"{found}: only the best generator, carried from a record, not a checkpoint to continue; resume the "
+            "run's latest checkpoint (its run folder)"
+        )
     saved = state["config"]
     if checkpoint.is_record(state):  # a record may move to another machine: its paths may change with it
         config = resumed_config(saved, changes, movable=PATH_FIELDS)
