@@ -89,6 +89,27 @@ def test_a_perceptual_run_keeps_its_lowest_niqe_not_its_highest_psnr(images, vgg
     assert asked[-1] is False and (root / "best").read_text().strip() == "step_00000007"
 
 
+def test_other_validation_images_count_the_best_anew_the_same_ones_moved_do_not(images, tmp_path, monkeypatch, capsys):
+    psnr = iter([30.0, 20.0, 25.0])
+    bias = {"bias_r": 0.0, "bias_g": 0.0, "bias_b": 0.0}
+    monkeypatch.setattr(train_module, "evaluate", lambda *a, **kw: {"mean": {"psnr": next(psnr), "ssim": 0.5, **bias}})
+    first, moved, other = (tmp_path / name for name in ("val", "moved", "other"))
+    first.mkdir()
+    shutil.copy(images / "img0.png", first / "a.png")
+    run = train(config(images, tmp_path / "run", steps=1, checkpoint_every=1, val=str(first), val_every=1))
+    root = RunFolder(run).checkpoints
+    shutil.copytree(first, moved)
+    resume(str(run), steps=2, val=str(moved))  # 20 dB on the same images: not a best
+    assert (root / "best").read_text().strip() == "step_00000001"
+    other.mkdir()
+    shutil.copy(images / "img0.png", other / "b.png")
+    resume(str(run), steps=3, val=str(other))  # 25 dB on other images: the first there, so the best
+    assert (root / "best").read_text().strip() == "step_00000003"
+    state = checkpoint.read_state(root / "step_00000003")
+    assert (state["best_psnr"], state["val_images"], state["config"]["val"]) == (25.0, ["b.png"], str(other))
+    assert "--val " + str(other) + " holds other images than the run was validated on" in capsys.readouterr().out
+
+
 def test_validation_images_too_small_for_niqe_are_refused_before_the_first_step(images, val_images, vgg_file, tmp_path):
     run, gan = tmp_path / "run", dict(stage="srgan", vgg=str(vgg_file))
     with pytest.raises(UserError, match=r"a\.png: too small \(48x48 after modcrop\).*NIQE.*--best-by niqe, the srgan "

@@ -72,4 +72,4 @@ def test_the_operational_settings_are_taken(run):
 def test_every_field_is_either_operational_or_refused():
     """The two lists above cover TrainConfig: a new setting lands in one of them by its ``operational`` flag."""
     assert {f.name for f in RECIPE_FIELDS} | set(OPERATIONAL) == {f.name for f in dataclasses.fields(TrainConfig)}
-    assert set(OPERATIONAL) == {"steps", "workers", "log_every", "val_every", "checkpoint_every", "keep", "bf16", "best_by"}
+    assert set(OPERATIONAL) == {"steps", "workers", "log_every", "val_every", "checkpoint_every", "keep", "bf16", "best_by", "val"}

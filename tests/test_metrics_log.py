@@ -110,5 +110,5 @@ def test_metrics_history_stays_out_of_checkpoints_and_the_chart_is_drawn_per_che
     assert (run / "metrics.png").is_file()
     states = [(run / "checkpoints" / f"step_{s:08d}" / "state.json").read_text() for s in (4, 12)]
     for text in states:
-        assert set(json.loads(text)) == {"config", "began_at", "sampler", "best_psnr", "best_niqe", "unlogged", "step"}
+        assert set(json.loads(text)) == {"config", "began_at", "sampler", "best_psnr", "best_niqe", "val_images", "unlogged", "step"}
     assert abs(len(states[1]) - len(states[0])) < 100  # three times the history, the same size

@@ -48,7 +48,10 @@ class TrainConfig:
 
     stage: str = setting("srresnet", "srresnet (pixel MSE) or srgan (VGG19 + adversarial).", choices=STAGES)
     data: list[str] = setting([], "Folder of training images (recursive; repeatable).", path=True)
-    val: str | None = setting(None, "Folder of HR validation images, e.g. Set5/HR.", path=True)
+    val: str | None = setting(
+        None, "Folder of HR validation images, e.g. Set5/HR (a resumed run may change it).", path=True,
+        operational=True,
+    )  # fmt: skip
     out: str = setting("runs/srgan-mlx", "Run folder for checkpoints, metrics and images.", path=True)
     init: str | None = setting(
         None, "Start the generator from these weights: a shipped model (srresnet), a weights file, a checkpoint or a "

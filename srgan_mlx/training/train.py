@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,14 +100,16 @@ class Trainer:
         self.step = 0
         self.best = best_values({})
         self.window = Window()
-        if config.val:
-            self._check_validation_images()
+        self.val_images = self._check_validation_images() if config.val else None
 
-    def _check_validation_images(self) -> None:
-        """``--val``'s images read and large enough for the validation's measures, before any step is spent."""
+    def _check_validation_images(self) -> list[str]:
+        """``--val``'s images read and large enough for the validation's measures, before any step is spent; their
+        names."""
         niqe = self.config.best_measure() == "niqe"
         try:
-            pair_inputs(list_images(Path(self.config.val)), self.config.scale, None, with_niqe=niqe)
+            files = list_images(Path(self.config.val))
+            pair_inputs(files, self.config.scale, None, with_niqe=niqe)
+            return [path.name for path in files]
         except UserError as exc:
             if not niqe:
                 raise
@@ -163,13 +166,25 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         self.loader.close()  # it had drawn nothing yet; the new one starts from the restored sampler
         self.loader = BatchLoader(self.data, self.sampler, self.config.crop, self.config.scale, self.config.workers)
-        self.best = best_values(state)
+        self.best = self._carried_best(state)
         self.window = Window(**state.get("unlogged", {}))
         if self.main:
             dropped = self.metrics.resume(self.step)
             self._write_config()
             later = f"; {dropped} metrics rows written after it dropped" if dropped else ""
             self.log(f"resuming {self.folder} at step {self.step} from {path}{later}")
+
+    def _carried_best(self, state: dict) -> dict[str, float | None]:
+        """The best validation values a checkpoint's ``state`` holds, or none where ``--val`` now names other images
+        (by file name: the same set in a moved folder keeps them) than those they were measured on."""
+        before = state.get("val_images")
+        if before is None or before == self.val_images:
+            return best_values(state)
+        self.log(
+            f"{option('val')} {self.config.val} holds other images than the run was validated on: "
+            "the best checkpoint is counted anew from the next validation"
+        )
+        return best_values({})
 
     def carry_on(self, record: Path, state: dict) -> None:
         """Continue a run from its record (:func:`srgan_mlx.training.checkpoint.write_record`) in a run folder that holds no
@@ -184,7 +199,7 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         self.loader.close()
         self.loader = BatchLoader(self.data, self.sampler, self.config.crop, self.config.scale, self.config.workers)
-        self.best = best_values(state)
+        self.best = self._carried_best(state)
         self.window = Window(**state.get("unlogged", {}))
         if self.main:
             history = record / METRICS_FILE
@@ -335,6 +350,7 @@ class Trainer:
             "began_at": self.began_at,
             "sampler": self.loader.consumed_state,
             **{f"best_{measure}": value for measure, value in self.best.items()},
+            "val_images": self.val_images,
             "unlogged": dataclasses.asdict(self.window),
         }
         checkpoint.save_checkpoint(self.folder, self.step, self.modules, self.optimizers, state, best)
@@ -367,6 +383,8 @@ def resumed(path: str | Path, **changes) -> Trainer:
         return trainer
     run = run_of(found)
     config = resumed_config({**saved, "out": str(run) if run else saved["out"]}, changes)
+    if changes.get("val"):
+        config = dataclasses.replace(config, val=os.path.abspath(config.val))  # as a new run's paths are
     trainer = Trainer(config, began_at=state.get("began_at", 0))
     trainer.restore(found, state)
     before = TrainConfig.from_dict(saved)
