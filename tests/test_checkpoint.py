@@ -108,6 +108,8 @@ def test_other_validation_images_count_the_best_anew_the_same_ones_moved_do_not(
     state = checkpoint.read_state(root / "step_00000003")
     assert (state["best_psnr"], state["val_images"], state["config"]["val"]) == (25.0, ["b.png"], str(other))
     assert "--val " + str(other) + " holds other images than the run was validated on" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [row for row in rows if "val_changed" in row] == [{"step": 2, "val_changed": str(other)}]
 
 
 def test_validation_images_too_small_for_niqe_are_refused_before_the_first_step(images, val_images, vgg_file, tmp_path):

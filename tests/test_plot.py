@@ -95,6 +95,15 @@ def test_validation_niqe_gets_a_panel_of_its_own_below_psnr_only_where_measured(
     assert chart.best == {"psnr": (4, 27.0), "niqe": (8, 5.4)}  # PSNR's highest, NIQE's lowest
 
 
+def test_other_validation_images_start_the_validation_curves_anew(tmp_path):
+    chart = Chart()
+    for row in [{"step": 2, "val_psnr": 30.0}, {"step": 4, "val_psnr": 29.0}, {"step": 5, "val_changed": "/d/Set14/HR"},
+                {"step": 6, "val_psnr": 27.0}, {"step": 8, "val_psnr": 27.5}]:  # fmt: skip
+        chart.add(row)
+    assert chart.best == {"psnr": (8, 27.5)} and chart.validation["psnr"].points() == [(6, 27.0), (8, 27.5)]
+    assert chart.val_changed == (5, "/d/Set14/HR") and chart.steps == (2, 8)
+
+
 def test_every_loss_of_an_srgan_run_is_drawn_and_its_legend_wraps(tmp_path):
     """All seven loss terms (phase included) get a curve and a legend entry; the legend runs onto a second row
     above the plot box instead of past the image's right edge."""

@@ -197,7 +197,8 @@ class Downsampled:
 class Chart:
     """What ``metrics.png`` shows, fed one metrics row at a time: each loss (as log10) and each validation measure
     of :data:`VALIDATION` as a :class:`Downsampled` curve, each loss's last value, each measure's best (step,
-    value) and the step range."""
+    value) and the step range. A ``val_changed`` row (other validation images from its step on) starts the
+    validation curves anew, and their titles name the folder and the step."""
 
     def __init__(self, limit: int = SERIES_LIMIT):
         self.limit = limit
@@ -205,6 +206,7 @@ class Chart:
         self.last: dict[str, float] = {}
         self.validation = {measure: Downsampled(limit) for measure in VALIDATION}
         self.best: dict[str, tuple[float, float]] = {}  # measure -> (step, value)
+        self.val_changed: tuple[float, str] | None = None  # (step, folder) of the last change of validation images
         self.steps: tuple[float, float] | None = None  # first and last step seen
 
     def add(self, row: dict) -> None:
@@ -217,6 +219,10 @@ class Chart:
             if value is not None and value > 0 and math.isfinite(value):
                 self.losses.setdefault(key, Downsampled(self.limit)).add(step, math.log10(value))
                 self.last[key] = value
+        if row.get("val_changed"):
+            self.val_changed = (step, row["val_changed"])
+            self.validation = {measure: Downsampled(self.limit) for measure in VALIDATION}
+            self.best = {}
         for measure, curve in self.validation.items():
             value = row.get(f"val_{measure}")
             if value is not None and math.isfinite(value):
@@ -240,8 +246,13 @@ class Chart:
         title = "training losses, log scale (legend: last logged value)"
         self._loss_panel(Panel(draw, font, top, title, xrange, legend_rows=2), x_ticks)  # up to 7 losses
         top += panel_height(2) + bottom
+        since = ""
+        if self.val_changed is not None:
+            changed_at, folder = self.val_changed
+            since = f", on {'/'.join(Path(folder).parts[-2:])} from step {int(changed_at):,}"
         for measure in measures:
-            self._validation_panel(Panel(draw, font, top, VALIDATION[measure][0], xrange), measure, x_ticks)
+            title = VALIDATION[measure][0] + since
+            self._validation_panel(Panel(draw, font, top, title, xrange), measure, x_ticks)
             top += panel_height(1) + bottom
         caption = "step"
         width = draw.textlength(caption, font=font)

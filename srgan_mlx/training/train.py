@@ -166,25 +166,33 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         self.loader.close()  # it had drawn nothing yet; the new one starts from the restored sampler
         self.loader = BatchLoader(self.data, self.sampler, self.config.crop, self.config.scale, self.config.workers)
-        self.best = self._carried_best(state)
+        other = self._other_val_images(state)
+        self.best = best_values({} if other else state)
         self.window = Window(**state.get("unlogged", {}))
         if self.main:
             dropped = self.metrics.resume(self.step)
+            if other:
+                self._mark_other_val_images()
             self._write_config()
             later = f"; {dropped} metrics rows written after it dropped" if dropped else ""
             self.log(f"resuming {self.folder} at step {self.step} from {path}{later}")
 
-    def _carried_best(self, state: dict) -> dict[str, float | None]:
-        """The best validation values a checkpoint's ``state`` holds, or none where ``--val`` now names other images
-        (by file name: the same set in a moved folder keeps them) than those they were measured on."""
+    def _other_val_images(self, state: dict) -> bool:
+        """Whether ``--val`` now names other images (by file name: the same set in a moved folder does not) than the
+        run's earlier validations, whose best values ``state`` holds; then the best is counted anew."""
         before = state.get("val_images")
         if before is None or before == self.val_images:
-            return best_values(state)
+            return False
         self.log(
             f"{option('val')} {self.config.val} holds other images than the run was validated on: "
             "the best checkpoint is counted anew from the next validation"
         )
-        return best_values({})
+        return True
+
+    def _mark_other_val_images(self) -> None:
+        """A ``metrics.jsonl`` row saying where the validation images change (``metrics.png`` starts its validation
+        curves anew there)."""
+        self.metrics.append({"step": self.step, "val_changed": self.config.val})
 
     def carry_on(self, record: Path, state: dict) -> None:
         """Continue a run from its record (:func:`srgan_mlx.training.checkpoint.write_record`) in a run folder that holds no
@@ -199,7 +207,8 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         self.loader.close()
         self.loader = BatchLoader(self.data, self.sampler, self.config.crop, self.config.scale, self.config.workers)
-        self.best = self._carried_best(state)
+        other = self._other_val_images(state)
+        self.best = best_values({} if other else state)
         self.window = Window(**state.get("unlogged", {}))
         if self.main:
             history = record / METRICS_FILE
@@ -207,6 +216,8 @@ class Trainer:
                 write_text(self.folder.metrics, history.read_text())
             best = checkpoint.carry_best(record, state, self.folder, self.average is not None)
             self.metrics.resume(self.step)
+            if other:
+                self._mark_other_val_images()
             self._write_config()
             warmup = f"; the discriminator trains alone until step {self.warmup_end}" if self.warmup_end > self.step else ""
             kept = f"; its best generator (step {state['best_step']}) is {best}" if best else ""
