@@ -118,6 +118,11 @@ def test_validation_images_too_small_for_niqe_are_refused_before_the_first_step(
                        r"stage's default\): choose larger --val images or --best-by psnr$"):
         train(config(images, run, **gan, steps=2, val=str(val_images)))
     assert not (run / "checkpoints").exists()
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "c.png").write_bytes(b"not a png")
+    with pytest.raises(UserError, match=r"c\.png: .*") as refused:  # not a size problem: no NIQE advice
+        train(config(images, run, **gan, steps=2, val=str(tmp_path / "corrupt")))
+    assert "--best-by" not in str(refused.value)
     assert train(config(images, run, **gan, steps=1, val=str(val_images), best_by="psnr")) == run
 
 

@@ -26,7 +26,10 @@ LOSS_KEYS = ("loss", *(term.name for term in TERMS), "d_loss")
 COLORS = ("#1f77b4", *(term.color for term in TERMS), "#9467bd")
 """The colour of each of :data:`LOSS_KEYS`."""
 PSNR_COLOR, NIQE_COLOR = "#ff7f0e", "#17becf"
-VALIDATION = {"psnr": ("validation PSNR (dB)", " dB", PSNR_COLOR), "niqe": ("validation NIQE (lower: more natural)", "", NIQE_COLOR)}
+VALIDATION = {
+    "psnr": ("validation PSNR (dB)", " dB", PSNR_COLOR),
+    "niqe": ("validation NIQE (lower: more natural)", "", NIQE_COLOR),
+}
 """The validation panels: per measure (``val_<measure>`` in metrics.jsonl), its title, unit and colour."""
 WIDTH = 900
 PLOT_H = 250

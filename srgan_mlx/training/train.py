@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from ..files.panels import labelled_row
 from ..files.run_folder import AVERAGE, GENERATOR, METRICS_FILE, RunFolder, find_checkpoint, run_of
 from ..interrupts import Interrupted, first_ctrl_c_asks
 from ..progress import progress
-from ..quality.evaluate import BIAS_KEYS, Images, evaluate, improves, list_images, pair_inputs
+from ..quality.evaluate import BIAS_KEYS, Images, evaluate, improves, list_images
 from ..quality.imresize import imresize
 from ..upscaling.inference import super_resolve
 from . import checkpoint
@@ -100,23 +99,8 @@ class Trainer:
         self.step = 0
         self.best = best_values({})
         self.window = Window()
-        self.val_images = self._check_validation_images() if config.val else None
-
-    def _check_validation_images(self) -> list[str]:
-        """``--val``'s images read and large enough for the validation's measures, before any step is spent; their
-        names."""
-        niqe = self.config.best_measure() == "niqe"
-        try:
-            files = list_images(Path(self.config.val))
-            pair_inputs(files, self.config.scale, None, with_niqe=niqe)
-            return [path.name for path in files]
-        except UserError as exc:
-            if not niqe:
-                raise
-            raise UserError(
-                f"{exc}; validation measures NIQE to name the best checkpoint ({option('best_by')} niqe, the srgan "
-                f"stage's default): choose larger {option('val')} images or {option('best_by')} psnr"
-            ) from None
+        # which images the best values are measured on (check() has read their headers)
+        self.val_images = [path.name for path in list_images(Path(config.val))] if config.val else None
 
     def log(self, message: str) -> None:
         if self.main:
@@ -393,9 +377,7 @@ def resumed(path: str | Path, **changes) -> Trainer:
         trainer.carry_on(found, state)
         return trainer
     run = run_of(found)
-    config = resumed_config({**saved, "out": str(run) if run else saved["out"]}, changes)
-    if changes.get("val"):
-        config = dataclasses.replace(config, val=os.path.abspath(config.val))  # as a new run's paths are
+    config = anchored(resumed_config({**saved, "out": str(run) if run else saved["out"]}, changes))  # a new --val
     trainer = Trainer(config, began_at=state.get("began_at", 0))
     trainer.restore(found, state)
     before = TrainConfig.from_dict(saved)

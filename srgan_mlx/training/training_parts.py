@@ -78,7 +78,16 @@ def check(config: TrainConfig) -> None:
     if config.d_warmup >= config.total_steps():
         raise UserError(f"--d-warmup {config.d_warmup} leaves no generator update in --steps {config.total_steps()}")
     if config.val:
-        pair_inputs(list_images(Path(config.val)), config.scale, None)  # headers only: sizes checked now
+        files = list_images(Path(config.val))
+        pair_inputs(files, config.scale, None)  # headers only: sizes checked now
+        if config.best_measure() == "niqe":
+            try:
+                pair_inputs(files, config.scale, None, with_niqe=True)
+            except UserError as exc:
+                raise UserError(
+                    f"{exc}; validation measures NIQE to name the best checkpoint (--best-by niqe, the srgan stage's "
+                    "default): choose larger --val images or --best-by psnr"
+                ) from None
 
 
 @dataclass
